@@ -1,0 +1,87 @@
+"""Shared test machinery: every public function is tested on every backend with the same
+test, parametrised over :data:`TARGETS`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import xback
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+try:
+    import torch
+
+    HAS_TORCH = True
+    HAS_CUDA = bool(torch.cuda.is_available())
+except ImportError:  # pragma: no cover - the test requirements install torch
+    torch = None
+    HAS_TORCH = False
+    HAS_CUDA = False
+
+requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend and a device a test runs on."""
+
+    backend: str
+    device: str
+
+    @property
+    def has_data(self) -> bool:
+        """False for torch's ``meta`` device: shapes and dtypes only."""
+        return self.device != "meta"
+
+    def make(self, a: Any, dtype: Any = None) -> Any:
+        """A fresh array of this target holding ``a`` (via NumPy, copied)."""
+        arr = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+        return xback.from_numpy(arr, backend=self.backend, device=self.device, copy=True)
+
+    def check(self, x: Any) -> None:
+        """Assert that ``x`` is an array of this target."""
+        assert xback.backend_of(x) == self.backend, (xback.backend_of(x), self.backend)
+        assert xback.device(x) == self.device, (xback.device(x), self.device)
+
+    def numpy(self, x: Any) -> np.ndarray:
+        """``x`` checked to be of this target, as a NumPy array (copied)."""
+        self.check(x)
+        return xback.to_numpy(x, copy=True)
+
+    def __str__(self) -> str:
+        return f"{self.backend}-{self.device}"
+
+
+_ALL = [
+    pytest.param(Target("numpy", "cpu"), id="numpy"),
+    pytest.param(Target("torch", "cpu"), id="torch", marks=requires_torch),
+    pytest.param(Target("torch", "meta"), id="torch-meta", marks=requires_torch),
+    pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
+]
+TARGETS = _ALL
+DATA_TARGETS = [p for p in _ALL if p.id != "torch-meta"]
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest) -> Target:
+    """Every backend and device, meta included (check shapes/dtypes when not has_data)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=DATA_TARGETS)
+def data_target(request: pytest.FixtureRequest) -> Target:
+    """Every backend and device that holds data (numpy, torch CPU, CUDA when present)."""
+    return request.param  # type: ignore[no-any-return]

@@ -1,0 +1,27 @@
+"""xback: one small, fast, exact API over NumPy and PyTorch.
+
+Write an algorithm once; let its users run it on NumPy, on PyTorch's CPU or on a GPU, chosen
+with ``with xback.use("torch", device="cuda"):`` or per call with ``backend=`` / ``device=``.
+
+``import xback`` never imports torch: tensors are recognised by looking in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+from xback._convert import asarray, from_numpy, to_device, to_numpy
+from xback._dispatch import backend_of, device, get_backend, get_device, use
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "asarray",
+    "backend_of",
+    "device",
+    "from_numpy",
+    "get_backend",
+    "get_device",
+    "to_device",
+    "to_numpy",
+    "use",
+]

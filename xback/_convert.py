@@ -1,0 +1,292 @@
+"""Conversion between backends and devices: ``asarray``, ``to_numpy``, ``from_numpy``,
+``to_device``.
+
+``copy`` follows the Array API: ``None`` copies only when it must, ``True`` always copies,
+``False`` never copies and raises ``ValueError`` when a copy is unavoidable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xback._dispatch import (
+    _TYPE_CACHE,
+    _choose,
+    _classify,
+    kind_of,
+    normalize_device,
+)
+from xback._dtypes import cast_hint, normalize_dtype
+from xback.backends import Backend
+
+__all__ = ["asarray", "from_numpy", "neutral_to_numpy", "to_device", "to_numpy"]
+
+
+def _check_copy(copy: Any) -> None:
+    if copy is not None and copy is not True and copy is not False:
+        raise TypeError(f"copy must be None, True or False, got {copy!r}")
+
+
+def neutral_to_numpy(obj: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any, Any]:
+    """NumPy array from a Python scalar, list or tuple (NumPy's type inference everywhere:
+    Python floats become float64 on every backend, ints int64)."""
+    try:
+        return np.asarray(obj, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot make an array from this {type(obj).__name__}: {exc}") from exc
+
+
+def _check_holdable(b: Backend, a: np.ndarray[Any, Any]) -> None:
+    dt = a.dtype
+    if not b.can_hold(dt):
+        raise TypeError(
+            f"the {b.name} backend cannot hold NumPy dtype {dt}; convert first, e.g. "
+            f"{cast_hint(dt)}"
+        )
+
+
+def to_numpy(x: Any, /, *, copy: bool | None = None) -> np.ndarray[Any, Any]:
+    """Convert an array of any supported kind to a NumPy array, zero-copy where possible.
+
+    Parameters
+    ----------
+    x : array_like
+        A NumPy array or scalar, a ``torch.Tensor``, or a Python scalar, list or tuple.
+    copy : bool, optional
+        ``None`` (default) shares memory when possible; ``True`` always copies; ``False``
+        never copies and raises ``ValueError`` when a copy is unavoidable.
+
+    Returns
+    -------
+    numpy.ndarray
+        NumPy input is returned as is. CPU tensors share memory (tensors that require grad
+        are detached; the caller's tensor is untouched); bfloat16/float8 tensors become
+        ``ml_dtypes`` arrays sharing memory; GPU tensors are copied to the host;
+        conjugate/negative-bit views are resolved (a copy).
+
+    Raises
+    ------
+    ValueError
+        ``copy=False`` when a copy is needed; meta tensors (they hold no data).
+    TypeError
+        Sparse tensors (use ``.to_dense()``), unsupported types.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> a = np.arange(3.0)
+    >>> xback.to_numpy(a) is a
+    True
+    >>> xback.to_numpy([1, 2])
+    array([1, 2])
+    """
+    try:
+        k = _TYPE_CACHE[type(x)]
+    except KeyError:
+        k = _classify(type(x))
+    if k is not None:
+        return k.to_numpy(x, copy)
+    _check_copy(copy)
+    if copy is False:
+        raise ValueError(f"copy=False but making an array from a {type(x).__name__} copies")
+    return neutral_to_numpy(x)
+
+
+def from_numpy(
+    a: Any, /, *, backend: str | None = None, device: Any = None, copy: bool | None = None
+) -> Any:
+    """Bring a NumPy array into the chosen backend and device, zero-copy on the CPU.
+
+    The backend follows xback's rule (per-call ``backend=`` > ``xback.use`` > ``"numpy"``):
+    outside any context a NumPy array comes back as is.
+
+    Parameters
+    ----------
+    a : numpy.ndarray or NumPy scalar
+        The data. Read-only arrays are copied when the target cannot mark memory read-only
+        (torch) unless ``copy=False``, which shares them (writing through the tensor is then
+        the caller's responsibility).
+    backend : str, optional
+        ``"numpy"`` or ``"torch"``.
+    device : str or torch.device, optional
+        Where the result lives (``"cpu"``, ``"cuda"``, ``"meta"``...).
+    copy : bool, optional
+        Array API semantics (see :func:`to_numpy`).
+
+    Returns
+    -------
+    array
+        An array of the chosen backend. To torch, contiguous arrays, 0-d arrays and NumPy
+        scalars share memory (positive-stride views too); ``ml_dtypes`` bfloat16 arrays
+        become bfloat16 tensors sharing memory. Negative strides and non-native byte order
+        are copied.
+
+    Raises
+    ------
+    TypeError
+        ``a`` is not a NumPy array or scalar, or its dtype cannot be held by the backend
+        (the message names a cast that works).
+    ValueError
+        ``copy=False`` when a copy is unavoidable; a device the backend cannot use.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> a = np.arange(3.0)
+    >>> xback.from_numpy(a) is a
+    True
+    """
+    if type(a) is not np.ndarray:
+        if not isinstance(a, (np.ndarray, np.generic)):
+            raise TypeError(
+                f"from_numpy takes a NumPy array or scalar, got {type(a).__name__}; "
+                f"use xback.asarray for other inputs"
+            )
+        kind_of(a)  # rejects masked arrays
+        a = np.asarray(a)
+    _check_copy(copy)
+    b, dev = _choose(backend, device, [], ())
+    if dev is None:
+        dev = "cpu"
+    _check_holdable(b, a)
+    if copy is None and not b.respects_readonly and not a.flags.writeable:
+        copy = True  # a writable tensor must not alias read-only memory
+    return b.from_numpy(a, dev, copy)
+
+
+def to_device(x: Any, device: Any, /) -> Any:
+    """Move an array to ``device`` within its own backend; free when it is already there.
+
+    Parameters
+    ----------
+    x : array
+        A NumPy array or ``torch.Tensor``.
+    device : str or torch.device
+        The target device.
+
+    Returns
+    -------
+    array
+        ``x`` itself when it is already on ``device`` (no copy, no ``.to()`` call),
+        otherwise a copy on ``device``.
+
+    Raises
+    ------
+    ValueError
+        A device the backend cannot use (NumPy: anything but ``"cpu"``; torch: e.g.
+        ``"cuda"`` without CUDA).
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> a = np.zeros(2)
+    >>> xback.to_device(a, "cpu") is a
+    True
+    """
+    b = kind_of(x)
+    if b is None:
+        raise TypeError(
+            f"to_device takes an array, got a {type(x).__name__}; use xback.asarray(obj, "
+            f"device=...)"
+        )
+    dev = normalize_device(b, device)
+    if b.device_of(x) == dev:
+        return x
+    return b.to_device(x, dev)
+
+
+def asarray(
+    obj: Any,
+    /,
+    *,
+    dtype: Any = None,
+    backend: str | None = None,
+    device: Any = None,
+    copy: bool | None = None,
+) -> Any:
+    """Bring any supported input into the chosen backend and device.
+
+    The entry point of a backend-agnostic function: call it at the top, then use xback's
+    operations. The backend follows xback's rule (per-call ``backend=`` > ``xback.use`` >
+    the input's own kind > ``"numpy"``), and so does the device.
+
+    Parameters
+    ----------
+    obj : array_like
+        NumPy array or scalar, ``torch.Tensor``, Python scalar, list or tuple. Python
+        numbers follow NumPy's inference on every backend (floats become float64).
+    dtype : dtype, optional
+        NumPy dtype, dtype name (``"float32"``, ``"bfloat16"``) or ``torch.dtype``.
+    backend : str, optional
+        ``"numpy"`` or ``"torch"``.
+    device : str or torch.device, optional
+        Where the result lives.
+    copy : bool, optional
+        Array API semantics: ``None`` copies only when it must, ``True`` always,
+        ``False`` never (``ValueError`` if it must).
+
+    Returns
+    -------
+    array
+        An array of the chosen backend on the chosen device.
+
+    Raises
+    ------
+    TypeError
+        Unsupported input type or dtype.
+    ValueError
+        ``copy=False`` when a copy is needed; unusable device.
+
+    Examples
+    --------
+    >>> import xback
+    >>> xback.asarray([1.0, 2.0])
+    array([1., 2.])
+    >>> xback.asarray([1, 2], dtype="float32")
+    array([1., 2.], dtype=float32)
+    """
+    _check_copy(copy)
+    dt = None if dtype is None else normalize_dtype(dtype)
+    k = kind_of(obj)
+    b, dev = _choose(backend, device, [k], (obj,))
+    if dev is None:
+        dev = b.device_of(obj) if k is b else "cpu"
+    if k is None:
+        if copy is False:
+            raise ValueError(
+                f"copy=False but making an array from a {type(obj).__name__} copies"
+            )
+        a = neutral_to_numpy(obj, dt)
+        _check_holdable(b, a)
+        return b.from_numpy(a, dev, None)
+    if k is not b:
+        a = k.to_numpy(obj, False if copy is False else None)
+        if dt is not None and a.dtype != dt:
+            if copy is False:
+                raise ValueError(f"copy=False but casting {a.dtype} to {dt} copies")
+            a, copy = a.astype(dt), None  # the cast made a fresh array
+        _check_holdable(b, a)
+        if copy is None and not b.respects_readonly and not a.flags.writeable:
+            copy = True
+        return b.from_numpy(a, dev, copy)
+    # same backend
+    moved = False
+    x = obj
+    if b.device_of(x) != dev:
+        if copy is False:
+            raise ValueError(
+                f"copy=False but moving from {b.device_of(x)} to {dev} copies"
+            )
+        x, moved = b.to_device(x, dev), True
+    if dt is not None and b.dtype_of(x) != dt:
+        if copy is False:
+            raise ValueError(f"copy=False but casting {b.dtype_of(x)} to {dt} copies")
+        return b.astype(x, dt)
+    if copy and not moved:
+        return b.copy(x)
+    if k is _TYPE_CACHE.get(np.ndarray) and type(x) is not np.ndarray:
+        return np.asarray(x)  # numpy scalar -> 0-d array
+    return x
+

@@ -1,0 +1,412 @@
+"""Dispatch and context: which backend and which device run a call (one rule, one place).
+
+Backend: per-call ``backend=`` > innermost :func:`use` > the inputs' own kind > ``"numpy"``.
+Device: per-call ``device=`` > the device given by the :func:`use` that chose the backend >
+the inputs' common device > the backend's default (``"cpu"``).
+
+The hot path (no context, no explicit choice, inputs of one kind) costs a context-variable
+read and one dict lookup per input type: no imports, no ``isinstance`` chains.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar, cast
+
+import numpy as np
+
+from xback.backends import KNOWN_BACKENDS, Backend
+
+__all__ = [
+    "backend_of",
+    "device",
+    "get_backend",
+    "get_device",
+    "load_backend",
+    "normalize_device",
+    "prepare",
+    "prepare1",
+    "use",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NEUTRAL_TYPES: tuple[type, ...] = (bool, int, float, complex, list, tuple)
+
+
+class _Context(NamedTuple):
+    backend: Backend | None
+    device: str | None  # raw (unvalidated) when backend is None, else canonical
+
+
+_EMPTY = _Context(None, None)
+_STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state", default=_EMPTY)
+
+# Loaded backends by name, and the backend owning each type seen so far (None: neutral).
+_LOADED: dict[str, Backend] = {}
+_TYPE_CACHE: dict[type, Backend | None] = {}
+# (backend name, device as given) -> canonical device string
+_DEVICE_CACHE: dict[tuple[str, Any], str] = {}
+
+
+# -- backends ---------------------------------------------------------------------------------
+def load_backend(name: str) -> Backend:
+    """Return the backend called ``name``, importing its module (and library) on first use.
+
+    Raises ``ValueError`` for an unknown name, ``ImportError`` with the pip command when the
+    backend's library is not installed, ``TypeError`` when ``name`` is not a string.
+    """
+    try:
+        return _LOADED[name]
+    except (KeyError, TypeError):
+        pass
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend must be a str such as {sorted(KNOWN_BACKENDS)}, got {type(name).__name__}"
+        )
+    try:
+        module_name, package, requirement = KNOWN_BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backend {name!r}; available backends: {', '.join(sorted(KNOWN_BACKENDS))}"
+        ) from None
+    try:
+        importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(
+            f"backend {name!r} needs the {package!r} package, which is not installed: "
+            f"pip install \"{requirement}\""
+        ) from exc
+    backend = cast(Backend, importlib.import_module(module_name).BACKEND)
+    _LOADED[name] = backend
+    return backend
+
+
+_NUMPY: Backend = load_backend("numpy")
+
+
+def _classify(tp: type) -> Backend | None:
+    """Backend owning arrays of type ``tp`` (None for neutral Python objects); cached."""
+    if issubclass(tp, _NEUTRAL_TYPES):
+        result: Backend | None = None
+    else:
+        for name, (_, package, _) in KNOWN_BACKENDS.items():
+            # Never import a library the caller has not imported: an instance of its array
+            # type cannot exist unless its module is loaded.
+            if package in sys.modules and load_backend(name).owns(tp):
+                result = load_backend(name)
+                break
+        else:
+            supported = ["numpy.ndarray", "numpy scalars", "torch.Tensor"]
+            raise TypeError(
+                f"unsupported array type {tp.__module__}.{tp.__qualname__}; xback accepts "
+                f"{', '.join(supported)}, and Python scalars, lists and tuples"
+            )
+    _TYPE_CACHE[tp] = result
+    return result
+
+
+def kind_of(x: Any) -> Backend | None:
+    """Backend owning ``x`` (None for Python scalars, lists, tuples)."""
+    try:
+        return _TYPE_CACHE[type(x)]
+    except KeyError:
+        return _classify(type(x))
+
+
+def backend_of(x: Any) -> str:
+    """Name of the backend that owns ``x``: ``"numpy"`` or ``"torch"``.
+
+    Parameters
+    ----------
+    x : array
+        A NumPy array or scalar, or a ``torch.Tensor``.
+
+    Returns
+    -------
+    str
+        The backend name.
+
+    Raises
+    ------
+    TypeError
+        For Python scalars, lists and tuples (they have no kind of their own and take the
+        chosen backend) and for unsupported types.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.backend_of(np.zeros(3))
+    'numpy'
+    """
+    b = kind_of(x)
+    if b is None:
+        raise TypeError(
+            f"a {type(x).__name__} has no backend of its own: it takes the chosen backend "
+            f"(per-call backend=, xback.use(...), or the default 'numpy')"
+        )
+    return b.name
+
+
+# -- devices ----------------------------------------------------------------------------------
+def _device_key(dev: Any) -> Any:
+    """Hashable key for a device argument (a str or a torch.device)."""
+    if isinstance(dev, str):
+        return dev
+    if type(dev).__name__ == "device" and type(dev).__module__.startswith("torch"):
+        return str(dev)
+    raise TypeError(
+        f"device must be a str such as 'cpu', 'cuda', 'cuda:1', 'mps', 'meta' or a "
+        f"torch.device, got {type(dev).__name__}"
+    )
+
+
+def normalize_device(backend: Backend, dev: Any) -> str:
+    """Canonical device string for ``dev`` on ``backend`` (validated once, then cached)."""
+    try:
+        return _DEVICE_CACHE[backend.name, dev]
+    except (KeyError, TypeError):
+        pass
+    key = _device_key(dev)
+    try:
+        canonical = _DEVICE_CACHE[backend.name, key]
+    except KeyError:
+        canonical = backend.normalize_device(key)
+        _DEVICE_CACHE[backend.name, key] = canonical
+    if isinstance(dev, str):
+        _DEVICE_CACHE[backend.name, dev] = canonical
+    return canonical
+
+
+def device(x: Any) -> str:
+    """Normalised device string of an array: ``"cpu"``, ``"cuda:0"``, ``"meta"``...
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.device(np.zeros(3))
+    'cpu'
+    """
+    b = kind_of(x)
+    if b is None:
+        return "cpu"
+    return b.device_of(x)
+
+
+# -- the context manager ----------------------------------------------------------------------
+class use:  # noqa: N801 - used like a function: ``with xback.use("torch"):``
+    """Choose the backend and/or device for the calls inside a ``with`` block or a function.
+
+    ``use`` is built on :mod:`contextvars`: nestable, exception-safe, local to each thread and
+    to each asyncio task. A device choice travels with its backend choice: an inner
+    ``use("numpy")`` inside ``use("torch", device="meta")`` runs on the CPU, while
+    ``use(device=...)`` alone keeps the outer backend.
+
+    Parameters
+    ----------
+    backend : str, optional
+        ``"numpy"`` or ``"torch"``. ``None`` keeps the enclosing choice.
+    device : str or torch.device, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"meta"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown backend name, or a device the backend cannot use (e.g. ``"cuda"`` without CUDA).
+    ImportError
+        The backend's library is not installed (the message gives the pip command).
+
+    Examples
+    --------
+    >>> import xback
+    >>> with xback.use("numpy"):
+    ...     xback.get_backend()
+    'numpy'
+
+    As a decorator (also on ``async def`` functions):
+
+    >>> @xback.use("numpy", device="cpu")
+    ... def f():
+    ...     return xback.get_backend(), xback.get_device()
+    >>> f()
+    ('numpy', 'cpu')
+    """
+
+    __slots__ = ("_backend", "_device", "_tokens")
+
+    def __init__(self, backend: str | None = None, *, device: Any = None) -> None:
+        self._backend = None if backend is None else load_backend(backend)
+        if device is not None:
+            device = (
+                _device_key(device)
+                if self._backend is None
+                else normalize_device(self._backend, device)
+            )
+        self._device: str | None = device
+        self._tokens: list[contextvars.Token[_Context]] = []
+
+    def _new_state(self) -> _Context:
+        if self._backend is not None:
+            return _Context(self._backend, self._device)
+        if self._device is None:
+            return _STATE.get()
+        outer = _STATE.get().backend
+        dev = self._device if outer is None else normalize_device(outer, self._device)
+        return _Context(outer, dev)
+
+    def __enter__(self) -> use:
+        self._tokens.append(_STATE.set(self._new_state()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _STATE.reset(self._tokens.pop())
+
+    def __call__(self, fn: F) -> F:
+        backend, dev = self._backend, self._device
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # Entered inside the coroutine, so the choice holds while it runs.
+                with use._from_parts(backend, dev):
+                    return await fn(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # A fresh context manager per call: safe when called from several threads.
+            with use._from_parts(backend, dev):
+                return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    @classmethod
+    def _from_parts(cls, backend: Backend | None, dev: str | None) -> use:
+        self = cls.__new__(cls)
+        self._backend, self._device, self._tokens = backend, dev, []
+        return self
+
+    def __repr__(self) -> str:
+        name = None if self._backend is None else self._backend.name
+        return f"xback.use({name!r}, device={self._device!r})"
+
+
+def get_backend() -> str:
+    """Name of the backend chosen by the innermost :func:`use` (``"numpy"`` outside any).
+
+    Outside any ``use`` block a call's backend follows its inputs' kind; this function then
+    reports the default for neutral inputs (lists, scalars), ``"numpy"``.
+
+    Examples
+    --------
+    >>> import xback
+    >>> xback.get_backend()
+    'numpy'
+    """
+    b = _STATE.get().backend
+    return "numpy" if b is None else b.name
+
+
+def get_device() -> str | None:
+    """Device chosen by the innermost :func:`use`, or ``None`` when no device was chosen.
+
+    Examples
+    --------
+    >>> import xback
+    >>> with xback.use("numpy", device="cpu"):
+    ...     xback.get_device()
+    'cpu'
+    """
+    return _STATE.get().device
+
+
+# -- resolution: the one rule -----------------------------------------------------------------
+def _choose(
+    backend: str | None, dev: Any, kinds: list[Backend | None], xs: tuple[Any, ...]
+) -> tuple[Backend, str | None]:
+    """Backend and explicit device (None: take the inputs' common device or the default)."""
+    ctx = _STATE.get()
+    if backend is not None:
+        b = load_backend(backend)
+        # A context device travels with the context's backend only.
+        ctx_dev = ctx.device if (ctx.backend is b) else None
+    elif ctx.backend is not None:
+        b, ctx_dev = ctx.backend, ctx.device
+    else:
+        ctx_dev = ctx.device  # from use(device=...) alone: raw, applies to the inputs' kind
+        owners = {k for k in kinds if k is not None}
+        if len(owners) > 1:
+            names = sorted(k.name for k in owners)
+            kinds_desc = " and ".join(
+                f"{n} ({', '.join(type(x).__module__.split('.')[0] + '.' + type(x).__name__ for x, k in zip(xs, kinds) if k is not None and k.name == n)})"  # noqa: E501
+                for n in names
+            )
+            raise TypeError(
+                f"inputs mix array kinds: {kinds_desc}; choose one backend with "
+                f"backend=... or `with xback.use(...)`"
+            )
+        b = owners.pop() if owners else _NUMPY
+    if dev is not None:
+        return b, normalize_device(b, dev)
+    if ctx_dev is not None:
+        return b, normalize_device(b, ctx_dev)
+    return b, None
+
+
+def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
+    """``x`` as an array of backend ``b`` on ``dev`` (zero-copy on the CPU when possible)."""
+    if k is b:
+        return x if b.device_of(x) == dev else b.to_device(x, dev)
+    if k is None:
+        from xback._convert import neutral_to_numpy
+
+        a = neutral_to_numpy(x)
+    else:
+        a = k.to_numpy(x, None)
+    return b.from_numpy(a, dev, None)
+
+
+def prepare(
+    backend: str | None, dev: Any, *xs: Any
+) -> tuple[Backend, str, tuple[Any, ...]]:
+    """Choose backend and device for inputs ``xs`` and bring every input there.
+
+    Returns ``(backend, device, converted inputs)``. Raises ``TypeError`` for mixed kinds
+    with no explicit choice, ``ValueError`` for inputs on different devices with no
+    explicit device.
+    """
+    kinds = [kind_of(x) for x in xs]
+    b, target = _choose(backend, dev, kinds, xs)
+    if target is None:
+        devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
+        if len(devs) > 1:
+            raise ValueError(
+                f"inputs are on different devices: {', '.join(sorted(devs))}; move them with "
+                f"xback.to_device or choose one with device=... or `with xback.use(...)`"
+            )
+        target = devs.pop() if devs else "cpu"
+    out = tuple(_bring(b, x, k, target) for x, k in zip(xs, kinds))
+    return b, target, out
+
+
+def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
+    """Single-input :func:`prepare`; the fast path when nothing is chosen explicitly."""
+    try:
+        k = _TYPE_CACHE[type(x)]
+    except KeyError:
+        k = _classify(type(x))
+    if backend is None and dev is None and k is not None and _STATE.get() is _EMPTY:
+        return k, x
+    b, _, (out,) = prepare(backend, dev, x)
+    return b, out
+
+
+# numpy scalar types are numpy's kind
+_TYPE_CACHE[np.ndarray] = _NUMPY

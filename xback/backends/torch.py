@@ -1,0 +1,195 @@
+"""The PyTorch backend: CPU, CUDA, MPS and the data-less ``meta`` device.
+
+Imported only when the caller has imported torch or asked for ``backend="torch"``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import torch
+
+from xback.backends import Backend
+
+__all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
+
+# Exact dtype correspondences. bfloat16 and the float8 family have no NumPy dtype of their
+# own: ml_dtypes provides them, and data moves by reinterpreting same-width integers.
+_PAIRS: list[tuple[Any, Any]] = [
+    (np.bool_, torch.bool),
+    (np.int8, torch.int8),
+    (np.int16, torch.int16),
+    (np.int32, torch.int32),
+    (np.int64, torch.int64),
+    (np.uint8, torch.uint8),
+    (np.uint16, torch.uint16),
+    (np.uint32, torch.uint32),
+    (np.uint64, torch.uint64),
+    (np.float16, torch.float16),
+    (np.float32, torch.float32),
+    (np.float64, torch.float64),
+    (np.complex64, torch.complex64),
+    (np.complex128, torch.complex128),
+    (ml_dtypes.bfloat16, torch.bfloat16),
+]
+for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
+    if hasattr(ml_dtypes, _name) and hasattr(torch, _name):
+        _PAIRS.append((getattr(ml_dtypes, _name), getattr(torch, _name)))
+
+NP_TO_TORCH: dict[np.dtype[Any], torch.dtype] = {np.dtype(n): t for n, t in _PAIRS}
+TORCH_TO_NP: dict[torch.dtype, np.dtype[Any]] = {t: np.dtype(n) for n, t in _PAIRS}
+
+# dtypes torch cannot hold natively but NumPy can: moved as same-width integers.
+_VIA_INT_NP: dict[np.dtype[Any], np.dtype[Any]] = {
+    d: np.dtype(np.int16 if d.itemsize == 2 else np.uint8)
+    for d in NP_TO_TORCH
+    if d.kind == "V"
+}
+_VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
+    NP_TO_TORCH[d]: NP_TO_TORCH[i] for d, i in _VIA_INT_NP.items()
+}
+
+_DEVICE_STR: dict[torch.device, str] = {}
+
+
+def _device_str(d: torch.device) -> str:
+    try:
+        return _DEVICE_STR[d]
+    except KeyError:
+        s = str(d)
+        if d.type != "cpu" and d.index is None and d.type != "meta":
+            s = f"{d.type}:0"
+        _DEVICE_STR[d] = s
+        return s
+
+
+class TorchBackend(Backend):
+    """Backend for :class:`torch.Tensor` (and subclasses such as ``nn.Parameter``)."""
+
+    name = "torch"
+    module = "torch"
+    respects_readonly = False
+
+    def owns(self, tp: type) -> bool:
+        return issubclass(tp, torch.Tensor)
+
+    def normalize_device(self, device: str) -> str:
+        try:
+            d = torch.device(device)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ValueError(
+                f"device {device!r} is not a device torch knows: use 'cpu', 'cuda', "
+                f"'cuda:N', 'mps' or 'meta'"
+            ) from exc
+        if d.type == "cpu":
+            return "cpu"
+        if d.type == "meta":
+            return "meta"
+        if d.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"device {device!r} asked for, but CUDA is not available here "
+                    f"(torch {torch.__version__}, built for CUDA: {torch.version.cuda or 'no'})"
+                )
+            n = torch.cuda.device_count()
+            index = torch.cuda.current_device() if d.index is None else d.index
+            if index >= n:
+                raise ValueError(f"device {device!r} does not exist: {n} CUDA device(s) here")
+            return f"cuda:{index}"
+        if d.type == "mps":
+            if not torch.backends.mps.is_available():
+                raise ValueError(f"device {device!r} asked for, but MPS is not available here")
+            return "mps:0"
+        # Other accelerators (xpu, privateuse1...): trust torch, fail clearly on use.
+        return _device_str(d)
+
+    def device_of(self, x: Any) -> str:
+        return _device_str(x.device)
+
+    def dtype_of(self, x: Any) -> np.dtype[Any]:
+        try:
+            return TORCH_TO_NP[x.dtype]
+        except KeyError:
+            raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent") from None
+
+    def can_hold(self, dtype: np.dtype[Any]) -> bool:
+        return dtype in NP_TO_TORCH
+
+    # -- conversion ----------------------------------------------------------------------
+    def to_device(self, x: Any, device: str) -> Any:
+        return x.to(device)
+
+    def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
+        if not copy:
+            try:
+                return x.numpy()  # type: ignore[no-any-return]  # fast path: zero-copy
+            except (RuntimeError, TypeError):
+                pass
+        if x.layout is not torch.strided:
+            raise TypeError(
+                f"cannot convert a {x.layout} tensor to NumPy: call .to_dense() first"
+            )
+        if x.is_meta:
+            raise ValueError("meta tensors have no data: they cannot be converted to NumPy")
+        if x.dtype not in TORCH_TO_NP:
+            raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent")
+        t = x.detach()  # shares memory; the caller's tensor keeps requires_grad and .grad
+        must_copy = t.is_conj() or t.is_neg() or t.device.type != "cpu"
+        if must_copy and copy is False:
+            why = "it lives on " + str(t.device) if t.device.type != "cpu" else (
+                "it has the conjugate/negative bit set (a lazy view that NumPy cannot hold)"
+            )
+            raise ValueError(f"copy=False but converting this tensor needs a copy: {why}")
+        t = t.cpu().resolve_conj().resolve_neg()
+        via = _VIA_INT_TORCH.get(t.dtype)
+        a = t.numpy() if via is None else t.view(via).numpy().view(TORCH_TO_NP[t.dtype])
+        if copy and not must_copy:
+            a = a.copy()
+        return a
+
+    def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
+        on_cpu = device == "cpu"
+        if copy is False and not on_cpu:
+            raise ValueError(
+                f"copy=False but moving NumPy data to device {device!r} needs a copy"
+            )
+        if copy and on_cpu:
+            a = np.array(a, copy=True)  # C-contiguous, native, writable; shared below
+        try:
+            if a.flags.writeable:
+                t = torch.from_numpy(a)
+            else:
+                # The caller chose sharing (copy=False) or it is an internal read-only use.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    t = torch.from_numpy(a)
+        except (TypeError, ValueError):
+            t = self._from_numpy_slow(a, copy)
+        return t if on_cpu else t.to(device)
+
+    def _from_numpy_slow(self, a: np.ndarray[Any, Any], copy: bool | None) -> Any:
+        via = _VIA_INT_NP.get(a.dtype)
+        if via is not None:
+            return self.from_numpy(a.view(via), "cpu", copy).view(NP_TO_TORCH[a.dtype])
+        needs_copy = not a.dtype.isnative or any(s < 0 for s in a.strides)
+        if not needs_copy:  # pragma: no cover - front layer checked the dtype
+            raise TypeError(f"torch cannot hold NumPy dtype {a.dtype}")
+        if copy is False:
+            why = "it has non-native byte order" if not a.dtype.isnative else (
+                "it has negative strides"
+            )
+            raise ValueError(f"copy=False but this array cannot be shared with torch: {why}")
+        b = np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True)
+        return torch.from_numpy(b)
+
+    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
+        return x.to(NP_TO_TORCH[dtype])
+
+    def copy(self, x: Any) -> Any:
+        return x.clone()
+
+
+BACKEND = TorchBackend()
