@@ -24,6 +24,9 @@ from xback.backends import Backend
 __all__ = ["asarray", "from_numpy", "neutral_to_numpy", "to_device", "to_numpy"]
 
 
+_NO_KINDS: list[Backend | None] = []
+
+
 def _check_copy(copy: Any) -> None:
     if copy is not None and copy is not True and copy is not False:
         raise TypeError(f"copy must be None, True or False, got {copy!r}")
@@ -146,14 +149,14 @@ def from_numpy(
             )
         kind_of(a)  # rejects masked arrays
         a = np.asarray(a)
-    _check_copy(copy)
-    b, dev = _choose(backend, device, [], ())
-    if dev is None:
-        dev = "cpu"
-    _check_holdable(b, a)
+    if copy is not None and copy is not True and copy is not False:
+        _check_copy(copy)
+    b, dev = _choose(backend, device, _NO_KINDS, ())
+    if not b.can_hold(a.dtype):
+        _check_holdable(b, a)
     if copy is None and not b.respects_readonly and not a.flags.writeable:
         copy = True  # a writable tensor must not alias read-only memory
-    return b.from_numpy(a, dev, copy)
+    return b.from_numpy(a, dev or "cpu", copy)
 
 
 def to_device(x: Any, device: Any, /) -> Any:

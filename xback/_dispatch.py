@@ -334,7 +334,10 @@ def _choose(
     """Backend and explicit device (None: take the inputs' common device or the default)."""
     ctx = _STATE.get()
     if backend is not None:
-        b = load_backend(backend)
+        try:
+            b = _LOADED[backend]
+        except (KeyError, TypeError):
+            b = load_backend(backend)
         # A context device travels with the context's backend only.
         ctx_dev = ctx.device if (ctx.backend is b) else None
     elif ctx.backend is not None:
@@ -353,11 +356,14 @@ def _choose(
                 f"backend=... or `with xback.use(...)`"
             )
         b = owners.pop() if owners else _NUMPY
-    if dev is not None:
+    if dev is None:
+        if ctx_dev is None:
+            return b, None
+        dev = ctx_dev
+    try:
+        return b, _DEVICE_CACHE[b.name, dev]
+    except (KeyError, TypeError):
         return b, normalize_device(b, dev)
-    if ctx_dev is not None:
-        return b, normalize_device(b, ctx_dev)
-    return b, None
 
 
 def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:

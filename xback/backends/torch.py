@@ -116,7 +116,9 @@ class TorchBackend(Backend):
             raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent") from None
 
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
-        return dtype in NP_TO_TORCH
+        return dtype in NP_TO_TORCH or (
+            not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
+        )
 
     # -- conversion ----------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
