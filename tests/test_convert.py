@@ -76,7 +76,7 @@ def test_to_numpy_resolves_conj_and_neg_bits(which: str) -> None:
     a = xback.to_numpy(v)
     assert np.array_equal(a, expected)  # the sign is not silently dropped
     assert not np.shares_memory(a, z.numpy())
-    with pytest.raises(ValueError, match="copy=False.*(conjugate|negative)"):
+    with pytest.raises(ValueError, match=r"copy=False.*(conjugate|negative)"):
         xback.to_numpy(v, copy=False)
 
 

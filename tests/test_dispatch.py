@@ -72,7 +72,8 @@ def test_missing_package_gives_pip_command(monkeypatch: pytest.MonkeyPatch) -> N
     from xback import _dispatch
     from xback.backends import KNOWN_BACKENDS
 
-    monkeypatch.setitem(KNOWN_BACKENDS, "fake", ("xback.backends.fake", "no_such_pkg_xb", "fakepkg"))
+    entry = ("xback.backends.fake", "no_such_pkg_xb", "fakepkg")
+    monkeypatch.setitem(KNOWN_BACKENDS, "fake", entry)
     with pytest.raises(ImportError, match='pip install "fakepkg"'):
         _dispatch.load_backend("fake")
 
@@ -204,9 +205,8 @@ def test_device_normalisation() -> None:
 
 
 def test_use_is_exception_safe_and_nestable() -> None:
-    with pytest.raises(RuntimeError), xback.use("torch", device="meta"):
-        with xback.use("numpy"):
-            raise RuntimeError
+    with pytest.raises(RuntimeError), xback.use("torch", device="meta"), xback.use("numpy"):
+        raise RuntimeError
     assert xback.get_backend() == "numpy" and xback.get_device() is None
     u = xback.use("torch")
     with u:

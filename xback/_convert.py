@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from xback._dispatch import (
+    _EMPTY,
+    _STATE,
     _TYPE_CACHE,
     _choose,
     _classify,
@@ -250,9 +252,22 @@ def asarray(
     >>> xback.asarray([1, 2], dtype="float32")
     array([1., 2.], dtype=float32)
     """
+    try:
+        k = _TYPE_CACHE[type(obj)]
+    except KeyError:
+        k = _classify(type(obj))
+    if (
+        k is not None
+        and dtype is None
+        and backend is None
+        and device is None
+        and copy is None
+        and _STATE.get() is _EMPTY
+        and k.is_array(obj)
+    ):
+        return obj  # fast path: already an array of its own backend, nothing asked
     _check_copy(copy)
     dt = None if dtype is None else normalize_dtype(dtype)
-    k = kind_of(obj)
     b, dev = _choose(backend, device, [k], (obj,))
     if dev is None:
         dev = b.device_of(obj) if k is b else "cpu"
@@ -265,12 +280,13 @@ def asarray(
         _check_holdable(b, a)
         return b.from_numpy(a, dev, None)
     if k is not b:
-        a = k.to_numpy(obj, False if copy is False else None)
+        a = obj if type(obj) is np.ndarray else k.to_numpy(obj, False if copy is False else None)
         if dt is not None and a.dtype != dt:
             if copy is False:
                 raise ValueError(f"copy=False but casting {a.dtype} to {dt} copies")
             a, copy = a.astype(dt), None  # the cast made a fresh array
-        _check_holdable(b, a)
+        if not b.can_hold(a.dtype):
+            _check_holdable(b, a)
         if copy is None and not b.respects_readonly and not a.flags.writeable:
             copy = True
         return b.from_numpy(a, dev, copy)
@@ -289,7 +305,5 @@ def asarray(
         return b.astype(x, dt)
     if copy and not moved:
         return b.copy(x)
-    if k is _TYPE_CACHE.get(np.ndarray) and type(x) is not np.ndarray:
-        return np.asarray(x)  # numpy scalar -> 0-d array
-    return x
+    return x if b.is_array(x) else b.from_numpy(np.asarray(x), dev, None)
 

@@ -199,7 +199,8 @@ def device(x: Any) -> str:
 
 
 # -- the context manager ----------------------------------------------------------------------
-class use:  # noqa: N801 - used like a function: ``with xback.use("torch"):``
+class use:
+    # lower-case on purpose: used like a function, ``with xback.use("torch"):``
     """Choose the backend and/or device for the calls inside a ``with`` block or a function.
 
     ``use`` is built on :mod:`contextvars`: nestable, exception-safe, local to each thread and
@@ -333,6 +334,11 @@ def _choose(
 ) -> tuple[Backend, str | None]:
     """Backend and explicit device (None: take the inputs' common device or the default)."""
     ctx = _STATE.get()
+    if ctx is _EMPTY and dev is None and backend is not None:
+        try:
+            return _LOADED[backend], None  # fast path: an explicit backend, nothing else
+        except (KeyError, TypeError):
+            pass
     if backend is not None:
         try:
             b = _LOADED[backend]

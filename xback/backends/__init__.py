@@ -49,6 +49,10 @@ class Backend:
         """Whether ``tp`` is this backend's array type (called once per type, then cached)."""
         raise NotImplementedError
 
+    def is_array(self, x: Any) -> bool:
+        """Whether ``x`` (owned by this backend) is an array rather than a scalar type."""
+        return True
+
     def normalize_device(self, device: str) -> str:
         """Validate a device string for this backend and return its canonical form.
 
@@ -99,6 +103,68 @@ class Backend:
 
     def copy(self, x: Any) -> Any:
         """A fresh copy of ``x`` on its device."""
+        raise NotImplementedError
+
+    # -- sorting (xback._sorting) ---------------------------------------------------------
+    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        """Sorted values of ``x`` along ``axis``: a fresh array of ``x``'s dtype.
+
+        ``axis`` is a non-negative int smaller than ``x.ndim`` or ``None`` (sort the
+        C-order flattening, return 1-D; ``x`` may then be 0-d). The dtype is one of bool,
+        int8..64, uint8..64, float16/32/64, bfloat16, complex64/128 (already checked).
+        Contract: stable when ``stable`` in both directions, NaN last in both directions
+        (NaNs in input order), ``-0.0 == 0.0``, complex lexicographic with NumPy's NaN
+        groups. ``x`` is never modified; torch results stay differentiable.
+        """
+        raise NotImplementedError
+
+    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        """``int64`` indices that sort ``x`` along ``axis`` (same arguments and order as
+        :meth:`sort`)."""
+        raise NotImplementedError
+
+    # -- linear algebra (xback._linalg) ---------------------------------------------------
+    #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
+    has_autograd: ClassVar[bool] = False
+
+    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        """``(U, S, Vh)`` of a stack ``x`` of shape ``(..., M, N)``, ``x`` already of a float32,
+        float64, complex64 or complex128 dtype, finite-checked afterwards by the front layer.
+
+        ``S`` is real, descending, at ``x``'s precision; shapes follow NumPy's
+        ``full_matrices``; empty matrices work. With ``canonical_signs`` the first
+        ``K = min(M, N)`` columns of ``U`` are normalised so that their entry of largest
+        absolute value (the first such entry on ties) is real and positive, and the rows of
+        ``Vh`` are multiplied by the conjugate factor, so that ``U @ diag(S) @ Vh`` is
+        unchanged (see :mod:`xback._linalg`). Results stay differentiable where the library
+        differentiates.
+        """
+        raise NotImplementedError
+
+    def svdvals(self, x: Any) -> Any:
+        """Singular values of a stack ``x`` (same dtype rules as :meth:`svd`), descending."""
+        raise NotImplementedError
+
+    def all_finite(self, x: Any) -> bool:
+        """Whether every element of ``x`` is finite (never called on data-less arrays)."""
+        raise NotImplementedError
+
+    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        """``2 Aᴴ (A x - y)`` for ``A (..., m, n)``, ``x (..., n, k)``, ``y (..., m, k)``.
+
+        The three inputs share one floating or complex dtype (the front layer cast them) and
+        their batch dimensions broadcast. ``method`` is ``"auto"`` (the backend picks its
+        fastest exact method for the shape), ``"explicit"``, or ``"autograd"`` (only when
+        :attr:`has_autograd`; never touches the inputs' ``requires_grad`` or ``.grad``).
+        """
+        raise NotImplementedError
+
+    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
+        """``(Aᴴ A, Aᴴ y)`` for ``A (..., m, n)`` and ``y (..., m, k)`` of one dtype."""
+        raise NotImplementedError
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        """``2 (G x - c)``: the least-squares gradient from the output of :meth:`gram`."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

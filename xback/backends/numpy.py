@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from xback.backends import Backend
+from xback.backends import Backend, _numpy_sort
 
 __all__ = ["BACKEND", "NumpyBackend"]
 
@@ -25,6 +25,9 @@ class NumpyBackend(Backend):
                 "pass a.filled(value) or a.compressed()"
             )
         return issubclass(tp, (np.ndarray, np.generic))
+
+    def is_array(self, x: Any) -> bool:
+        return type(x) is np.ndarray  # numpy scalars and ndarray subclasses become arrays
 
     def normalize_device(self, device: str) -> str:
         if device == "cpu" or device == "cpu:0":
@@ -61,6 +64,95 @@ class NumpyBackend(Backend):
 
     def copy(self, x: Any) -> Any:
         return np.array(x, copy=True)
+
+    # -- sorting (xback._sorting; implemented in xback.backends._numpy_sort) --------------
+    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        return _numpy_sort.sort(x, axis, descending, stable)
+
+    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        return _numpy_sort.argsort(x, axis, descending, stable)
+
+    # -- linear algebra (xback._linalg) --------------------------------------------------
+    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        U, S, Vh = np.linalg.svd(x, full_matrices=full_matrices)
+        k = S.shape[-1]
+        if canonical_signs and k:
+            # U and Vh are fresh arrays: normalise them in place.
+            Uk = U[..., :k]
+            idx = np.abs(Uk).argmax(axis=-2)[..., None, :]
+            piv = np.take_along_axis(Uk, idx, axis=-2)  # (..., 1, k)
+            ph = piv / np.abs(piv) if U.dtype.kind == "c" else np.sign(piv)
+            Uk *= ph.conj()
+            Vh[..., :k, :] *= np.swapaxes(ph, -1, -2)
+        return U, S, Vh
+
+    def svdvals(self, x: Any) -> Any:
+        return np.linalg.svd(x, compute_uv=False)
+
+    def all_finite(self, x: Any) -> bool:
+        return bool(np.isfinite(x).all())
+
+    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        if method == "auto" and _use_blocked(A, x, y):
+            return _lstsq_grad_blocked(A, x, y)
+        r = np.matmul(A, x)
+        r = np.subtract(r, y, out=r) if r.shape == np.broadcast_shapes(r.shape, y.shape) else r - y
+        g = _adjoint_matmul(A, r)
+        g *= 2
+        return g
+
+    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
+        At = np.swapaxes(A, -1, -2)
+        if A.dtype.kind == "c":
+            At = At.conj()
+        return np.matmul(At, A), np.matmul(At, y)
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        g = np.matmul(G, x)
+        g = np.subtract(g, c, out=g) if g.shape == np.broadcast_shapes(g.shape, c.shape) else g - c
+        g *= 2
+        return g
+
+
+def _adjoint_matmul(A: Any, r: Any) -> Any:
+    """``Aᴴ @ r`` without materialising a conjugated copy of ``A``."""
+    At = np.swapaxes(A, -1, -2)
+    if A.dtype.kind == "c":
+        return np.matmul(At, r.conj()).conj()  # conj(Aᵀ conj(r)) = Aᴴ r
+    return np.matmul(At, r)
+
+
+#: (row-block bytes, minimum n) for the single-pass blocked gradient; see _use_blocked
+_BLOCK_BYTES = 256 * 1024
+_BLOCKED_MIN_N: int | None = None  # None: never chosen by "auto" (did not win here)
+
+
+def _use_blocked(A: Any, x: Any, y: Any) -> bool:
+    return (
+        _BLOCKED_MIN_N is not None
+        and A.ndim == 2
+        and x.ndim == 2
+        and y.ndim == 2
+        and A.shape[1] >= _BLOCKED_MIN_N
+        and A.shape[0] > 4 * A.shape[1]
+    )
+
+
+def _lstsq_grad_blocked(A: Any, x: Any, y: Any) -> Any:
+    """Single pass over the rows of ``A``: ``r_b = A_b x - y_b``, ``g += A_bᴴ r_b``.
+
+    Each block of rows is read while it is still in cache, so ``A`` streams from memory once.
+    """
+    m, n = A.shape
+    rows = max(8, _BLOCK_BYTES // max(1, n * A.itemsize))
+    g = np.zeros((n, x.shape[1]), dtype=A.dtype)
+    for s in range(0, m, rows):
+        Ab = A[s : s + rows]
+        r = np.matmul(Ab, x)
+        r -= y[s : s + rows]
+        g += _adjoint_matmul(Ab, r)
+    g *= 2
+    return g
 
 
 BACKEND = NumpyBackend()

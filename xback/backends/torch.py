@@ -12,7 +12,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from xback.backends import Backend
+from xback.backends import Backend, _torch_sort
 
 __all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
 
@@ -35,9 +35,11 @@ _PAIRS: list[tuple[Any, Any]] = [
     (np.complex128, torch.complex128),
     (ml_dtypes.bfloat16, torch.bfloat16),
 ]
-for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
-    if hasattr(ml_dtypes, _name) and hasattr(torch, _name):
-        _PAIRS.append((getattr(ml_dtypes, _name), getattr(torch, _name)))
+_PAIRS.extend(
+    (getattr(ml_dtypes, _name), getattr(torch, _name))
+    for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(ml_dtypes, _name) and hasattr(torch, _name)
+)
 
 NP_TO_TORCH: dict[np.dtype[Any], torch.dtype] = {np.dtype(n): t for n, t in _PAIRS}
 TORCH_TO_NP: dict[torch.dtype, np.dtype[Any]] = {t: np.dtype(n) for n, t in _PAIRS}
@@ -53,6 +55,7 @@ _VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
 }
 
 _DEVICE_STR: dict[torch.device, str] = {}
+_torch_from_numpy = torch.from_numpy
 
 
 def _device_str(d: torch.device) -> str:
@@ -127,7 +130,8 @@ class TorchBackend(Backend):
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         if not copy:
             try:
-                return x.numpy()  # type: ignore[no-any-return]  # fast path: zero-copy
+                a: np.ndarray[Any, Any] = x.numpy()  # fast path: zero-copy
+                return a
             except (RuntimeError, TypeError):
                 pass
         if x.layout is not torch.strided:
@@ -153,6 +157,11 @@ class TorchBackend(Backend):
         return a
 
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
+        if copy is None and device == "cpu" and a.flags.writeable:
+            try:
+                return _torch_from_numpy(a)  # fast path: zero-copy
+            except (TypeError, ValueError):
+                pass
         on_cpu = device == "cpu"
         if copy is False and not on_cpu:
             raise ValueError(
@@ -192,6 +201,97 @@ class TorchBackend(Backend):
 
     def copy(self, x: Any) -> Any:
         return x.clone()
+
+    # -- sorting (xback._sorting; implemented in xback.backends._torch_sort) --------------
+    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        return _torch_sort.sort(x, axis, descending, stable)
+
+    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        return _torch_sort.argsort(x, axis, descending, stable)
+
+    # -- linear algebra (xback._linalg) --------------------------------------------------
+    has_autograd = True
+
+    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        U, S, Vh = torch.linalg.svd(x, full_matrices=full_matrices)
+        k = S.shape[-1]
+        if canonical_signs and k:
+            # Out of place: torch's svd backward saves U and Vh.
+            Uk = U[..., :k]
+            idx = Uk.abs().argmax(dim=-2, keepdim=True)
+            piv = Uk.gather(-2, idx)  # (..., 1, k)
+            ph = piv / piv.abs() if U.is_complex() else piv.sign()
+            Uk = Uk * ph.conj()
+            U = Uk if U.shape[-1] == k else torch.cat([Uk, U[..., k:]], dim=-1)
+            Vk = Vh[..., :k, :] * ph.mT
+            Vh = Vk if Vh.shape[-2] == k else torch.cat([Vk, Vh[..., k:, :]], dim=-2)
+        return U, S, Vh
+
+    def svdvals(self, x: Any) -> Any:
+        return torch.linalg.svdvals(x)
+
+    def all_finite(self, x: Any) -> bool:
+        return bool(torch.isfinite(x).all())
+
+    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        if method == "autograd":
+            return _lstsq_grad_autograd(A, x, y)
+        if method == "auto" and _use_blocked(A, x, y):
+            return _lstsq_grad_blocked(A, x, y)
+        g = A.mH @ (A @ x - y)
+        return g.mul_(2)  # matmul's backward keeps its inputs, not g: in place is safe
+
+    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
+        At = A.mH
+        return At @ A, At @ y
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        return (G @ x - c).mul_(2)
+
+
+def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
+    """Gradient of ``||y - A x||²`` by torch autograd on private leaves.
+
+    Works under ``torch.no_grad()``; the caller's tensors keep their ``requires_grad`` and
+    ``.grad`` (the graph is built on detached views). ``x`` is expanded to the broadcast
+    batch shape first so that each batch element gets its own gradient.
+    """
+    shape = (*torch.broadcast_shapes(A.shape[:-2], x.shape[:-2], y.shape[:-2]), *x.shape[-2:])
+    with torch.enable_grad():
+        xl = x.detach()
+        xl = xl.expand(shape).clone() if xl.shape != shape else xl.clone()
+        xl.requires_grad_(True)
+        r = A.detach() @ xl - y.detach()
+        loss = torch.view_as_real(r).square().sum() if r.is_complex() else r.square().sum()
+        (g,) = torch.autograd.grad(loss, xl)
+    return g
+
+
+_BLOCK_BYTES = 256 * 1024
+_BLOCKED_MIN_N: int | None = None  # None: never chosen by "auto" (did not win here)
+
+
+def _use_blocked(A: Any, x: Any, y: Any) -> bool:
+    return (
+        _BLOCKED_MIN_N is not None
+        and A.dim() == 2
+        and x.dim() == 2
+        and y.dim() == 2
+        and A.shape[1] >= _BLOCKED_MIN_N
+        and A.shape[0] > 4 * A.shape[1]
+        and A.device.type == "cpu"
+    )
+
+
+def _lstsq_grad_blocked(A: Any, x: Any, y: Any) -> Any:
+    """Single pass over the rows of ``A`` (see the numpy backend); CPU only."""
+    m, n = A.shape
+    rows = max(8, _BLOCK_BYTES // max(1, n * A.element_size()))
+    g = torch.zeros((n, x.shape[1]), dtype=A.dtype, device=A.device)
+    for s in range(0, m, rows):
+        Ab = A[s : s + rows]
+        g.addmm_(Ab.mH, torch.addmm(y[s : s + rows], Ab, x, beta=-1))
+    return g.mul_(2)
 
 
 BACKEND = TorchBackend()
