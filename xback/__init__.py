@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from xback._convert import asarray, from_numpy, to_device, to_numpy
 from xback._dispatch import backend_of, device, get_backend, get_device, use
+from xback._sorting import argsort, sort
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "argsort",
     "asarray",
     "backend_of",
     "device",
     "from_numpy",
     "get_backend",
     "get_device",
+    "sort",
     "to_device",
     "to_numpy",
     "use",

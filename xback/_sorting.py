@@ -1,0 +1,258 @@
+"""``sort`` and ``argsort``: one exact contract on every backend.
+
+The front layer validates and normalises every argument once (axis, dtype, flags) and hands
+clean arguments to the backend's ``sort`` / ``argsort`` (see :class:`xback.backends.Backend`).
+
+The contract, identical on NumPy, torch CPU, torch meta and CUDA:
+
+* stable by default, in ascending **and** descending order (equal elements keep their input
+  order; a descending sort is not a reversed ascending one);
+* NaN after every number in both directions, NaNs in input order; ``-0.0 == 0.0``;
+* complex numbers lexicographically (real part, then imaginary part), with NumPy's NaN rule:
+  ``R + Rj`` < ``R + nanj`` < ``nan + Rj`` < ``nan + nanj``; in descending order the numbers
+  within each of these groups are reversed and the groups keep their order (NaN last);
+* values keep the input dtype, indices are always ``int64``; results are fresh arrays.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from xback._dispatch import prepare1
+from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback.backends import Backend
+
+__all__ = ["argsort", "sort"]
+
+_SORTABLE: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT | COMPLEX
+_SUPPORTED_NAMES = (
+    "bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float16, float32, "
+    "float64, bfloat16, complex64, complex128"
+)
+
+
+class _DefaultAxis(int):
+    """The default ``axis=-1``, distinguishable from an explicit ``axis=-1`` (so that
+    ``axis=-1, dim=0`` is the documented TypeError). Equal to -1 and printed as -1."""
+
+    __slots__ = ()
+
+
+_AXIS_DEFAULT: Any = _DefaultAxis(-1)
+
+
+def _slow_axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
+    """Normalise ``axis`` / ``dim`` (the rare cases) or raise the documented error."""
+    name = "axis"
+    if dim is not None:
+        if axis is not _AXIS_DEFAULT:
+            raise TypeError(
+                f"{fname}() got both axis={axis!r} and dim={dim!r}: dim is an alias of axis "
+                f"(the torch spelling); pass only one of them"
+            )
+        axis, name = dim, "dim"
+    if axis is _AXIS_DEFAULT:
+        axis = -1
+    if axis is None:
+        return None
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{fname}(): {name} must be an int or None, got the bool {axis!r}")
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(
+            f"{fname}(): {name} must be an int or None, got {type(axis).__name__} {axis!r}"
+        ) from None
+    if -ndim <= ax < ndim:
+        return ax + ndim if ax < 0 else ax
+    hint = (
+        "a 0-d array sorts only with axis=None"
+        if ndim == 0
+        else f"valid {name}s are {-ndim}..{ndim - 1}, or None to sort the flattened array"
+    )
+    raise np.exceptions.AxisError(
+        f"{fname}(): {name} {ax} is out of bounds for an array of dimension {ndim} "
+        f"(ndim={ndim}); {hint}"
+    )
+
+
+def _slow_flag(value: Any, name: str, fname: str) -> bool:
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{fname}(): {name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def _bad_dtype(b: Backend, x: Any, fname: str) -> TypeError:
+    try:
+        what = str(b.dtype_of(x))
+    except TypeError:
+        what = str(getattr(x, "dtype", type(x).__name__))
+    return TypeError(
+        f"{fname}() does not support dtype {what}; supported dtypes: {_SUPPORTED_NAMES}"
+    )
+
+
+def _validate(
+    b: Backend, x: Any, axis: Any, dim: Any, descending: Any, stable: Any, fname: str
+) -> tuple[int | None, bool, bool]:
+    """Checked ``(axis, descending, stable)``; raises before any work is done."""
+    ndim: int = x.ndim
+    if dim is None and axis is _AXIS_DEFAULT:
+        if ndim == 0:
+            _slow_axis(-1, None, 0, fname)  # raises the axis error
+        ax: int | None = ndim - 1
+    elif dim is None and type(axis) is int and -ndim <= axis < ndim:
+        ax = axis + ndim if axis < 0 else axis
+    else:
+        ax = _slow_axis(axis, dim, ndim, fname)
+    if descending is not True and descending is not False:
+        descending = _slow_flag(descending, "descending", fname)
+    if stable is not True and stable is not False:
+        stable = _slow_flag(stable, "stable", fname)
+    try:
+        ok = b.dtype_of(x) in _SORTABLE
+    except TypeError:
+        ok = False
+    if not ok:
+        raise _bad_dtype(b, x, fname)
+    return ax, descending, stable
+
+
+def sort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = _AXIS_DEFAULT,
+    descending: bool = False,
+    stable: bool = True,
+    backend: str | None = None,
+    device: Any = None,
+    dim: int | None = None,
+) -> Any:
+    """Sorted copy of ``x`` along ``axis``, with one exact contract on every backend.
+
+    Parameters
+    ----------
+    x : array_like
+        A NumPy array or scalar, a ``torch.Tensor``, or a Python scalar/list/tuple. Dtypes:
+        bool, int8..int64, uint8..uint64, float16/32/64, bfloat16 (torch or ``ml_dtypes``),
+        complex64/128.
+    axis : int or None, optional
+        Axis to sort along (default -1, the last); negative counts from the end. ``None``
+        sorts the flattened array (C order) and returns a 1-D array.
+    descending : bool, optional
+        Sort in descending order. NaN still comes last, and equal elements keep their
+        input order when ``stable`` (a descending sort is not a reversed ascending one).
+    stable : bool, optional
+        Keep equal elements in input order (default True). ``False`` may be faster; the
+        result is still correctly ordered.
+    backend : str, optional
+        ``"numpy"`` or ``"torch"``; see the backend rule below.
+    device : str or torch.device, optional
+        Device to run on (``"cpu"``, ``"cuda"``, ``"meta"``...).
+    dim : int, optional
+        Alias of ``axis`` (the torch spelling); give at most one of the two.
+
+    Returns
+    -------
+    array
+        Sorted values: same dtype as ``x``, the chosen backend's array on the chosen device,
+        a fresh array (``x`` is never modified). Torch results stay differentiable.
+
+    Raises
+    ------
+    TypeError
+        Both ``axis`` and ``dim`` given; ``axis`` not an int or None; ``descending`` or
+        ``stable`` not a bool; unsupported dtype (object, str, float8...).
+    numpy.exceptions.AxisError
+        ``axis`` out of range (also for an int axis on a 0-d input); it is both a
+        ``ValueError`` and an ``IndexError``.
+
+    Notes
+    -----
+    NaN sorts after every number in both directions (ascending ``[-inf, 1, 2, nan]``,
+    descending ``[2, 1, -inf, nan]``), NaNs in input order; ``-0.0`` and ``0.0`` are equal.
+    Complex numbers sort by real part, then imaginary part, with NumPy's NaN order.
+    Backend: ``backend=`` > ``xback.use`` > the input's kind > numpy; device likewise.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.sort(np.array([2.0, np.nan, -np.inf, 1.0]), descending=True)
+    array([  2.,   1., -inf,  nan])
+    >>> xback.sort(np.array([[3, 1, 2], [0, 5, 4]]), axis=0)
+    array([[0, 1, 2],
+           [3, 5, 4]])
+    """
+    b, x = prepare1(x, backend, device)
+    ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
+    return b.sort(x, ax, descending, stable)
+
+
+def argsort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = _AXIS_DEFAULT,
+    descending: bool = False,
+    stable: bool = True,
+    backend: str | None = None,
+    device: Any = None,
+    dim: int | None = None,
+) -> Any:
+    """Indices that sort ``x`` along ``axis``, with one exact contract on every backend.
+
+    Parameters
+    ----------
+    x : array_like
+        A NumPy array or scalar, a ``torch.Tensor``, or a Python scalar/list/tuple. Dtypes:
+        bool, int8..int64, uint8..uint64, float16/32/64, bfloat16 (torch or ``ml_dtypes``),
+        complex64/128.
+    axis : int or None, optional
+        Axis to sort along (default -1, the last); negative counts from the end. ``None``
+        sorts the flattened array (C order) and returns 1-D indices into it.
+    descending : bool, optional
+        Sort in descending order. NaN still comes last, and equal elements keep their
+        input order when ``stable``.
+    stable : bool, optional
+        Keep equal elements in input order (default True). ``False`` may be faster; the
+        result still orders the values correctly.
+    backend : str, optional
+        ``"numpy"`` or ``"torch"``; see the backend rule below.
+    device : str or torch.device, optional
+        Device to run on (``"cpu"``, ``"cuda"``, ``"meta"``...).
+    dim : int, optional
+        Alias of ``axis`` (the torch spelling); give at most one of the two.
+
+    Returns
+    -------
+    array
+        ``int64`` indices, the chosen backend's array on the chosen device (never requiring
+        grad).
+
+    Raises
+    ------
+    TypeError
+        Both ``axis`` and ``dim`` given; ``axis`` not an int or None; ``descending`` or
+        ``stable`` not a bool; unsupported dtype (object, str, float8...).
+    numpy.exceptions.AxisError
+        ``axis`` out of range (also for an int axis on a 0-d input); it is both a
+        ``ValueError`` and an ``IndexError``.
+
+    Notes
+    -----
+    Same order as :func:`sort`. Backend: ``backend=`` > ``xback.use`` > the input's kind >
+    numpy; device likewise.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.argsort(np.array([1.0, np.nan, 2.0, 1.0]), descending=True)
+    array([2, 0, 3, 1])
+    """
+    b, x = prepare1(x, backend, device)
+    ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
+    return b.argsort(x, ax, descending, stable)

@@ -1,0 +1,82 @@
+"""Sorting for the torch backend (see :meth:`xback.backends.Backend.sort` for the contract).
+
+What torch 2.13 gives and what is done about it:
+
+* ``torch.sort(stable=True)`` is stable in both directions and puts NaN last ascending, but
+  first descending. Floats descending are therefore sorted ascending on ``-x`` (NaN stays NaN
+  and last, ``-0.0 == 0.0``, exact): two cheap elementwise passes, no extra sort, and the
+  values stay differentiable.
+* uint16/uint32/uint64: ``torch.sort`` fails on large CPU inputs ("parallel_sort1d_kernel not
+  implemented") and ``gather``/``flip`` are missing; they are sorted through exact
+  order-preserving signed keys (uint16 -> int32, uint32 -> int64, uint64 -> its bits as int64
+  with the sign bit flipped) and the values mapped back.
+* complex: no sort at all on the CPU. Sorted by three stable passes (imaginary part, real part,
+  NaN group), which gives NumPy's order exactly; descending sorts ``-x`` the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["argsort", "sort"]
+
+_FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_COMPLEX = frozenset({torch.complex64, torch.complex128})
+_INT64_MIN = -(2**63)
+
+
+def _complex_argsort(x: Any, axis: int, descending: bool) -> Any:
+    if descending:
+        x = torch.neg(x)
+    re, im = x.real, x.imag
+    perm = torch.sort(im, dim=axis, stable=True)[1]  # NaN last
+    step = torch.sort(re.gather(axis, perm), dim=axis, stable=True)[1]
+    perm = perm.gather(axis, step)
+    # NumPy's groups: R+Rj < R+nanj < nan+Rj < nan+nanj
+    group = torch.isnan(re).to(torch.int8) * 2 + torch.isnan(im).to(torch.int8)
+    step = torch.sort(group.gather(axis, perm), dim=axis, stable=True)[1]
+    return perm.gather(axis, step)
+
+
+def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+    if axis is None:
+        x, axis = x.reshape(-1), 0
+    dt = x.dtype
+    if dt in _FLOATS:
+        if not descending:
+            return torch.sort(x, dim=axis, stable=stable)[0]
+        v = torch.sort(torch.neg(x), dim=axis, stable=stable)[0]
+        return torch.neg(v) if v.requires_grad else v.neg_()
+    if dt in _COMPLEX:
+        return x.gather(axis, _complex_argsort(x.detach(), axis, descending))
+    if dt == torch.uint64:
+        keys = x.view(torch.int64) ^ _INT64_MIN
+        v = torch.sort(keys, dim=axis, descending=descending, stable=stable)[0]
+        return v.bitwise_xor_(_INT64_MIN).view(torch.uint64)
+    if dt == torch.uint32 or dt == torch.uint16:
+        wide = torch.int64 if dt == torch.uint32 else torch.int32
+        v = torch.sort(x.to(wide), dim=axis, descending=descending, stable=stable)[0]
+        return v.to(dt)
+    return torch.sort(x, dim=axis, descending=descending, stable=stable)[0]
+
+
+def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+    if axis is None:
+        x, axis = x.reshape(-1), 0
+    x = x.detach()
+    dt = x.dtype
+    if dt in _FLOATS:
+        if descending:
+            x = torch.neg(x)
+        return torch.sort(x, dim=axis, stable=stable)[1]
+    if dt in _COMPLEX:
+        return _complex_argsort(x, axis, descending)
+    if dt == torch.uint64:
+        x = x.view(torch.int64) ^ _INT64_MIN
+    elif dt == torch.uint32:
+        x = x.to(torch.int64)
+    elif dt == torch.uint16:
+        x = x.to(torch.int32)
+    return torch.sort(x, dim=axis, descending=descending, stable=stable)[1]
