@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -22,6 +22,12 @@ from xback._dispatch import (
 )
 from xback._dtypes import cast_hint, normalize_dtype
 from xback.backends import Backend
+
+if TYPE_CHECKING:  # static types only: importing xback never imports torch
+    import numpy.typing as npt
+    import torch
+
+    _G = TypeVar("_G", bound=np.generic)
 
 __all__ = ["asarray", "from_numpy", "neutral_to_numpy", "to_device", "to_numpy"]
 
@@ -52,7 +58,7 @@ def _check_holdable(b: Backend, a: np.ndarray[Any, Any]) -> None:
         )
 
 
-def to_numpy(x: Any, /, *, copy: bool | None = None) -> np.ndarray[Any, Any]:
+def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     """Convert an array of any supported kind to a NumPy array, zero-copy where possible.
 
     Parameters
@@ -99,6 +105,33 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> np.ndarray[Any, Any]:
     return neutral_to_numpy(x)
 
 
+@overload
+def from_numpy(
+    a: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    backend: Literal["numpy"],
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def from_numpy(
+    a: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    backend: Literal["torch"],
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> torch.Tensor: ...
+@overload
+def from_numpy(
+    a: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    backend: str | None = ...,
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> Any: ...
 def from_numpy(
     a: Any, /, *, backend: str | None = None, device: Any = None, copy: bool | None = None
 ) -> Any:
@@ -161,6 +194,12 @@ def from_numpy(
     return b.from_numpy(a, dev or "cpu", copy)
 
 
+@overload
+def to_device(x: torch.Tensor, device: Any, /) -> torch.Tensor: ...
+@overload
+def to_device(x: npt.NDArray[Any], device: Any, /) -> npt.NDArray[Any]: ...
+@overload
+def to_device(x: _G, device: Any, /) -> _G: ...
 def to_device(x: Any, device: Any, /) -> Any:
     """Move an array to ``device`` within its own backend; free when it is already there.
 
@@ -202,6 +241,56 @@ def to_device(x: Any, device: Any, /) -> Any:
     return b.to_device(x, dev)
 
 
+@overload
+def asarray(
+    obj: Any,
+    /,
+    *,
+    dtype: Any = ...,
+    backend: Literal["numpy"],
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def asarray(
+    obj: Any,
+    /,
+    *,
+    dtype: Any = ...,
+    backend: Literal["torch"],
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> torch.Tensor: ...
+@overload
+def asarray(
+    obj: torch.Tensor,
+    /,
+    *,
+    dtype: Any = ...,
+    backend: None = ...,
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> torch.Tensor: ...
+@overload
+def asarray(
+    obj: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    dtype: Any = ...,
+    backend: None = ...,
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def asarray(
+    obj: Any,
+    /,
+    *,
+    dtype: Any = ...,
+    backend: str | None = ...,
+    device: Any = ...,
+    copy: bool | None = ...,
+) -> Any: ...
 def asarray(
     obj: Any,
     /,
