@@ -82,7 +82,9 @@ def load_backend(name: str) -> Backend:
             f"backend {name!r} needs the {package!r} package, which is not installed: "
             f"pip install \"{requirement}\""
         ) from exc
-    backend = cast(Backend, importlib.import_module(module_name).BACKEND)
+    module = importlib.import_module(module_name)
+    made = getattr(module, "BACKEND", None)
+    backend = cast(Backend, made if made is not None else module.make_backend(name))
     _LOADED[name] = backend
     return backend
 
@@ -102,7 +104,9 @@ def _classify(tp: type) -> Backend | None:
                 result = load_backend(name)
                 break
         else:
-            supported = ["numpy.ndarray", "numpy scalars", "torch.Tensor"]
+            supported = ["numpy.ndarray", "numpy scalars", "torch.Tensor"] + [
+                f"{n} arrays" for n in KNOWN_BACKENDS if n not in ("numpy", "torch")
+            ]
             raise TypeError(
                 f"unsupported array type {tp.__module__}.{tp.__qualname__}; xback accepts "
                 f"{', '.join(supported)}, and Python scalars, lists and tuples"

@@ -1,7 +1,8 @@
 """The backend protocol and the registry of known backends.
 
 A backend is one module, ``xback/backends/<name>.py``, that defines ``BACKEND``: an
-instance of a :class:`Backend` subclass. The front layer (``xback._dispatch`` and the
+instance of a :class:`Backend` subclass (or ``make_backend(name)``, for a module serving
+several libraries, like the generic Array API backend). The front layer (``xback._dispatch`` and the
 operation modules) validates and normalises every argument once; a backend receives clean
 arguments only and computes:
 
@@ -26,6 +27,10 @@ __all__ = ["KNOWN_BACKENDS", "Backend"]
 KNOWN_BACKENDS: dict[str, tuple[str, str, str]] = {
     "numpy": ("xback.backends.numpy", "numpy", "numpy"),
     "torch": ("xback.backends.torch", "torch", "xback[torch]"),
+    # generic Array API backend (xback.backends.array_api), one instance per library
+    "array_api_strict": ("xback.backends.array_api", "array_api_strict", "array-api-strict"),
+    "jax": ("xback.backends.array_api", "jax", "jax"),
+    "cupy": ("xback.backends.array_api", "cupy", "cupy"),
 }
 
 

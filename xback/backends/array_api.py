@@ -1,0 +1,291 @@
+"""A generic backend over any Array API namespace (array-api-strict, JAX, CuPy...).
+
+One :class:`ArrayAPIBackend` instance per library, named after it (``"array_api_strict"``,
+``"jax"``, ``"cupy"``), built on the namespace that :func:`array_api_compat.array_namespace`
+returns, cached per backend (never looked up per call). Only kinds with no dedicated backend
+come here.
+
+The same contract as the dedicated backends, written with standard functions only:
+
+* ``sort``/``argsort``: stable descending is computed as a stable *ascending* sort (of ``-x``
+  for real floats; of the reversed array for integers and bools, indices mapped back), never
+  as a reversed ascending sort; NaN is moved last by a stable partition when present;
+  complex numbers are ordered by three stable passes (imaginary, real, NaN group), NumPy's
+  order. Indices are ``int64`` where the library (and device) has it, else the library's
+  default index dtype (array-api-strict's ``no_x64`` device: ``int32``).
+* ``svd``/``svdvals`` through the ``linalg`` extension (a clear ``TypeError`` when the library
+  has none); ``canonical_signs`` with the convention of :mod:`xback._linalg`.
+* conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
+
+Costs: the generic ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one
+extra pass); NaN handling adds one ``isnan`` pass and, only when NaNs are present, a stable
+sort of the NaN mask.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from xback.backends import Backend
+
+__all__ = ["LIBRARIES", "ArrayAPIBackend", "make_backend"]
+
+_DTYPE_NAMES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128", "bfloat16",
+)  # fmt: skip
+
+
+def _strict_owns(tp: type) -> bool:
+    return tp.__module__.startswith("array_api_strict")
+
+
+def _jax_owns(tp: type) -> bool:
+    return issubclass(tp, sys.modules["jax"].Array)
+
+
+def _cupy_owns(tp: type) -> bool:
+    return issubclass(tp, sys.modules["cupy"].ndarray)
+
+
+#: backend name -> (top-level package, ownership test on a type)
+LIBRARIES: dict[str, tuple[str, Callable[[type], bool]]] = {
+    "array_api_strict": ("array_api_strict", _strict_owns),
+    "jax": ("jax", _jax_owns),
+    "cupy": ("cupy", _cupy_owns),
+}
+
+
+def _device_name(d: Any) -> str:
+    """Canonical string for a library device object."""
+    inner = getattr(d, "_device", None)  # array-api-strict
+    if isinstance(inner, str):
+        return "cpu" if inner == "CPU_DEVICE" else inner
+    platform, ident = getattr(d, "platform", None), getattr(d, "id", None)  # jax, cupy
+    if isinstance(ident, int):
+        name = f"{platform or 'cuda'}:{ident}"
+        return "cpu" if name == "cpu:0" else name
+    return str(d).lower()
+
+
+class ArrayAPIBackend(Backend):
+    """Backend for one Array API library, through its (compat) namespace."""
+
+    respects_readonly = True
+
+    def __init__(self, name: str) -> None:
+        import array_api_compat
+
+        self.name = name  # type: ignore[misc]
+        package, self._owns = LIBRARIES[name]
+        self.module = package  # type: ignore[misc]
+        lib = importlib.import_module(package)
+        if name == "jax":
+            import jax.numpy as jnp
+
+            probe = jnp.zeros(1)
+        elif name == "cupy":
+            probe = lib.zeros(1)
+        else:
+            probe = lib.asarray([0])
+        xp = array_api_compat.array_namespace(probe)
+        self.xp = xp
+        self._info = xp.__array_namespace_info__()
+        self._devices: dict[str, Any] = {}
+        for d in self._info.devices():
+            self._devices.setdefault(_device_name(d), d)
+        self._np_to_xp: dict[np.dtype[Any], Any] = {}
+        self._xp_to_np: dict[Any, np.dtype[Any]] = {}
+        for n in _DTYPE_NAMES:
+            t = getattr(xp, n, None)
+            if t is None:
+                continue
+            try:
+                npd = np.dtype(n) if n != "bfloat16" else np.dtype(t)
+            except TypeError:
+                continue
+            self._np_to_xp[npd] = t
+            self._xp_to_np[t] = npd
+        self._has_linalg = hasattr(xp, "linalg") and hasattr(xp.linalg, "svd")
+
+    # -- kinds, devices, dtypes ------------------------------------------------------------
+    def owns(self, tp: type) -> bool:
+        return self._owns(tp)
+
+    def normalize_device(self, device: str) -> str:
+        if device in self._devices:
+            return device
+        if device in ("cpu:0", "CPU_DEVICE") and "cpu" in self._devices:
+            return "cpu"
+        raise ValueError(
+            f"device {device!r} is not a device of {self.name}; available: "
+            f"{', '.join(self._devices)}"
+        )
+
+    def device_of(self, x: Any) -> str:
+        return _device_name(self.xp_device(x))
+
+    def xp_device(self, x: Any) -> Any:
+        import array_api_compat
+
+        return array_api_compat.device(x)
+
+    def dtype_of(self, x: Any) -> np.dtype[Any]:
+        try:
+            return self._xp_to_np[x.dtype]
+        except KeyError:
+            raise TypeError(f"{self.name} dtype {x.dtype} has no NumPy equivalent") from None
+
+    def can_hold(self, dtype: np.dtype[Any]) -> bool:
+        return dtype in self._np_to_xp
+
+    # -- conversion ------------------------------------------------------------------------
+    def to_device(self, x: Any, device: str) -> Any:
+        import array_api_compat
+
+        return array_api_compat.to_device(x, self._devices[device])
+
+    def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
+        try:
+            a: np.ndarray[Any, Any] = np.from_dlpack(x)  # shares host memory
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            if copy is False:
+                raise ValueError(
+                    f"copy=False but this {self.name} array cannot be shared with NumPy "
+                    f"(device {self.device_of(x)})"
+                ) from None
+            return np.asarray(x.to_device("cpu") if hasattr(x, "to_device") else x).copy()
+        return a.copy() if copy else a
+
+    def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
+        try:
+            return self.xp.asarray(a, device=self._devices[device], copy=copy)
+        except ValueError as exc:
+            raise ValueError(f"cannot bring this array to {self.name} on {device}: {exc}") from exc
+
+    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
+        return self.xp.astype(x, self._np_to_xp[dtype])
+
+    def copy(self, x: Any) -> Any:
+        return self.xp.asarray(x, copy=True)
+
+    # -- sorting ---------------------------------------------------------------------------
+    def _index_dtype(self, x: Any) -> Any:
+        dt = self._info.dtypes(device=self.xp_device(x))
+        if "int64" in dt:
+            return dt["int64"]
+        return self._info.default_dtypes(device=self.xp_device(x))["indexing"]
+
+    def _argsort_real(self, k: Any, axis: int, stable: bool) -> Any:
+        """Ascending argsort of real keys ``k`` with NaN last, in input order."""
+        xp = self.xp
+        kind = self._xp_to_np.get(k.dtype, np.dtype("f8")).kind
+        if kind == "b":
+            k = xp.astype(k, xp.uint8)
+        idx = xp.argsort(k, axis=axis, stable=stable)
+        if kind in "fV":
+            nan = xp.isnan(xp.take_along_axis(k, idx, axis=axis))
+            if bool(xp.any(nan)):
+                step = xp.argsort(xp.astype(nan, xp.uint8), axis=axis, stable=True)
+                idx = xp.take_along_axis(idx, step, axis=axis)
+        return idx
+
+    def _argsort_desc_reversed(self, x: Any, axis: int) -> Any:
+        """Stable descending argsort of integers/bools: ascending on the reversed array."""
+        xp = self.xp
+        n = x.shape[axis]
+        p = self._argsort_real(xp.flip(x, axis=axis), axis, True)
+        q = xp.flip(p, axis=axis)
+        # ascending on reversed x then reversed: descending, ties in input order
+        return (n - 1) - q
+
+    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        xp = self.xp
+        if axis is None:
+            x, axis = xp.reshape(x, (-1,)), 0
+        kind = self.dtype_of(x).kind
+        if kind == "c":
+            if descending:
+                x = -x
+            re, im = xp.real(x), xp.imag(x)
+            perm = self._argsort_real(im, axis, True)
+            step = self._argsort_real(xp.take_along_axis(re, perm, axis=axis), axis, True)
+            perm = xp.take_along_axis(perm, step, axis=axis)
+            group = xp.astype(xp.isnan(re), xp.uint8) * 2 + xp.astype(xp.isnan(im), xp.uint8)
+            step = xp.argsort(xp.take_along_axis(group, perm, axis=axis), axis=axis, stable=True)
+            idx = xp.take_along_axis(perm, step, axis=axis)
+        elif not descending:
+            idx = self._argsort_real(x, axis, stable)
+        elif kind in "fV":
+            idx = self._argsort_real(-x, axis, stable)  # exact; NaN stays NaN, -0.0 == 0.0
+        else:
+            idx = self._argsort_desc_reversed(x, axis)
+        want = self._index_dtype(x)
+        return idx if idx.dtype == want else xp.astype(idx, want)
+
+    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        xp = self.xp
+        if axis is None:
+            x, axis = xp.reshape(x, (-1,)), 0
+        idx = self.argsort(x, axis, descending, stable)
+        return xp.take_along_axis(x, idx, axis=axis)
+
+    # -- linear algebra --------------------------------------------------------------------
+    def _linalg(self) -> Any:
+        if not self._has_linalg:
+            raise TypeError(
+                f"the {self.name} namespace has no linalg extension: svd is not available "
+                f"for its arrays; convert with xback.asarray(x, backend='numpy')"
+            )
+        return self.xp.linalg
+
+    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        xp = self.xp
+        U, S, Vh = self._linalg().svd(x, full_matrices=full_matrices)
+        k = S.shape[-1]
+        if canonical_signs and k:
+            Uk = U[..., :k]
+            idx = xp.argmax(xp.abs(Uk), axis=-2, keepdims=True)
+            piv = xp.take_along_axis(Uk, idx, axis=-2)  # (..., 1, k)
+            if self.dtype_of(U).kind == "c":
+                ph = piv / xp.astype(xp.abs(piv), piv.dtype)
+                phc = xp.conj(ph)
+            else:
+                ph = xp.sign(piv)
+                phc = ph
+            ph = xp.where(ph == 0, xp.ones_like(ph), ph)
+            phc = xp.where(phc == 0, xp.ones_like(phc), phc)
+            U = xp.concat([Uk * phc, U[..., k:]], axis=-1)
+            Vh = xp.concat([Vh[..., :k, :] * xp.matrix_transpose(ph), Vh[..., k:, :]], axis=-2)
+        return U, S, Vh
+
+    def svdvals(self, x: Any) -> Any:
+        return self._linalg().svdvals(x)
+
+    def all_finite(self, x: Any) -> bool:
+        return bool(self.xp.all(self.xp.isfinite(x)))
+
+    def _adjoint(self, A: Any) -> Any:
+        At = self.xp.matrix_transpose(A)
+        return self.xp.conj(At) if self.dtype_of(A).kind == "c" else At
+
+    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        xp = self.xp
+        return 2 * xp.matmul(self._adjoint(A), xp.matmul(A, x) - y)
+
+    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
+        At = self._adjoint(A)
+        return self.xp.matmul(At, A), self.xp.matmul(At, y)
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        return 2 * (self.xp.matmul(G, x) - c)
+
+
+def make_backend(name: str) -> ArrayAPIBackend:
+    """The generic backend for library ``name`` (one of :data:`LIBRARIES`)."""
+    return ArrayAPIBackend(name)
