@@ -153,8 +153,10 @@ def test_matches_stable_sorted_oracle(data_target: Target, case: Any, descending
 
 
 @fixture_ok
-@given(case=arrays(FLOATS + COMPLEXES + [np.dtype("uint64"), np.dtype("int8")]),
-       descending=st.booleans())
+@given(
+    case=arrays(FLOATS + COMPLEXES + [np.dtype("uint64"), np.dtype("int8")]),
+    descending=st.booleans(),
+)
 def test_unstable_is_correctly_ordered(data_target: Target, case: Any, descending: bool) -> None:
     a, axis = case
     check_against_oracle(data_target, a, axis, descending, stable=False)
@@ -183,7 +185,9 @@ def test_signed_zero_ties_keep_order(data_target: Target) -> None:
 
 
 def test_complex_nan_groups(data_target: Target) -> None:
-    a = np.array([complex(1, nan), complex(nan, 0), 2, 1, 1 + 2j, complex(nan, nan), complex(0, nan)])
+    a = np.array(
+        [complex(1, nan), complex(nan, 0), 2, 1, 1 + 2j, complex(nan, nan), complex(0, nan)]
+    )
     x = data_target.make(a)
     assert data_target.numpy(xback.argsort(x)).tolist() == [3, 4, 2, 6, 0, 1, 5]
     assert np.argsort(a, kind="stable").tolist() == [3, 4, 2, 6, 0, 1, 5]  # NumPy's own order
@@ -329,9 +333,7 @@ def test_torch_uint_large_inputs() -> None:
 def test_signature() -> None:
     for f in (xback.sort, xback.argsort):
         params = inspect.signature(f).parameters
-        assert list(params) == [
-            "x", "axis", "descending", "stable", "backend", "device", "dim"
-        ]
+        assert list(params) == ["x", "axis", "descending", "stable", "backend", "device", "dim"]
         assert params["x"].kind is inspect.Parameter.POSITIONAL_ONLY
         assert params["axis"].default == -1 and params["descending"].default is False
         assert params["stable"].default is True and params["dim"].default is None
@@ -387,8 +389,15 @@ def test_flag_errors(target: Target) -> None:
         assert tuple(f(x, descending=np.bool_(True)).shape) == (3,)
 
 
-@pytest.mark.parametrize("a", [np.array(["b", "a"]), np.array([1, "a"], dtype=object),
-                               np.array([1, 2], dtype="datetime64[s]")], ids=str)
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.array(["b", "a"]),
+        np.array([1, "a"], dtype=object),
+        np.array([1, 2], dtype="datetime64[s]"),
+    ],
+    ids=str,
+)
 def test_unsupported_dtype_numpy(a: np.ndarray) -> None:
     for f in (xback.sort, xback.argsort):
         with pytest.raises(TypeError, match=str(a.dtype).replace("[", r"\[")):
