@@ -159,7 +159,10 @@ class ArrayAPIBackend(Backend):
                     f"copy=False but this {self.name} array cannot be shared with NumPy "
                     f"(device {self.device_of(x)})"
                 ) from None
-            return np.asarray(x.to_device("cpu") if hasattr(x, "to_device") else x).copy()
+            host: np.ndarray[Any, Any] = np.asarray(
+                x.to_device("cpu") if hasattr(x, "to_device") else x
+            ).copy()
+            return host
         return a.copy() if copy else a
 
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:

@@ -1,0 +1,87 @@
+"""The generic Array API backend, checked on array-api-strict (dispatch, devices, conversion).
+
+The operation tests (sort, svd, lstsq_grad) run on it through the shared ``target``
+fixtures of ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xback
+
+xps = pytest.importorskip("array_api_strict")
+
+
+def test_kind_and_name() -> None:
+    x = xps.asarray([1.0, 2.0])
+    assert xback.backend_of(x) == "array_api_strict"
+    assert xback.device(x) == "cpu"
+    y = xps.asarray([1.0], device=xps.Device("device1"))
+    assert xback.device(y) == "device1"
+
+
+def test_dispatch_never_imports_an_unimported_library() -> None:
+    code = (
+        "import sys, numpy as np, xback\n"
+        "xback.asarray(np.zeros(2)); xback.to_numpy([1.0])\n"
+        "assert 'array_api_strict' not in sys.modules\n"
+        "assert 'jax' not in sys.modules and 'cupy' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_use_array_api_strict() -> None:
+    a = np.arange(3.0)
+    with xback.use("array_api_strict"):
+        x = xback.asarray(a)
+        assert xback.backend_of(x) == "array_api_strict"
+    with xback.use("array_api_strict", device="device2"):
+        assert xback.device(xback.asarray([1.0, 2.0])) == "device2"
+    with pytest.raises(ValueError, match=r"not a device of array_api_strict.*device1"):
+        xback.use("array_api_strict", device="cuda")
+
+
+def test_to_numpy_shares_memory() -> None:
+    a = np.arange(4.0)
+    x = xback.from_numpy(a, backend="array_api_strict")
+    back = xback.to_numpy(x)
+    assert np.shares_memory(back, a)
+    c = xback.to_numpy(x, copy=True)
+    assert not np.shares_memory(c, a)
+
+
+def test_from_numpy_copy_true_is_fresh() -> None:
+    a = np.arange(4.0)
+    x = xback.from_numpy(a, backend="array_api_strict", copy=True)
+    a[0] = 100.0
+    assert xback.to_numpy(x)[0] == 0.0
+
+
+def test_no_float64_device_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no_float64"):
+        xback.asarray(np.zeros(2), backend="array_api_strict", device="no_float64")
+    x = xback.asarray(np.zeros(2, np.float32), backend="array_api_strict", device="no_float64")
+    assert xback.device(x) == "no_float64"
+
+
+def test_mixed_with_numpy_needs_a_choice() -> None:
+    from xback._dispatch import prepare
+
+    with pytest.raises(TypeError, match="array_api_strict.*numpy"):
+        prepare(None, None, xps.asarray([1.0]), np.zeros(1))
+    b, dev, (p, q) = prepare("numpy", None, xps.asarray([1.0]), np.zeros(1))
+    assert type(p) is np.ndarray
+
+
+def test_index_dtype_is_int64_where_the_device_has_it() -> None:
+    b = xback._dispatch.load_backend("array_api_strict")
+    x = xps.asarray([3, 1, 2], dtype=xps.int32, device=xps.Device("no_float64"))
+    idx = b.argsort(x, 0, False, True)
+    assert idx.dtype == xps.int64
+    assert xback.to_numpy(idx).tolist() == [1, 2, 0]
+    assert b.argsort(x, 0, True, True).dtype == xps.int64
