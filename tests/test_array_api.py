@@ -72,7 +72,7 @@ def test_no_float64_device_is_a_clear_error() -> None:
 def test_mixed_with_numpy_needs_a_choice() -> None:
     from xback._dispatch import prepare
 
-    with pytest.raises(TypeError, match="array_api_strict.*numpy"):
+    with pytest.raises(TypeError, match=r"array_api_strict.*numpy"):
         prepare(None, None, xps.asarray([1.0]), np.zeros(1))
     b, dev, (p, q) = prepare("numpy", None, xps.asarray([1.0]), np.zeros(1))
     assert type(p) is np.ndarray
