@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from xback._convert import asarray, from_numpy, to_device, to_numpy
 from xback._dispatch import backend_of, device, get_backend, get_device, use
+from xback._linalg import SVDResult, lstsq_grad, lstsq_grad_fn, svd, svdvals
 from xback._sorting import argsort, sort
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SVDResult",
     "__version__",
     "argsort",
     "asarray",
@@ -23,7 +25,11 @@ __all__ = [
     "from_numpy",
     "get_backend",
     "get_device",
+    "lstsq_grad",
+    "lstsq_grad_fn",
     "sort",
+    "svd",
+    "svdvals",
     "to_device",
     "to_numpy",
     "use",

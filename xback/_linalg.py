@@ -1,0 +1,515 @@
+"""Linear algebra: :func:`svd`, :func:`svdvals`, :func:`lstsq_grad`, :func:`lstsq_grad_fn`.
+
+The front layer validates and normalises every argument once (dimensions, the dtype table,
+shapes, ``method``), then calls the backend with clean arguments (see
+:class:`xback.backends.Backend`).
+
+Dtype table of :func:`svd` and :func:`svdvals`, the same on every backend:
+
+============================  ==========================================
+input                         computed and returned in
+============================  ==========================================
+float32 / float64             float32 / float64 (``S`` real, same precision)
+complex64 / complex128        complex64 / complex128 (``S`` float32 / float64)
+bool, int8..64, uint8..64     float64
+float16, bfloat16             float32
+anything else                 ``TypeError`` naming the dtype
+============================  ==========================================
+
+Sign convention of ``svd(..., canonical_signs=True)`` (scikit-learn's ``svd_flip`` with
+``u_based_decision=True``, extended to complex phases): for each of the first
+``K = min(M, N)`` columns ``u_j`` of ``U``, let ``i`` be the index of its entry of largest
+absolute value (the first one on exact ties) and ``p = u_ij / |u_ij|`` its sign (phase);
+then ``u_j <- u_j * conj(p)`` (so ``u_ij`` becomes real positive) and row ``j`` of ``Vh`` is
+multiplied by ``p``, which leaves ``U @ diag(S) @ Vh`` unchanged. ``U`` is the normalised
+factor: ``a`` and ``-a`` get the same ``U`` (and opposite ``Vh``). The extra columns of ``U``
+(rows of ``Vh``) that ``full_matrices=True`` adds span a subspace and are not unique; they are
+returned as the library computed them.
+
+``SVDResult`` is a plain (non-generic) :class:`typing.NamedTuple` whose fields are typed
+``Any``: ``class SVDResult(NamedTuple, Generic[T])`` is only accepted from Python 3.11 on and
+xback supports Python 3.10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from xback._dispatch import prepare, prepare1
+from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback.backends import Backend
+
+__all__ = ["SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"]
+
+
+class SVDResult(NamedTuple):
+    """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``)."""
+
+    #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
+    U: Any
+    #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
+    S: Any
+    #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
+    Vh: Any
+
+
+_F16 = np.dtype(np.float16)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_C64 = np.dtype(np.complex64)
+_C128 = np.dtype(np.complex128)
+_INTEGRAL = BOOL | SIGNED | UNSIGNED
+
+#: input dtype -> dtype the SVD is computed and returned in
+_SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
+    _F32: _F32,
+    _F64: _F64,
+    _C64: _C64,
+    _C128: _C128,
+    _F16: _F32,
+    BFLOAT16: _F32,
+    **{d: _F64 for d in _INTEGRAL},
+}
+_SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
+
+_METHODS = ("auto", "explicit", "autograd")
+_LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
+#: (dtypes of the inputs) -> (result dtype, compute dtype)
+_PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] = {}
+
+
+# -- svd ------------------------------------------------------------------------------------
+def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
+    """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
+    b, x = prepare1(x, backend, device)
+    if len(x.shape) < 2:
+        raise ValueError(
+            f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
+            f"{tuple(x.shape)}"
+        )
+    dt = b.dtype_of(x)
+    try:
+        cdt = _SVD_DTYPE[dt]
+    except KeyError:
+        raise TypeError(
+            f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
+            f"(cast with astype, e.g. to float64)"
+        ) from None
+    if cdt != dt:
+        x = b.astype(x, cdt)
+    return b, x
+
+
+def _nonfinite(fname: str) -> ValueError:
+    return ValueError(
+        f"{fname}: x contains non-finite values (NaN or inf); the singular value "
+        f"decomposition is only defined for finite input"
+    )
+
+
+def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
+    """Raise ``ValueError`` when the result shows non-finite input (cheap: looks at ``S``).
+
+    A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
+    values of ``S`` is enough; data-less (meta) arrays are skipped.
+    """
+    if b.device_of(S) == "meta" or b.all_finite(S):
+        return
+    if not b.all_finite(x):
+        raise _nonfinite(fname)
+    raise ValueError(  # pragma: no cover - needs entries near the float maximum
+        f"{fname}: the singular values overflowed although x is finite; scale x down"
+    )
+
+
+def _run_checked(b: Backend, x: Any, fname: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        # NumPy raises LinAlgError and torch a RuntimeError for NaN input: one ValueError.
+        if b.device_of(x) != "meta" and not b.all_finite(x):
+            raise _nonfinite(fname) from exc
+        raise
+
+
+def svd(
+    x: Any,
+    /,
+    *,
+    full_matrices: bool = True,
+    canonical_signs: bool = False,
+    backend: str | None = None,
+    device: Any = None,
+) -> SVDResult:
+    """Singular value decomposition ``x = U @ diag(S) @ Vh`` of a matrix or a stack.
+
+    Parameters
+    ----------
+    x : array, shape (..., M, N)
+        NumPy array, torch tensor or nested list. Dtypes: see the table in
+        :mod:`xback._linalg` (float16/bfloat16 -> float32, bool/integers -> float64).
+    full_matrices : bool, default True
+        ``True``: ``U`` is ``(..., M, M)`` and ``Vh`` ``(..., N, N)``; ``False``: ``U`` is
+        ``(..., M, K)`` and ``Vh`` ``(..., K, N)`` with ``K = min(M, N)`` (as in NumPy and
+        the Array API).
+    canonical_signs : bool, default False
+        Fix the sign (phase, for complex input) of each singular-vector pair so that every
+        backend returns the same ``U`` and ``Vh`` (first ``K`` vectors, distinct singular
+        values): the entry of largest absolute value of each column of ``U`` is made real
+        positive and ``Vh`` adjusted (scikit-learn's ``svd_flip`` convention).
+    backend, device : optional
+        Backend/device rule of :func:`xback.use`: per-call > ``use(...)`` > the input's own.
+
+    Returns
+    -------
+    SVDResult
+        Named tuple ``(U, S, Vh)``; ``S`` real, descending, at ``x``'s precision
+        (complex64 gives float32 ``S``). On torch the results stay differentiable.
+
+    Raises
+    ------
+    ValueError
+        ``x`` has fewer than 2 dimensions, or contains NaN or inf (on every backend).
+    TypeError
+        Unsupported dtype (named in the message).
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> U, S, Vh = xback.svd(np.array([[3.0, 0.0], [0.0, -4.0]]), canonical_signs=True)
+    >>> S
+    array([4., 3.])
+    >>> U
+    array([[0., 1.],
+           [1., 0.]])
+    >>> bool(np.allclose(U @ np.diag(S) @ Vh, [[3.0, 0.0], [0.0, -4.0]]))
+    True
+    """
+    b, xc = _svd_input(x, backend, device, "svd")
+    full = bool(full_matrices)
+    canon = bool(canonical_signs)
+    U, S, Vh = _run_checked(b, xc, "svd", lambda: b.svd(xc, full, canon))
+    _check_finite(b, xc, S, "svd")
+    return SVDResult(U, S, Vh)
+
+
+def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any:
+    """Singular values of a matrix or a stack, descending.
+
+    Parameters
+    ----------
+    x : array, shape (..., M, N)
+        Same dtype table as :func:`svd`.
+    backend, device : optional
+        Backend/device rule of :func:`xback.use`: per-call > ``use(...)`` > the input's own.
+
+    Returns
+    -------
+    array, shape (..., min(M, N))
+        Real, at ``x``'s precision; differentiable on torch.
+
+    Raises
+    ------
+    ValueError
+        ``x`` has fewer than 2 dimensions, or contains NaN or inf.
+    TypeError
+        Unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
+    array([4., 3.])
+    """
+    b, xc = _svd_input(x, backend, device, "svdvals")
+    S = _run_checked(b, xc, "svdvals", lambda: b.svdvals(xc))
+    _check_finite(b, xc, S, "svdvals")
+    return S
+
+
+# -- lstsq_grad -----------------------------------------------------------------------------
+def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...]) -> tuple[
+    np.dtype[Any], np.dtype[Any]
+]:
+    """(result dtype, compute dtype) for the inputs' dtypes; cached.
+
+    NumPy's promotion of the dtypes; bool/integers only -> float64; float16 and bfloat16
+    are computed in float32 and returned in their own dtype (bfloat16 with float16 gives
+    float32, as in torch).
+    """
+    try:
+        return _PROMOTED[dts]
+    except KeyError:
+        pass
+    for name, d in zip(names, dts):
+        if d not in _LSTSQ_ALLOWED:
+            raise TypeError(
+                f"{fname} does not support {name} of dtype {d}; supported: bool, integers, "
+                f"float16, bfloat16, float32, float64, complex64, complex128"
+            )
+    if BFLOAT16 in dts:
+        r = np.result_type(*(_F16 if d == BFLOAT16 else d for d in dts))
+        if r == _F16:
+            r = _F32 if _F16 in dts else BFLOAT16
+    else:
+        r = np.result_type(*dts)
+    if r in _INTEGRAL:
+        r = _F64
+    out = (r, _F32 if r in (_F16, BFLOAT16) else r)
+    _PROMOTED[dts] = out
+    return out
+
+
+def _shape_error(**shapes: Any) -> str:
+    return ", ".join(f"{k} has shape {tuple(v)}" for k, v in shapes.items())
+
+
+def _check_A(A: Any, fname: str) -> None:
+    if len(A.shape) < 2:
+        raise ValueError(
+            f"{fname}: A must be a matrix or a stack of matrices (..., m, n), "
+            f"but A has shape {tuple(A.shape)}"
+        )
+
+
+def _check_y(A: Any, y: Any, vector: bool, k: int | None) -> None:
+    """Check ``y`` against ``A`` (and ``k``, the columns of ``x``, when known)."""
+    m = A.shape[-2]
+    if vector:
+        if len(y.shape) != 1 or y.shape[0] != m:
+            raise ValueError(
+                f"A has shape {tuple(A.shape)} but y has shape {tuple(y.shape)}: with a "
+                f"vector x, y must have shape ({m},)"
+            )
+        return
+    if len(y.shape) < 2 or y.shape[-2] != m or (k is not None and y.shape[-1] != k):
+        want = f"(..., {m}, {'k' if k is None else k})"
+        raise ValueError(
+            f"A has shape {tuple(A.shape)} but y has shape {tuple(y.shape)}: with x of "
+            f"shape (..., n, k), y must have shape {want}"
+        )
+
+
+def _check_x(A: Any, x: Any, fname: str) -> bool:
+    """Check ``x`` against ``A``; return whether ``x`` is a vector (1-D)."""
+    n = A.shape[-1]
+    nd = len(x.shape)
+    if nd == 1:
+        if x.shape[0] != n:
+            raise ValueError(
+                f"A has shape {tuple(A.shape)} but x has shape {tuple(x.shape)}: x must have "
+                f"shape ({n},) or (..., {n}, k)"
+            )
+        return True
+    if nd == 0 or x.shape[-2] != n:
+        raise ValueError(
+            f"A has shape {tuple(A.shape)} but x has shape {tuple(x.shape)}: x must have "
+            f"shape ({n},) or (..., {n}, k)"
+        )
+    return False
+
+
+def _check_batch(**shapes: Any) -> None:
+    try:
+        np.broadcast_shapes(*(tuple(s[:-2]) for s in shapes.values()))
+    except ValueError:
+        raise ValueError(
+            f"batch dimensions do not broadcast: {_shape_error(**shapes)}"
+        ) from None
+
+
+def _check_method(method: Any, b: Backend, fname: str) -> None:
+    if method not in _METHODS or not isinstance(method, str):
+        raise ValueError(
+            f"{fname}: method must be one of 'auto', 'explicit', 'autograd', got {method!r}"
+        )
+    if method == "autograd" and not b.has_autograd:
+        raise ValueError(
+            f"{fname}: method='autograd' needs a backend with automatic differentiation "
+            f"(torch); the {b.name!r} backend supports method='auto' and 'explicit'"
+        )
+
+
+def lstsq_grad(
+    A: Any,
+    x: Any,
+    y: Any,
+    /,
+    *,
+    method: str = "auto",
+    backend: str | None = None,
+    device: Any = None,
+) -> Any:
+    """Gradient with respect to ``x`` of ``||y - A x||²₂``: ``2 Aᴴ (A x - y)``.
+
+    ``Aᴴ`` is the conjugate transpose (for complex ``x`` this is what torch autograd
+    returns). Evaluated as ``2 * (Aᴴ @ (A @ x - y))``, never forming a scaled or conjugated
+    copy of ``A``; on the torch CPU backend ``"auto"`` streams tall ``A`` once, in row blocks.
+
+    Parameters
+    ----------
+    A : array, shape (..., m, n)
+    x : array, shape (n,) or (..., n, k)
+        A vector only when 1-D (then ``y`` is ``(m,)``); otherwise a stack of matrices
+        (NumPy >= 2 ``linalg.solve`` rule). Batch dimensions of ``A``, ``x``, ``y`` broadcast.
+    y : array, shape (m,) or (..., m, k)
+    method : {"auto", "explicit", "autograd"}, default "auto"
+        ``"explicit"``: the closed form, every backend. ``"autograd"``: torch autograd on
+        private leaves (works under ``torch.no_grad()``; the caller's ``requires_grad`` and
+        ``.grad`` are untouched; the result is not differentiable). ``"auto"``: the fastest
+        exact method for the backend and shape.
+    backend, device : optional
+        Backend/device rule of :func:`xback.use`: per-call > ``use(...)`` > the inputs' own.
+
+    Returns
+    -------
+    array, shape (..., n) or (..., n, k)
+        In NumPy's promotion of the three dtypes (bool/integers -> float64; float16 and
+        bfloat16 computed in float32), the same dtype on every backend. Differentiable on
+        torch with ``"explicit"`` (and ``"auto"``).
+
+    Raises
+    ------
+    ValueError
+        ``A`` has fewer than 2 dimensions; mismatched or non-broadcasting shapes (named as
+        Python tuples); unknown ``method``; ``method="autograd"`` on numpy.
+    TypeError
+        Unsupported dtype; inputs of two kinds with no ``backend=``.
+
+    Notes
+    -----
+    NaN and inf propagate (IEEE arithmetic) rather than raise: checking would cost a
+    second pass over ``A``, doubling the time of this memory-bound operation.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> A = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> xback.lstsq_grad(A, np.array([1.0, 1.0]), np.array([0.0, 0.0, 0.0]))
+    array([ 6., 12.])
+    """
+    b, _, (A, x, y) = prepare(backend, device, A, x, y)
+    _check_method(method, b, "lstsq_grad")
+    _check_A(A, "lstsq_grad")
+    vector = _check_x(A, x, "lstsq_grad")
+    _check_y(A, y, vector, None if vector else x.shape[-1])
+    if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
+        _check_batch(A=A.shape, x=x.shape, y=y.shape)
+    dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
+    rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
+    if dA != cdt:
+        A = b.astype(A, cdt)
+    if dx != cdt:
+        x = b.astype(x, cdt)
+    if dy != cdt:
+        y = b.astype(y, cdt)
+    if vector:
+        g = b.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
+    else:
+        g = b.lstsq_grad(A, x, y, method)
+    return g if rdt == cdt else b.astype(g, rdt)
+
+
+def lstsq_grad_fn(
+    A: Any, y: Any, /, *, backend: str | None = None, device: Any = None
+) -> Callable[[Any], Any]:
+    """Reusable :func:`lstsq_grad` for fixed ``A`` and ``y``: returns ``g`` with
+    ``g(x) == lstsq_grad(A, x, y)``.
+
+    ``AᴴA`` and ``Aᴴy`` are computed once, so each call costs ``O(n² k)`` instead of
+    ``O(m n k)`` (about ``m / n`` times less work: 10x for the seed's ``m = 10 n``).
+
+    Parameters
+    ----------
+    A : array, shape (..., m, n)
+    y : array, shape (m,) or (..., m, k)
+        A vector ``y`` means ``g`` takes vectors ``x`` of shape ``(n,)``; otherwise ``g``
+        takes ``x`` of shape ``(..., n, k)``.
+    backend, device : optional
+        Chosen once, here (per-call > ``use(...)`` > the inputs' own); ``g`` brings each
+        ``x`` to that backend and device.
+
+    Returns
+    -------
+    callable
+        ``g(x)`` with the shape and dtype rules of :func:`lstsq_grad` (``A`` and ``y`` are
+        kept by reference and never modified; a wider ``x`` dtype computes ``AᴴA`` again
+        in that dtype, once).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`lstsq_grad`, for ``A`` and ``y`` here and for ``x`` when ``g`` is called.
+
+    Notes
+    -----
+    Accuracy: the Gram form computes ``AᴴA x - Aᴴy``, whose rounding error grows with
+    ``cond(A)²`` instead of ``cond(A)``; for ill-conditioned ``A`` (``cond(A)`` beyond about
+    ``1e4`` in float32, ``1e8`` in float64) prefer :func:`lstsq_grad`. Near the minimiser the
+    gradient is a small difference of large terms and loses relative accuracy in both forms.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> A = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    >>> g = xback.lstsq_grad_fn(A, np.zeros(3))
+    >>> g(np.array([1.0, 1.0]))
+    array([ 6., 12.])
+    """
+    b, dev, (A, y) = prepare(backend, device, A, y)
+    _check_A(A, "lstsq_grad_fn")
+    vector = len(y.shape) == 1
+    _check_y(A, y, vector, None)
+    if not vector and (len(A.shape) > 2 or len(y.shape) > 2):
+        _check_batch(A=A.shape, y=y.shape)
+    dA, dy = b.dtype_of(A), b.dtype_of(y)
+    base, _ = _promote("lstsq_grad_fn", ("A", "y"), (dA, dy))
+    y2 = y[:, None] if vector else y
+    cache: dict[np.dtype[Any], tuple[Any, Any]] = {}
+
+    def gram(cdt: np.dtype[Any]) -> tuple[Any, Any]:
+        try:
+            return cache[cdt]
+        except KeyError:
+            pass
+        Ac = A if dA == cdt else b.astype(A, cdt)
+        yc = y2 if dy == cdt else b.astype(y2, cdt)
+        cache[cdt] = out = b.gram(Ac, yc)
+        return out
+
+    gram(_promote("lstsq_grad_fn", ("A", "y"), (dA, dy))[1])
+    name, n = b.name, A.shape[-1]
+
+    def g(x: Any) -> Any:
+        _, _, (xc,) = prepare(name, dev, x)
+        if vector:
+            if len(xc.shape) != 1 or xc.shape[0] != n:
+                raise ValueError(
+                    f"A has shape {tuple(A.shape)} but x has shape {tuple(xc.shape)}: with "
+                    f"a vector y, x must have shape ({n},)"
+                )
+        else:
+            _check_x(A, xc, "lstsq_grad_fn")
+            if len(xc.shape) < 2 or xc.shape[-1] != y.shape[-1]:
+                raise ValueError(
+                    f"y has shape {tuple(y.shape)} but x has shape {tuple(xc.shape)}: x must "
+                    f"have shape (..., {n}, {y.shape[-1]})"
+                )
+            if len(xc.shape) > 2:
+                _check_batch(A=A.shape, x=xc.shape, y=y.shape)
+        dx = b.dtype_of(xc)
+        rdt, cdt = _promote("lstsq_grad_fn", ("A", "x", "y"), (dA, dx, dy))
+        G, c = gram(cdt)
+        if dx != cdt:
+            xc = b.astype(xc, cdt)
+        out = b.gram_grad(G, c, xc[:, None])[..., 0] if vector else b.gram_grad(G, c, xc)
+        return out if rdt == cdt else b.astype(out, rdt)
+
+    g.__doc__ = (
+        f"Gradient of ||y - A x||² for fixed A of shape {tuple(A.shape)} ({base}); "
+        f"see xback.lstsq_grad_fn."
+    )
+    return g
