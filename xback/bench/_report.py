@@ -1,0 +1,210 @@
+"""Rendering of ``xback bench`` results: rich tables, JSON and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from xback.bench._harness import machine_line
+
+__all__ = ["PlotUnavailable", "format_time", "plot", "render", "write_json"]
+
+#: per benchmark: the row keys that split a plot into panels
+_PANELS: dict[str, tuple[str, ...]] = {
+    "convert": ("direction", "dtype"),
+    "lstsq-grad": ("dtype",),
+    "sort": ("op", "dtype"),
+    "svd": ("dtype",),
+}
+_EXTRA = ("ratio", "vs_raw", "x_floor", "speedup_vs_copy", "overhead_us")
+_EXTRA_LABEL = {
+    "ratio": "ratio",
+    "vs_raw": "xback/raw",
+    "x_floor": "x floor",
+    "speedup_vs_copy": "copy/this",
+    "overhead_us": "overhead µs",
+}
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def format_time(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "-"
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.2f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.3f} s"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:.0f}"
+        return f"{v:.2f}"
+    if isinstance(v, int) and v >= 10_000:
+        return f"{v:.0e}".replace("e+0", "e")
+    return str(v)
+
+
+def render(doc: dict[str, Any], console: Any) -> None:
+    """Print one table per benchmark (medians, min, spread, ratios) and its summary."""
+    from rich.table import Table
+
+    env = doc["environment"]
+    console.print(f"[bold]machine[/]: {machine_line(env)}")
+    console.print(
+        f"threads: torch {env.get('torch_threads', '-')} intra-op / "
+        f"{env.get('torch_interop_threads', '-')} inter-op; BLAS "
+        + ", ".join(f"{b.get('internal_api')}={b.get('num_threads')}" for b in env.get("blas", []))
+        + f"; load average before {env.get('load_average')} after "
+        f"{env.get('load_average_after')}"
+    )
+    for name, res in doc["benchmarks"].items():
+        rows = res["results"]
+        table = Table(title=f"{name}: {res['title']}", title_justify="left")
+        cols = [c for c in res["columns"] if c not in _EXTRA and c != "candidate"]
+        extras = [c for c in _EXTRA if any(r.get(c) is not None for r in rows)]
+        for c in cols:
+            table.add_column(c)
+        table.add_column("candidate")
+        table.add_column("median", justify="right")
+        table.add_column("min", justify="right")
+        table.add_column("spread", justify="right")
+        for c in extras:
+            table.add_column(_EXTRA_LABEL[c], justify="right")
+        prev: tuple[Any, ...] | None = None
+        for r in rows:
+            key = tuple(r.get(c) for c in cols if c not in ("backend", "order", "stable", "impl"))
+            if prev is not None and key != prev:
+                table.add_section()
+            prev = key
+            table.add_row(
+                *[_fmt(r.get(c)) for c in cols],
+                str(r["candidate"]),
+                format_time(r["median_s"]),
+                format_time(r["min_s"]),
+                f"{100 * r['spread']:.0f}%" if r["spread"] == r["spread"] else "-",
+                *[_fmt(r.get(c)) for c in extras],
+            )
+        if rows:
+            console.print(table)
+        if res["summary"]:
+            summ = Table(title=f"{name}: summary", title_justify="left")
+            summ.add_column("quantity")
+            summ.add_column("value", justify="right")
+            for s in res["summary"]:
+                summ.add_row(s["name"], f"{s['value']:.3g}" if s["value"] is not None else "-")
+            console.print(summ)
+        for note in res["notes"]:
+            console.print(f"[yellow]note[/] ({name}): {note}")
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+def _title(name: str, res: dict[str, Any], env: dict[str, Any]) -> str:
+    head = f"xback bench {name}: {res['title']}"
+    return "\n".join(textwrap.wrap(head, 95) + textwrap.wrap(machine_line(env), 110))
+
+
+def plot(doc: dict[str, Any], directory: Path) -> list[Path]:
+    """Write one PNG per benchmark into ``directory``; return their paths.
+
+    Raises :class:`PlotUnavailable` when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "--plot needs matplotlib: pip install 'xback[plot]' (or pip install matplotlib)"
+        ) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    env = doc["environment"]
+    written: list[Path] = []
+    for name, res in doc["benchmarks"].items():
+        rows = res["results"]
+        if not rows:
+            continue
+        fig = (
+            _plot_overhead(plt, rows) if name == "overhead" else _plot_lines(plt, name, res, rows)
+        )
+        fig.suptitle(_title(name, res, env), fontsize=8)
+        fig.tight_layout()
+        path = directory / f"{name}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _plot_lines(plt: Any, name: str, res: dict[str, Any], rows: list[dict[str, Any]]) -> Any:
+    keys = _PANELS.get(name, ())
+    if name == "sort":
+        rows = [r for r in rows if r.get("stable")]
+    panels: dict[tuple[Any, ...], dict[str, list[tuple[float, float]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in rows:
+        panels[tuple(r.get(k) for k in keys)][r["candidate"]].append(
+            (float(r[res["x_key"]]), float(r["median_s"]))
+        )
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n if n > 1 else 8, 4.6), squeeze=False)
+    for ax, (pkey, lines) in zip(axes[0], panels.items(), strict=True):
+        xs_all = [x for pts in lines.values() for x, _ in pts]
+        for cand, pts in lines.items():
+            pts.sort()
+            style = "--" if cand.startswith("floor") else ("-" if "xback" in cand else ":")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3,
+                    label=cand)
+        if xs_all and max(xs_all) / max(min(xs_all), 1e-300) >= 10:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(res["x_label"])
+        ax.set_ylabel("median time per call (s)")
+        ax.set_title(", ".join(str(k) for k in pkey), fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _plot_overhead(plt: Any, rows: list[dict[str, Any]]) -> Any:
+    funcs = list(dict.fromkeys(r["function"] for r in rows))
+    series = list(dict.fromkeys((r["backend"], r["impl"]) for r in rows if r["impl"] != "raw"))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
+    width = 0.8 / max(len(series), 1)
+    for i, (backend, impl) in enumerate(series):
+        vals = []
+        for f in funcs:
+            v = next((r["overhead_us"] for r in rows if r["function"] == f
+                      and r["backend"] == backend and r["impl"] == impl), math.nan)
+            vals.append(v)
+        label = f"{'xback' if impl == 'xback' else 'array-api-compat'} ({backend})"
+        ax.bar([j + i * width for j in range(len(funcs))], vals, width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(funcs))])
+    ax.set_xticklabels(funcs, rotation=20, fontsize=8)
+    ax.set_xlabel("function (tiny input: 16 elements, 8x4 matrices)")
+    ax.set_ylabel("overhead over the raw call (µs per call)")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,383 @@
+"""The ``xback`` command line: ``xback info`` and ``xback bench``.
+
+Importing this module is cheap (typer only): NumPy, torch and the benchmarks are imported
+inside the commands. Bad arguments print one line, ``xback: error: ...``, and exit with
+status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+__all__ = ["app", "main"]
+
+BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead")
+DTYPES = ("float32", "float64")
+
+app = typer.Typer(
+    name="xback",
+    help="xback: one small, fast, exact API over NumPy and PyTorch. "
+    "Run `xback info` to see what this machine has, `xback bench --quick` to time it.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class UsageFailure(Exception):
+    """A bad command-line argument: reported on one line, exit status 2."""
+
+
+# -- info -----------------------------------------------------------------------------------
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def info_dict() -> dict[str, Any]:
+    """What ``xback info`` reports, as a dict (also used by ``xback info --json``)."""
+    import numpy as np
+
+    from xback.backends import KNOWN_BACKENDS
+    from xback.bench._harness import blas_info, load_average
+
+    out: dict[str, Any] = {
+        "python": f"{platform.python_version()} ({platform.python_implementation()}, "
+        f"{sys.executable})",
+        "platform": platform.platform(),
+        "xback": _version("xback"),
+        "numpy": np.__version__,
+        "torch": _version("torch"),
+        "ml_dtypes": _version("ml_dtypes"),
+        "array-api-compat": _version("array-api-compat") or _version("array_api_compat"),
+        "threadpoolctl": _version("threadpoolctl"),
+        "matplotlib": _version("matplotlib"),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        ),
+        "load_average": load_average(),
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                      "MKL_NUM_THREADS")
+        },
+    }
+    backends: dict[str, str] = {}
+    for name, (_module, package, requirement) in KNOWN_BACKENDS.items():
+        found = importlib.util.find_spec(package) is not None
+        backends[name] = "available" if found else f"not installed (pip install '{requirement}')"
+    out["backends"] = backends
+    devices = ["cpu"]
+    torch = None
+    if importlib.util.find_spec("torch") is not None:
+        try:
+            torch = importlib.import_module("torch")
+        except Exception as exc:  # a broken torch install must not break `xback info`
+            out["torch"] = f"{out['torch']} (import failed: {type(exc).__name__}: {exc})"
+    if torch is not None:
+        out["torch"] = torch.__version__
+        out["torch_cuda_build"] = torch.version.cuda
+        out["torch_threads"] = {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+        }
+        if torch.cuda.is_available():
+            devices += [
+                f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+                for i in range(torch.cuda.device_count())
+            ]
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            devices.append("mps")
+        devices.append("meta (torch: shapes only)")
+    out["devices"] = devices
+    out["blas"] = blas_info()
+    return out
+
+
+@app.command()
+def info(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Versions, backends and devices, CPU and thread settings, NumPy's BLAS."""
+    d = info_dict()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(d, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="xback info", show_header=False, title_justify="left")
+    t.add_column("item", style="bold")
+    t.add_column("value")
+    t.add_row("Python", d["python"])
+    t.add_row("platform", d["platform"])
+    for k in ("xback", "numpy", "torch", "ml_dtypes", "array-api-compat", "threadpoolctl",
+              "matplotlib"):
+        label = "NumPy" if k == "numpy" else k
+        t.add_row(label, str(d[k] or "not installed"))
+    t.add_row("backends", ", ".join(f"{k}: {v}" for k, v in d["backends"].items()))
+    t.add_row("devices", ", ".join(d["devices"]))
+    cpu = f"{d['cpu_count']} logical CPUs"
+    if d["cpu_affinity"] is not None and d["cpu_affinity"] != d["cpu_count"]:
+        cpu += f" ({d['cpu_affinity']} usable by this process)"
+    t.add_row("CPU", cpu)
+    if "torch_threads" in d:
+        tt = d["torch_threads"]
+        t.add_row("torch threads", f"{tt['intra_op']} intra-op, {tt['inter_op']} inter-op")
+    for b in d["blas"]:
+        t.add_row(
+            f"{b.get('user_api')} (threadpoolctl)",
+            f"{b.get('internal_api')} {b.get('version')}, {b.get('num_threads')} threads"
+            + (f", {b.get('architecture')}" if b.get("architecture") else "")
+            + f" — {Path(str(b.get('filepath'))).name}",
+        )
+    if not d["blas"]:
+        t.add_row("BLAS", "threadpoolctl found no native thread pool")
+    la = d["load_average"]
+    t.add_row("load average", " ".join(f"{v:.2f}" for v in la) if la else "n/a")
+    env = d["env"]
+    t.add_row(
+        "OPENBLAS_CORETYPE",
+        f"set ({env['OPENBLAS_CORETYPE']})" if env["OPENBLAS_CORETYPE"] else "not set",
+    )
+    others = [f"{k}={v}" for k, v in env.items() if v and k != "OPENBLAS_CORETYPE"]
+    if others:
+        t.add_row("thread env", " ".join(others))
+    Console().print(t)
+
+
+# -- bench ----------------------------------------------------------------------------------
+def _parse_sizes(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    sizes: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            v = float(part.replace("_", "")) if any(c in part for c in ".eE") else int(part, 10)
+        except ValueError:
+            raise UsageFailure(
+                f"--sizes: cannot parse {part!r}; give positive integers separated by commas, "
+                f"e.g. --sizes 1000,1e6"
+            ) from None
+        if v != v or v in (float("inf"), float("-inf")) or v != int(v) or v < 1:
+            raise UsageFailure(f"--sizes: {part!r} is not a positive whole number")
+        sizes.append(int(v))
+    if not sizes:
+        raise UsageFailure("--sizes: no size given; e.g. --sizes 1000,1e6")
+    return sizes
+
+
+def _parse_list(option: str, text: str | None, allowed: tuple[str, ...]) -> list[str] | None:
+    if text is None:
+        return None
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise UsageFailure(f"{option}: nothing given; choose from {', '.join(allowed)}")
+    for it in items:
+        if it not in allowed:
+            raise UsageFailure(f"{option}: unknown value {it!r}; choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def _check_backends(names: list[str] | None) -> list[str]:
+    from xback.backends import KNOWN_BACKENDS
+
+    if names is None:
+        return [n for n, (_m, pkg, _r) in KNOWN_BACKENDS.items()
+                if importlib.util.find_spec(pkg) is not None]
+    for n in names:
+        if n not in KNOWN_BACKENDS:
+            raise UsageFailure(
+                f"--backends: unknown backend {n!r}; available backends: "
+                f"{', '.join(KNOWN_BACKENDS)}"
+            )
+        _m, pkg, requirement = KNOWN_BACKENDS[n]
+        if importlib.util.find_spec(pkg) is None:
+            raise UsageFailure(
+                f"--backends: backend {n!r} needs {pkg}, which is not installed "
+                f"(pip install '{requirement}')"
+            )
+    return names
+
+
+def _check_device(device: str, backends: list[str]) -> str:
+    if device == "cpu":
+        return "cpu"
+    if "torch" not in backends:
+        raise UsageFailure(f"--device {device}: only the torch backend runs off the CPU; "
+                           "add --backends numpy,torch")
+    from xback._dispatch import load_backend, normalize_device
+
+    try:
+        canonical = normalize_device(load_backend("torch"), device)
+    except (ValueError, TypeError) as exc:
+        raise UsageFailure(f"--device: {exc}") from None
+    if canonical == "meta":
+        raise UsageFailure("--device meta: meta tensors carry no data, there is nothing to time")
+    return canonical
+
+
+class _RichProgress:
+    def __init__(self, progress: Any) -> None:
+        self.p = progress
+        self.task = progress.add_task("starting", total=0)
+        self.total = 0
+
+    def add(self, total: int, description: str) -> None:
+        self.total += total
+        self.p.update(self.task, total=self.total, description=description)
+
+    def advance(self, n: int = 1) -> None:
+        self.p.advance(self.task, n)
+
+
+@app.command()
+def bench(
+    benchmarks: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead or all "
+            "(default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    sizes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated sizes: elements for convert/sort (e.g. 1e3,1e6), "
+                     "d for lstsq-grad/svd (A is (10d, d)), input length for overhead."),
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32, float64 or both, comma-separated.")
+    ] = None,
+    backends: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated backends (default: every installed one)."),
+    ] = None,
+    repeat: Annotated[
+        int | None,
+        typer.Option(min=1, help="Samples per candidate (default 7, 3 with --quick)."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Threads for NumPy's BLAS (threadpoolctl) and torch "
+                     "during the run."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="Device of the torch candidates.")] = "cpu",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes and few repeats: seconds, for CI.")
+    ] = False,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write the results and the environment as JSON here.",
+                     dir_okay=False),
+    ] = None,
+    plot_dir: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write one PNG plot per benchmark into this directory "
+                     "(needs matplotlib: pip install 'xback[plot]').", file_okay=False),
+    ] = None,
+) -> None:
+    """Time xback against the raw NumPy and torch calls on this machine (tables, JSON, plots)."""
+    names = list(benchmarks or ["all"])
+    for n in names:
+        if n != "all" and n not in BENCH_NAMES:
+            raise UsageFailure(
+                f"unknown benchmark {n!r}; choose from {', '.join([*BENCH_NAMES, 'all'])}"
+            )
+    selected = list(BENCH_NAMES) if "all" in names else list(dict.fromkeys(names))
+    size_list = _parse_sizes(sizes)
+    dtypes = _parse_list("--dtype", dtype, DTYPES)
+    backend_list = _check_backends(_parse_list("--backends", backends, ("numpy", "torch")
+                                               if backends is None else tuple(
+                                                   _known_backends())))
+    dev = _check_device(device, backend_list)
+    if plot_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        raise UsageFailure("--plot needs matplotlib: pip install 'xback[plot]'")
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from xback.bench import BenchConfig, run_all
+    from xback.bench._report import plot, render, write_json
+
+    cfg = BenchConfig(sizes=size_list, dtypes=dtypes, backends=backend_list, repeat=repeat,
+                      threads=threads, device=dev, quick=quick)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    err = Console(stderr=True)
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(
+        TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as p:
+        doc = run_all(selected, cfg, _RichProgress(p))
+    render(doc, console)
+    if json_path is not None:
+        write_json(doc, json_path)
+        console.print(f"JSON written to {json_path}")
+    if plot_dir is not None:
+        for path in plot(doc, plot_dir):
+            console.print(f"plot written to {path}")
+
+
+def _known_backends() -> list[str]:
+    from xback.backends import KNOWN_BACKENDS
+
+    return list(KNOWN_BACKENDS)
+
+
+# -- entry point ----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the app, turn usage errors into one line + status 2."""
+    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = command.main(args=args, prog_name="xback", standalone_mode=False)
+    except UsageFailure as exc:
+        print(f"xback: error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else str(exc))
+        return 0
+    except click.UsageError as exc:
+        msg = exc.format_message().replace("\n", " ")
+        hint = f" (see: xback {exc.ctx.info_name} --help)" if exc.ctx else ""
+        if exc.ctx and exc.ctx.info_name == "xback":
+            hint = " (see: xback --help)"
+        print(f"xback: error: {msg}{hint}", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"xback: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("xback: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("xback: interrupted", file=sys.stderr)
+        return 130
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
