@@ -418,3 +418,13 @@ def test_backend_and_device_choice(target: Target) -> None:
     target.check(v)
     with xback.use(target.backend, device=target.device):
         target.check(xback.argsort([2, 1]))
+
+
+def test_non_native_byte_order_numpy() -> None:
+    a = np.array([3.0, nan, -1.0, 2.0, 3.0], dtype=">f8")
+    assert xback.argsort(a, descending=True).tolist() == [0, 4, 3, 2, 1]
+    got = xback.sort(a, descending=True)
+    np.testing.assert_array_equal(got, [3.0, 3.0, 2.0, -1.0, nan])
+    assert got.dtype == a.dtype
+    b = np.array([2**40, -5, 7], dtype=">i8")
+    assert xback.sort(b).tolist() == [-5, 7, 2**40]

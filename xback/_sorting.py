@@ -85,6 +85,21 @@ def _slow_flag(value: Any, name: str, fname: str) -> bool:
     raise TypeError(f"{fname}(): {name} must be a bool, got {type(value).__name__} {value!r}")
 
 
+#: backend dtype object (np.dtype or torch.dtype) -> sortable; filled on first sight
+_DTYPE_OK: dict[Any, bool] = {}
+
+
+def _dtype_ok(b: Backend, x: Any) -> bool:
+    try:
+        d = b.dtype_of(x)
+    except TypeError:
+        ok = False
+    else:  # non-native byte order (NumPy) sorts like the native dtype
+        ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
+    _DTYPE_OK[x.dtype] = ok
+    return ok
+
+
 def _bad_dtype(b: Backend, x: Any, fname: str) -> TypeError:
     try:
         what = str(b.dtype_of(x))
@@ -113,9 +128,9 @@ def _validate(
     if stable is not True and stable is not False:
         stable = _slow_flag(stable, "stable", fname)
     try:
-        ok = b.dtype_of(x) in _SORTABLE
-    except TypeError:
-        ok = False
+        ok = _DTYPE_OK[x.dtype]  # keyed by the backend's own dtype object
+    except KeyError:
+        ok = _dtype_ok(b, x)
     if not ok:
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable

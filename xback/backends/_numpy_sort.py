@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from xback._dtypes import BFLOAT16
-
 __all__ = ["argsort", "sort"]
 
 _INT64 = np.dtype(np.int64)
@@ -52,7 +50,7 @@ _NEG = {"f": np.negative, "c": np.negative, "i": np.invert, "u": np.invert, "b":
 
 
 def _flat(x: Any) -> Any:
-    return np.reshape(x, -1)  # C order; a view when possible, never written to
+    return np.reshape(x, -1)  # C order, an ndarray even for NumPy scalars; never written to
 
 
 def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
@@ -60,11 +58,13 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     dt = x.dtype
     if axis is None:
         x, axis = _flat(x), 0
-    if dt == BFLOAT16:
+    if dt.kind == "V":  # bfloat16 (the only void-kind dtype the front layer lets through)
         idx = argsort(x, axis, descending, stable)
         return np.take_along_axis(x, idx, axis)
     if not descending:
-        return np.sort(x, axis=axis, kind=kind)
+        out = x.copy()  # what np.sort does, minus its dispatch layer
+        out.sort(axis, kind)
+        return out
     k = dt.kind
     if _NATIVE_DESC[k]:
         return _NP.sort(x, axis=axis, kind=kind, descending=True)
@@ -79,7 +79,7 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     dt = x.dtype
     if axis is None:
         x, axis = _flat(x), 0
-    if dt == BFLOAT16:
+    if dt.kind == "V":  # bfloat16
         x = x.astype(_FLOAT32)  # exact
         if descending:
             np.negative(x, out=x)
@@ -89,5 +89,5 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
             idx = _NP.argsort(x, axis=axis, kind=kind, descending=True)
             return idx if idx.dtype == _INT64 else idx.astype(_INT64)
         x = _NEG[k](x)
-    idx = np.argsort(x, axis=axis, kind=kind)
+    idx = x.argsort(axis, kind)
     return idx if idx.dtype == _INT64 else idx.astype(_INT64)

@@ -65,7 +65,8 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
 def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if axis is None:
         x, axis = x.reshape(-1), 0
-    x = x.detach()
+    if x.requires_grad:
+        x = x.detach()
     dt = x.dtype
     if dt in _FLOATS:
         if descending:

@@ -66,11 +66,9 @@ class NumpyBackend(Backend):
         return np.array(x, copy=True)
 
     # -- sorting (xback._sorting; implemented in xback.backends._numpy_sort) --------------
-    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        return _numpy_sort.sort(x, axis, descending, stable)
-
-    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        return _numpy_sort.argsort(x, axis, descending, stable)
+    # plain functions (no self): one call frame less on the hot path
+    sort = staticmethod(_numpy_sort.sort)
+    argsort = staticmethod(_numpy_sort.argsort)
 
     # -- linear algebra (xback._linalg) --------------------------------------------------
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:

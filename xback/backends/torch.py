@@ -48,7 +48,7 @@ TORCH_TO_NP: dict[torch.dtype, np.dtype[Any]] = {t: np.dtype(n) for n, t in _PAI
 _VIA_INT_NP: dict[np.dtype[Any], np.dtype[Any]] = {
     d: np.dtype(np.int16 if d.itemsize == 2 else np.uint8)
     for d in NP_TO_TORCH
-    if d.kind == "V"
+    if d.type.__module__.split(".")[0] == "ml_dtypes"  # kind "V", or "f" for some float8
 }
 _VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
     NP_TO_TORCH[d]: NP_TO_TORCH[i] for d, i in _VIA_INT_NP.items()
@@ -185,6 +185,11 @@ class TorchBackend(Backend):
         via = _VIA_INT_NP.get(a.dtype)
         if via is not None:
             return self.from_numpy(a.view(via), "cpu", copy).view(NP_TO_TORCH[a.dtype])
+        if a.dtype.kind in "iu" and a.dtype.isnative:
+            # e.g. np.ulonglong (np.asarray([2**63])): equal to uint64 but rejected by torch
+            canon = np.dtype(f"{a.dtype.kind}{a.dtype.itemsize}")
+            if a.dtype.char != canon.char:
+                return self.from_numpy(a.view(canon), "cpu", copy)
         needs_copy = not a.dtype.isnative or any(s < 0 for s in a.strides)
         if not needs_copy:  # pragma: no cover - front layer checked the dtype
             raise TypeError(f"torch cannot hold NumPy dtype {a.dtype}")
@@ -203,11 +208,9 @@ class TorchBackend(Backend):
         return x.clone()
 
     # -- sorting (xback._sorting; implemented in xback.backends._torch_sort) --------------
-    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        return _torch_sort.sort(x, axis, descending, stable)
-
-    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        return _torch_sort.argsort(x, axis, descending, stable)
+    # plain functions (no self): one call frame less on the hot path
+    sort = staticmethod(_torch_sort.sort)
+    argsort = staticmethod(_torch_sort.argsort)
 
     # -- linear algebra (xback._linalg) --------------------------------------------------
     has_autograd = True
