@@ -71,7 +71,8 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     neg = _NEG[k]
     keys = neg(x)  # fresh array: sorted in place, then mapped back exactly
     keys.sort(axis=axis, kind=kind)
-    return neg(keys, out=keys)
+    neg(keys, out=keys)
+    return keys if dt.isnative else keys.astype(dt)  # ufuncs return native byte order
 
 
 def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
