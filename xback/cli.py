@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 __all__ = ["app", "main"]
 
 BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead")
 DTYPES = ("float32", "float64")
+BENCH_BACKENDS = ("numpy", "torch")
 
 app = typer.Typer(
     name="xback",
@@ -40,6 +40,14 @@ class UsageFailure(Exception):
 
 
 # -- info -----------------------------------------------------------------------------------
+def _installed(package: str) -> bool:
+    """Whether ``package`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError, AttributeError):
+        return False
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -78,12 +86,12 @@ def info_dict() -> dict[str, Any]:
     }
     backends: dict[str, str] = {}
     for name, (_module, package, requirement) in KNOWN_BACKENDS.items():
-        found = importlib.util.find_spec(package) is not None
+        found = _installed(package)
         backends[name] = "available" if found else f"not installed (pip install '{requirement}')"
     out["backends"] = backends
     devices = ["cpu"]
     torch = None
-    if importlib.util.find_spec("torch") is not None:
+    if _installed("torch"):
         try:
             torch = importlib.import_module("torch")
         except Exception as exc:  # a broken torch install must not break `xback info`
@@ -123,6 +131,7 @@ def info(
         typer.echo(json.dumps(d, indent=1))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="xback info", show_header=False, title_justify="left")
@@ -134,7 +143,7 @@ def info(
               "matplotlib"):
         label = "NumPy" if k == "numpy" else k
         t.add_row(label, str(d[k] or "not installed"))
-    t.add_row("backends", ", ".join(f"{k}: {v}" for k, v in d["backends"].items()))
+    t.add_row("backends", escape(", ".join(f"{k}: {v}" for k, v in d["backends"].items())))
     t.add_row("devices", ", ".join(d["devices"]))
     cpu = f"{d['cpu_count']} logical CPUs"
     if d["cpu_affinity"] is not None and d["cpu_affinity"] != d["cpu_count"]:
@@ -200,25 +209,32 @@ def _parse_list(option: str, text: str | None, allowed: tuple[str, ...]) -> list
     return list(dict.fromkeys(items))
 
 
-def _check_backends(names: list[str] | None) -> list[str]:
+def _check_backends(text: str | None) -> list[str]:
     from xback.backends import KNOWN_BACKENDS
 
-    if names is None:
-        return [n for n, (_m, pkg, _r) in KNOWN_BACKENDS.items()
-                if importlib.util.find_spec(pkg) is not None]
+    if text is None:
+        return [n for n in BENCH_BACKENDS if _installed(KNOWN_BACKENDS[n][1])]
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise UsageFailure(f"--backends: nothing given; choose from {', '.join(BENCH_BACKENDS)}")
     for n in names:
         if n not in KNOWN_BACKENDS:
             raise UsageFailure(
                 f"--backends: unknown backend {n!r}; available backends: "
                 f"{', '.join(KNOWN_BACKENDS)}"
             )
+        if n not in BENCH_BACKENDS:
+            raise UsageFailure(
+                f"--backends: xback bench times {', '.join(BENCH_BACKENDS)}; "
+                f"backend {n!r} has no benchmark yet"
+            )
         _m, pkg, requirement = KNOWN_BACKENDS[n]
-        if importlib.util.find_spec(pkg) is None:
+        if not _installed(pkg):
             raise UsageFailure(
                 f"--backends: backend {n!r} needs {pkg}, which is not installed "
                 f"(pip install '{requirement}')"
             )
-    return names
+    return list(dict.fromkeys(names))
 
 
 def _check_device(device: str, backends: list[str]) -> str:
@@ -308,11 +324,9 @@ def bench(
     selected = list(BENCH_NAMES) if "all" in names else list(dict.fromkeys(names))
     size_list = _parse_sizes(sizes)
     dtypes = _parse_list("--dtype", dtype, DTYPES)
-    backend_list = _check_backends(_parse_list("--backends", backends, ("numpy", "torch")
-                                               if backends is None else tuple(
-                                                   _known_backends())))
+    backend_list = _check_backends(backends)
     dev = _check_device(device, backend_list)
-    if plot_dir is not None and importlib.util.find_spec("matplotlib") is None:
+    if plot_dir is not None and not _installed("matplotlib"):
         raise UsageFailure("--plot needs matplotlib: pip install 'xback[plot]'")
 
     from rich.console import Console
@@ -341,15 +355,16 @@ def bench(
             console.print(f"plot written to {path}")
 
 
-def _known_backends() -> list[str]:
-    from xback.backends import KNOWN_BACKENDS
-
-    return list(KNOWN_BACKENDS)
-
-
 # -- entry point ----------------------------------------------------------------------------
+def _click_exceptions() -> Any:
+    """The exceptions module of the click that typer uses (typer >= 0.26 vendors its own)."""
+    return sys.modules[typer.BadParameter.__module__]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turn usage errors into one line + status 2."""
+    exc_mod = _click_exceptions()
+    no_args = getattr(exc_mod, "NoArgsIsHelpError", ())
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -357,25 +372,24 @@ def main(argv: list[str] | None = None) -> int:
     except UsageFailure as exc:
         print(f"xback: error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else str(exc))
+    except no_args as exc:
+        ctx = getattr(exc, "ctx", None)
+        print(ctx.get_help() if ctx is not None else str(exc))
         return 0
-    except click.UsageError as exc:
-        msg = exc.format_message().replace("\n", " ")
-        hint = f" (see: xback {exc.ctx.info_name} --help)" if exc.ctx else ""
-        if exc.ctx and exc.ctx.info_name == "xback":
-            hint = " (see: xback --help)"
-        print(f"xback: error: {msg}{hint}", file=sys.stderr)
+    except exc_mod.UsageError as exc:
+        msg = " ".join(exc.format_message().split())
+        ctx = exc.ctx
+        where = "xback" if ctx is None or ctx.info_name == "xback" else f"xback {ctx.info_name}"
+        print(f"xback: error: {msg} (see: {where} --help)", file=sys.stderr)
         return 2
-    except click.ClickException as exc:
+    except exc_mod.ClickException as exc:
         print(f"xback: error: {exc.format_message()}", file=sys.stderr)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("xback: aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         print("xback: interrupted", file=sys.stderr)
         return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code)
     return rv if isinstance(rv, int) else 0
 
 
