@@ -203,6 +203,16 @@ def sort(
            [3, 5, 4]])
     """
     b, x = prepare1(x, backend, device)
+    if (
+        axis is _AXIS_DEFAULT
+        and dim is None
+        and (descending is False or descending is True)
+        and (stable is True or stable is False)
+        and _DTYPE_OK.get(x.dtype)
+    ):
+        ndim: int = x.ndim
+        if ndim:  # the common call: last axis, flags as bools, a dtype seen before
+            return b.sort(x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
     return b.sort(x, ax, descending, stable)
 
@@ -269,5 +279,15 @@ def argsort(
     array([2, 0, 3, 1])
     """
     b, x = prepare1(x, backend, device)
+    if (
+        axis is _AXIS_DEFAULT
+        and dim is None
+        and (descending is False or descending is True)
+        and (stable is True or stable is False)
+        and _DTYPE_OK.get(x.dtype)
+    ):
+        ndim: int = x.ndim
+        if ndim:  # the common call: last axis, flags as bools, a dtype seen before
+            return b.argsort(x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
     return b.argsort(x, ax, descending, stable)
