@@ -11,7 +11,7 @@ from typing import Any
 
 from xback.bench._harness import machine_line
 
-__all__ = ["PlotUnavailable", "format_time", "plot", "render", "write_json"]
+__all__ = ["PlotUnavailable", "format_time", "plot", "render", "to_markdown", "write_json"]
 
 #: per benchmark: the row keys that split a plot into panels
 _PANELS: dict[str, tuple[str, ...]] = {
@@ -94,7 +94,7 @@ def render(doc: dict[str, Any], console: Any) -> None:
             prev = key
             table.add_row(
                 *[_fmt(r.get(c)) for c in cols],
-                str(r["candidate"]),
+                str(r["candidate"]) + (" !" if r.get("unstable") else ""),
                 format_time(r["median_s"]),
                 format_time(r["min_s"]),
                 f"{100 * r['spread']:.0f}%" if r["spread"] == r["spread"] else "-",
@@ -111,6 +111,15 @@ def render(doc: dict[str, Any], console: Any) -> None:
             console.print(summ)
         for note in res["notes"]:
             console.print(f"[yellow]note[/] ({name}): {note}")
+        unstable = [r for r in rows if r.get("unstable")]
+        if unstable:
+            console.print(
+                f"[yellow]note[/] ({name}): {len(unstable)} of {len(rows)} candidates "
+                "(marked !) had a sample more than 2x their fastest: the machine interfered "
+                "(another process, or BLAS/OpenMP threads stalled waiting for a busy core; "
+                f"load average {env.get('load_average')} -> {env.get('load_average_after')}). "
+                "Compare with --threads 1."
+            )
 
 
 def write_json(doc: dict[str, Any], path: Path) -> None:
@@ -208,3 +217,77 @@ def _plot_overhead(plt: Any, rows: list[dict[str, Any]]) -> Any:
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    """The run as Markdown tables (one pivot per benchmark and panel: candidates down, sizes
+    across, median per call with the benchmark's ratio in brackets), then the summaries."""
+    env = doc["environment"]
+    out: list[str] = [f"Machine: {machine_line(env)}", ""]
+    ratio_key = {"lstsq-grad": "x_floor", "convert": "speedup_vs_copy", "sort": "vs_raw",
+                 "svd": "vs_raw"}
+    for name, res in doc["benchmarks"].items():
+        rows = res["results"]
+        out.append(f"### `{name}`: {res['title']}")
+        out.append("")
+        if name == "overhead":
+            out.append("| backend | function | raw | xback | xback overhead | "
+                       "array-api-compat overhead |")
+            out.append("|---|---|---:|---:|---:|---:|")
+            groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+            for r in rows:
+                groups[(r["backend"], r["function"])][r["impl"]] = r
+            for (backend, fn), g in groups.items():
+                compat = g.get("compat")
+                out.append(
+                    f"| {backend} | `{fn}` | {format_time(g['raw']['median_s'])} | "
+                    f"{format_time(g['xback']['median_s'])} | "
+                    f"{g['xback']['overhead_us']:+.2f} µs | "
+                    + (f"{compat['overhead_us']:+.2f} µs |" if compat else "- |")
+                )
+        else:
+            rk = ratio_key.get(name)
+            keys = _PANELS.get(name, ())
+            panels: dict[tuple[Any, ...], dict[str, dict[Any, dict[str, Any]]]] = defaultdict(
+                lambda: defaultdict(dict)
+            )
+            for r in rows:
+                panels[tuple(r.get(k) for k in keys)][r["candidate"]][r[res["x_key"]]] = r
+            for pkey, cands in panels.items():
+                xs = sorted({x for c in cands.values() for x in c})
+                if pkey:
+                    out.append(f"**{', '.join(str(k) for k in pkey)}**")
+                    out.append("")
+                head = [res["x_label"]] + [_fmt(x) for x in xs]
+                out.append("| " + " | ".join(head) + " |")
+                out.append("|---|" + "---:|" * len(xs))
+                for cand, byx in cands.items():
+                    cells = []
+                    for x in xs:
+                        r = byx.get(x)
+                        if r is None:
+                            cells.append("-")
+                            continue
+                        cell = format_time(r["median_s"])
+                        if rk and r.get(rk) is not None:
+                            cell += f" ({r[rk]:.3g})"
+                        if r.get("unstable"):
+                            cell += " !"
+                        cells.append(cell)
+                    out.append(f"| {cand} | " + " | ".join(cells) + " |")
+                out.append("")
+        out.append("")
+        if res["summary"]:
+            out.append("<details><summary>summary</summary>")
+            out.append("")
+            out.append("| quantity | value |")
+            out.append("|---|---:|")
+            out.extend(f"| {s['name']} | {s['value']:.3g} |" for s in res["summary"]
+                       if s["value"] is not None)
+            out.append("")
+            out.append("</details>")
+            out.append("")
+        for note in res["notes"]:
+            out.append(f"> {note}")
+            out.append("")
+    return "\n".join(out)
