@@ -428,3 +428,13 @@ def test_non_native_byte_order_numpy() -> None:
     assert got.dtype == a.dtype
     b = np.array([2**40, -5, 7], dtype=">i8")
     assert xback.sort(b).tolist() == [-5, 7, 2**40]
+
+
+@requires_torch
+def test_torch_conj_and_neg_bit_views() -> None:
+    z = torch.tensor([1 + 2j, 1 - 1j, 0 + 5j])
+    assert xback.argsort(z.conj()).tolist() == [2, 0, 1]
+    assert xback.sort(z.conj(), descending=True).tolist() == [1 + 1j, 1 - 2j, -5j]
+    n = torch.tensor([1 + 1j, 2 + 2j]).conj().imag  # negative bit set
+    assert xback.sort(n).tolist() == [-2.0, -1.0]
+    assert xback.argsort(n, descending=True).tolist() == [0, 1]
