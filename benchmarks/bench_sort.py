@@ -28,6 +28,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,8 +97,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 med = _median_times(
                     {
                         "raw": raw,
-                        "xback": lambda x=x: xback.sort(x),
-                        "desc": lambda x=x: xback.sort(x, descending=True),
+                        "xback": partial(xback.sort, x),
+                        "desc": partial(xback.sort, x, descending=True),
                     },
                     repeats,
                 )
@@ -118,18 +119,18 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for backend in backends:
         if backend == "numpy":
             cands: dict[str, Callable[[], Any]] = {
-                "raw sort": lambda s=small: np.sort(s, kind="stable"),
-                "xback sort": lambda s=small: xback.sort(s),
-                "raw argsort": lambda s=small: np.argsort(s, kind="stable"),
-                "xback argsort": lambda s=small: xback.argsort(s),
+                "raw sort": partial(np.sort, small, kind="stable"),
+                "xback sort": partial(xback.sort, small),
+                "raw argsort": partial(np.argsort, small, kind="stable"),
+                "xback argsort": partial(xback.argsort, small),
             }
         else:
             t = torch.from_numpy(small.copy())
             cands = {
-                "raw sort": lambda t=t: torch.sort(t, stable=True)[0],
-                "xback sort": lambda t=t: xback.sort(t),
-                "raw argsort": lambda t=t: torch.argsort(t, stable=True),
-                "xback argsort": lambda t=t: xback.argsort(t),
+                "raw sort": partial(torch.sort, t, stable=True),
+                "xback sort": partial(xback.sort, t),
+                "raw argsort": partial(torch.argsort, t, stable=True),
+                "xback argsort": partial(xback.argsort, t),
             }
         us = _median_us(cands, number=2000 if quick else 20000, repeats=5 if quick else 15)
         rows.extend(
