@@ -146,11 +146,17 @@ def test_lstsq_grad_float32_accuracy(data_target: Target, method: str) -> None:
 @requires_torch
 def test_lstsq_grad_large_tall_auto_matches(data_target: Target) -> None:
     """Shapes where torch's "auto" takes the single-pass blocked path give the same answer."""
+    from xback.backends import torch as xt
+
     rng = np.random.default_rng(5)
-    for dtype, n in ((np.float64, 520), (np.float32, 1030)):
+    for dtype, n, k in ((np.float64, 520, None), (np.float32, 1030, None), (np.float64, 512, 2)):
         A = rng.standard_normal((5 * n, n)).astype(dtype)
-        x, y = rng.standard_normal(n).astype(dtype), rng.standard_normal(5 * n).astype(dtype)
-        ga = data_target.numpy(xback.lstsq_grad(*(data_target.make(a) for a in (A, x, y))))
+        xs, ys = ((n,), (5 * n,)) if k is None else ((n, k), (5 * n, k))
+        x, y = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ys).astype(dtype)
+        ins = [data_target.make(a) for a in (A, x, y)]
+        if data_target.backend == "torch" and data_target.device == "cpu":
+            assert xt._use_blocked(*ins)
+        ga = data_target.numpy(xback.lstsq_grad(*ins))
         exact = ref_grad(A, x, y)
         tol = 1e-9 if dtype == np.float64 else 2e-3
         np.testing.assert_allclose(ga, exact, rtol=0, atol=tol * np.abs(exact).max())

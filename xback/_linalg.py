@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from xback._dispatch import prepare, prepare1
+from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback.backends import Backend
 
@@ -79,6 +79,23 @@ _METHODS = ("auto", "explicit", "autograd")
 _LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
 #: (dtypes of the inputs) -> (result dtype, compute dtype)
 _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] = {}
+
+
+# -- dispatch -------------------------------------------------------------------------------
+def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple[Backend, Any]:
+    """:func:`xback._dispatch.prepare` for three inputs, with a fast path (no explicit or
+    context choice, three arrays of one kind on one device: returned as they are)."""
+    if backend is None and device is None and _STATE.get() is _EMPTY:
+        k = _TYPE_CACHE.get(type(A))
+        if (
+            k is not None
+            and _TYPE_CACHE.get(type(x)) is k
+            and _TYPE_CACHE.get(type(y)) is k
+            and k.device_of(A) == k.device_of(x) == k.device_of(y)
+        ):
+            return k, (A, x, y)
+    b, _, out = prepare(backend, device, A, x, y)
+    return b, out
 
 
 # -- svd ------------------------------------------------------------------------------------
@@ -391,7 +408,7 @@ def lstsq_grad(
     >>> xback.lstsq_grad(A, np.array([1.0, 1.0]), np.array([0.0, 0.0, 0.0]))
     array([ 6., 12.])
     """
-    b, _, (A, x, y) = prepare(backend, device, A, x, y)
+    b, (A, x, y) = _prepare3(backend, device, A, x, y)
     _check_method(method, b, "lstsq_grad")
     _check_A(A, "lstsq_grad")
     vector = _check_x(A, x, "lstsq_grad")
@@ -406,10 +423,7 @@ def lstsq_grad(
         x = b.astype(x, cdt)
     if dy != cdt:
         y = b.astype(y, cdt)
-    if vector:
-        g = b.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
-    else:
-        g = b.lstsq_grad(A, x, y, method)
+    g = b.lstsq_grad(A, x, y, method)
     return g if rdt == cdt else b.astype(g, rdt)
 
 
@@ -467,7 +481,6 @@ def lstsq_grad_fn(
         _check_batch(A=A.shape, y=y.shape)
     dA, dy = b.dtype_of(A), b.dtype_of(y)
     base, _ = _promote("lstsq_grad_fn", ("A", "y"), (dA, dy))
-    y2 = y[:, None] if vector else y
     cache: dict[np.dtype[Any], tuple[Any, Any]] = {}
 
     def gram(cdt: np.dtype[Any]) -> tuple[Any, Any]:
@@ -476,7 +489,7 @@ def lstsq_grad_fn(
         except KeyError:
             pass
         Ac = A if dA == cdt else b.astype(A, cdt)
-        yc = y2 if dy == cdt else b.astype(y2, cdt)
+        yc = y if dy == cdt else b.astype(y, cdt)
         cache[cdt] = out = b.gram(Ac, yc)
         return out
 
@@ -505,7 +518,7 @@ def lstsq_grad_fn(
         G, c = gram(cdt)
         if dx != cdt:
             xc = b.astype(xc, cdt)
-        out = b.gram_grad(G, c, xc[:, None])[..., 0] if vector else b.gram_grad(G, c, xc)
+        out = b.gram_grad(G, c, xc)
         return out if rdt == cdt else b.astype(out, rdt)
 
     g.__doc__ = (

@@ -155,7 +155,8 @@ class Backend:
         raise NotImplementedError
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        """``2 Aᴴ (A x - y)`` for ``A (..., m, n)``, ``x (..., n, k)``, ``y (..., m, k)``.
+        """``2 Aᴴ (A x - y)`` for ``A (..., m, n)`` and either ``x (n,)``, ``y (m,)`` (result
+        ``(..., n)``) or ``x (..., n, k)``, ``y (..., m, k)`` (result ``(..., n, k)``).
 
         The three inputs share one floating or complex dtype (the front layer cast them) and
         their batch dimensions broadcast. ``method`` is ``"auto"`` (the backend picks its
@@ -165,11 +166,14 @@ class Backend:
         raise NotImplementedError
 
     def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
-        """``(Aᴴ A, Aᴴ y)`` for ``A (..., m, n)`` and ``y (..., m, k)`` of one dtype."""
+        """``(Aᴴ A, Aᴴ y)`` for ``A (..., m, n)`` and ``y (m,)`` or ``(..., m, k)``, one dtype."""
         raise NotImplementedError
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        """``2 (G x - c)``: the least-squares gradient from the output of :meth:`gram`."""
+        """``2 (G x - c)``: the least-squares gradient from the output of :meth:`gram`.
+
+        ``x`` is ``(n,)`` (then ``c`` is ``(..., n)`` from a vector ``y``) or ``(..., n, k)``.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

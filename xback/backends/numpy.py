@@ -91,10 +91,11 @@ class NumpyBackend(Backend):
         return bool(np.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        if x.ndim == 1 and A.ndim > 2:
+            return self.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
         if method == "auto" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
-        r = np.matmul(A, x)
-        r = np.subtract(r, y, out=r) if r.shape == np.broadcast_shapes(r.shape, y.shape) else r - y
+        r = _sub(A @ x, y)
         g = _adjoint_matmul(A, r)
         g *= 2
         return g
@@ -106,18 +107,27 @@ class NumpyBackend(Backend):
         return np.matmul(At, A), np.matmul(At, y)
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        g = np.matmul(G, x)
-        g = np.subtract(g, c, out=g) if g.shape == np.broadcast_shapes(g.shape, c.shape) else g - c
+        if x.ndim == 1 and G.ndim > 2:
+            return self.gram_grad(G, c[..., None], x[:, None])[..., 0]
+        g = _sub(G @ x, c)
         g *= 2
         return g
 
 
+def _sub(r: Any, y: Any) -> Any:
+    """``r - y``, in place in the fresh array ``r`` when the result keeps ``r``'s shape."""
+    if r.shape[r.ndim - y.ndim :] == y.shape:
+        r -= y
+        return r
+    return r - y
+
+
 def _adjoint_matmul(A: Any, r: Any) -> Any:
     """``Aᴴ @ r`` without materialising a conjugated copy of ``A``."""
-    At = np.swapaxes(A, -1, -2)
+    At = A.T if A.ndim == 2 else np.swapaxes(A, -1, -2)
     if A.dtype.kind == "c":
-        return np.matmul(At, r.conj()).conj()  # conj(Aᵀ conj(r)) = Aᴴ r
-    return np.matmul(At, r)
+        return (At @ r.conj()).conj()  # conj(Aᵀ conj(r)) = Aᴴ r
+    return At @ r
 
 
 # The single-pass blocked gradient (1 MB row blocks) beat OpenBLAS's two passes by 15-30% at

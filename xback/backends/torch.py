@@ -237,6 +237,8 @@ class TorchBackend(Backend):
         return bool(torch.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        if x.dim() == 1 and A.dim() > 2:
+            return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
             return _lstsq_grad_autograd(A, x, y)
         if method == "auto" and _use_blocked(A, x, y):
@@ -249,6 +251,8 @@ class TorchBackend(Backend):
         return At @ A, At @ y
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        if x.dim() == 1 and G.dim() > 2:
+            return self.gram_grad(G, c.unsqueeze(-1), x.unsqueeze(-1)).squeeze(-1)
         return (G @ x - c).mul_(2)
 
 
@@ -283,11 +287,10 @@ def _use_blocked(A: Any, x: Any, y: Any) -> bool:
     """Whether ``"auto"`` takes the single-pass blocked path (CPU, 2-D, tall, no autograd)."""
     return (
         A.dim() == 2
-        and x.dim() == 2
-        and y.dim() == 2
+        and y.dim() == x.dim()
         and A.shape[1] * A.element_size() >= _BLOCKED_MIN_ROW_BYTES
         and A.shape[0] > 4 * A.shape[1]
-        and x.shape[1] <= _BLOCKED_MAX_K
+        and (x.dim() == 1 or x.shape[1] <= _BLOCKED_MAX_K)
         and A.device.type == "cpu"
         and not (
             torch.is_grad_enabled() and (A.requires_grad or x.requires_grad or y.requires_grad)
@@ -299,10 +302,15 @@ def _lstsq_grad_blocked(A: Any, x: Any, y: Any) -> Any:
     """Single pass over the rows of ``A`` (see the numpy backend); CPU only."""
     m, n = A.shape
     rows = max(8, _BLOCK_BYTES // max(1, n * A.element_size()))
-    g = torch.zeros((n, x.shape[1]), dtype=A.dtype, device=A.device)
-    for s in range(0, m, rows):
-        Ab = A[s : s + rows]
-        g.addmm_(Ab.mH, torch.addmm(y[s : s + rows], Ab, x, beta=-1))
+    g = torch.zeros((n, *x.shape[1:]), dtype=A.dtype, device=A.device)
+    if x.dim() == 1:
+        for s in range(0, m, rows):
+            Ab = A[s : s + rows]
+            g.addmv_(Ab.mH, torch.addmv(y[s : s + rows], Ab, x, beta=-1))
+    else:
+        for s in range(0, m, rows):
+            Ab = A[s : s + rows]
+            g.addmm_(Ab.mH, torch.addmm(y[s : s + rows], Ab, x, beta=-1))
     return g.mul_(2)
 
 
