@@ -279,6 +279,9 @@ class ArrayAPIBackend(Backend):
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         xp = self.xp
+        if x.ndim == 1 and A.ndim > 2:  # vector x with batched A: as a (n, 1) matrix
+            g = self.lstsq_grad(A, xp.expand_dims(x, axis=-1), xp.expand_dims(y, axis=-1), method)
+            return g[..., 0]
         return 2 * xp.matmul(self._adjoint(A), xp.matmul(A, x) - y)
 
     def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
@@ -286,7 +289,11 @@ class ArrayAPIBackend(Backend):
         return self.xp.matmul(At, A), self.xp.matmul(At, y)
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        return 2 * (self.xp.matmul(G, x) - c)
+        xp = self.xp
+        if x.ndim == 1 and G.ndim > 2:
+            g = self.gram_grad(G, xp.expand_dims(c, axis=-1), xp.expand_dims(x, axis=-1))
+            return g[..., 0]
+        return 2 * (xp.matmul(G, x) - c)
 
 
 def make_backend(name: str) -> ArrayAPIBackend:
