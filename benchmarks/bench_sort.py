@@ -15,8 +15,9 @@ the median of the repeats. Each row is a dict:
   (xback / raw, ascending; target <= 1.05) and ``desc_ratio`` (descending / ascending;
   target <= 1.3).
 * ``kind="overhead"``: ``backend``, ``op`` ("sort"/"argsort"), ``raw_us`` and ``xback_us``
-  (median microseconds per call on a 16-element float64 input) and ``overhead_us``
-  (target <= 1).
+  (median microseconds per call on a 16-element float64 input, measured as this thread's CPU
+  time so that other processes on a shared machine do not drown the difference) and
+  ``overhead_us`` (target <= 1).
 
 ``quick=True`` uses 1e5 elements and (100, 1000) instead of 1e6, 1e7 and (1000, 10000).
 """
@@ -56,7 +57,10 @@ def _median_us(cands: dict[str, Callable[[], Any]], number: int, repeats: int) -
     times: dict[str, list[float]] = {k: [] for k in cands}
     for _ in range(repeats):
         for k, f in cands.items():
-            times[k].append(timeit.timeit(f, number=number) / number * 1e6)
+            # CPU time of this thread: on a shared machine, wall time mostly measures the
+            # other processes (a 16-element sort never runs on a second thread)
+            timer = timeit.Timer(f, timer=time.thread_time)
+            times[k].append(timer.timeit(number=number) / number * 1e6)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

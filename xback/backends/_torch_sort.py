@@ -71,7 +71,7 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if dt in _FLOATS:
         if descending:
             x = torch.neg(x)
-        return torch.sort(x, dim=axis, stable=stable)[1]
+        return torch.argsort(x, dim=axis, stable=stable)
     if dt in _COMPLEX:
         return _complex_argsort(x, axis, descending)
     if dt == torch.uint64:
@@ -80,4 +80,4 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         x = x.to(torch.int64)
     elif dt == torch.uint16:
         x = x.to(torch.int32)
-    return torch.sort(x, dim=axis, descending=descending, stable=stable)[1]
+    return torch.argsort(x, dim=axis, descending=descending, stable=stable)
