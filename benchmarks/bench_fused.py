@@ -1,0 +1,195 @@
+"""Benchmark of the fused one-pass ``lstsq_grad`` kernel (issue 10, ``xback._fused``).
+
+``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
+{256, 512, 1024, 2048}, float32 and float64. Candidates, interleaved round-robin
+(A B C A B C ...), each reported as min and median per-call time:
+
+* ``fused``: ``xback._fused.lstsq_grad`` (Numba, one pass over ``A``);
+* ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
+* ``torch``: raw torch ``2 * (A.T @ (A @ x - y))`` on zero-copy views of the same memory;
+* ``floor-sum``: ``A.sum()`` (NumPy's streaming read of ``A`` once);
+* ``floor-read``: a Numba read-only kernel (parallel, vectorised sum of ``A``) with the
+  same threads as the fused kernel: the one-read floor;
+* ``xback-auto``: ``xback.lstsq_grad(A, x, y)`` (what ``"auto"`` routes to; its time
+  includes the front layer).
+
+The floor is the faster of ``floor-sum`` and ``floor-read`` (per statistic). Ratios printed:
+``fused / floor`` (target <= 1.2 at d >= 1024) and ``best raw / fused`` (target >= 1.5).
+
+Before the timings: ``import numba`` time, compile (or disk-cache load) time of each kernel
+signature (:func:`xback._fused.compile_info`), and the first-call latency (a fresh process:
+import + compile/load + first run) with the cache off (``--cold``: a temporary
+``XBACK_CACHE_DIR``) and on.
+
+The machine may be shared: the load average is printed before and after; run it twice.
+
+Run: ``python benchmarks/bench_fused.py [--sizes 256 512 1024 2048] [--dtypes float32 float64]
+[--repeat 15] [--cold]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import xback
+from xback import _fused
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - torch is optional
+    torch = None
+
+_FIRST_CALL = """
+import time, numpy as np
+t0 = time.perf_counter()
+import xback._fused as F
+A = np.ones((64, 8), dtype="{dt}")
+F.lstsq_grad(A, np.ones((8, 1), dtype="{dt}"), np.ones((64, 1), dtype="{dt}"))
+t1 = time.perf_counter()
+info = F.compile_info()
+c = info["compiled"][0]
+print(t1 - t0, info["import_seconds"], c["seconds"], c["source"].replace(" ", "-"))
+"""
+
+
+def first_call(dtype: str, cache_dir: str | None) -> tuple[float, float, float, str]:
+    """(first-call latency, import numba, compile/load, source) in a fresh process."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["XBACK_CACHE_DIR"] = cache_dir
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_CALL.format(dt=dtype)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2]), out[3]
+
+
+_read_kernel: Any = None
+
+
+def _floor_read() -> Any:
+    """A Numba parallel read-only kernel: the sum of ``A`` in ``t`` row blocks."""
+    global _read_kernel
+    if _read_kernel is None:
+        import numba
+
+        @numba.njit(parallel=True, fastmath=True, cache=True)
+        def read(A: Any, nchunks: int) -> float:  # pragma: no cover - compiled
+            m, n = A.shape
+            parts = np.zeros(nchunks)
+            for c in numba.prange(nchunks):
+                lo = (c * m) // nchunks
+                hi = ((c + 1) * m) // nchunks
+                s = A[0, 0] * 0
+                for i in range(lo, hi):
+                    for j in range(n):
+                        s += A[i, j]
+                parts[c] = s
+            return float(parts.sum())
+
+        _read_kernel = read
+    return _read_kernel
+
+
+def _time(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
+    for f in fns.values():  # warm up (page faults, thread pools, compile)
+        f()
+    ts: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            ts[k].append(time.perf_counter() - t0)
+    return ts
+
+
+def _candidates(A: Any, x: Any, y: Any, t: int, read: Any) -> dict[str, Callable[[], Any]]:
+    fns: dict[str, Callable[[], Any]] = {
+        "fused": lambda: _fused.lstsq_grad(A, x, y),
+        "numpy": lambda: 2 * (A.T @ (A @ x - y)),
+        "floor-sum": lambda: A.sum(),
+        "floor-read": lambda: read(A, t),
+        "xback-auto": lambda: xback.lstsq_grad(A, x, y),
+    }
+    if torch is not None:
+        At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
+        fns["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
+    return fns
+
+
+def run(sizes: list[int], dtypes: list[str], repeat: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    read = _floor_read()
+    for dt in dtypes:
+        for d in sizes:
+            A = rng.standard_normal((10 * d, d)).astype(dt)
+            x = rng.standard_normal(d).astype(dt)
+            y = rng.standard_normal(10 * d).astype(dt)
+            t = _fused.num_threads()
+            fns = _candidates(A, x, y, t, read)
+            ts = _time(fns, repeat)
+            stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
+            floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
+            raw = tuple(
+                min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1)
+            )
+            for k, (mn, med) in stat.items():
+                rows.append(
+                    {"d": d, "dtype": dt, "candidate": k, "min_ms": mn * 1e3,
+                     "median_ms": med * 1e3, "x_floor_median": med / floor[1],
+                     "threads": t}
+                )
+            f = stat["fused"]
+            print(
+                f"{dt:8s} d={d:5d} threads={t}  "
+                + "  ".join(f"{k}={v[0] * 1e3:.2f}/{v[1] * 1e3:.2f}" for k, v in stat.items())
+                + f"  | fused/floor min {f[0] / floor[0]:.2f} med {f[1] / floor[1]:.2f}"
+                + f"  raw/fused min {raw[0] / f[0]:.2f} med {raw[1] / f[1]:.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--cold", action="store_true", help="also time a cold (uncached) compile")
+    a = p.parse_args()
+    print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    print("times in ms as min/median over interleaved repeats")
+    for dt in a.dtypes:
+        if a.cold:
+            with tempfile.TemporaryDirectory() as tmp:
+                lat, imp, comp, src = first_call(dt, tmp)
+            print(f"first call {dt}, cold cache: {lat:.2f} s (import numba {imp:.2f} s, "
+                  f"kernel {comp:.2f} s, {src})")
+        lat, imp, comp, src = first_call(dt, None)
+        print(f"first call {dt}, warm cache: {lat:.2f} s (import numba {imp:.2f} s, "
+              f"kernel {comp:.2f} s, {src})")
+    info = _fused.warmup()
+    print(f"in-process: import numba {info['import_seconds']:.2f} s; threads "
+          f"{info['threads']}; cache dir {info['cache_dir']}")
+    for c in info["compiled"]:
+        print(f"  {c['kernel']} [{c['signature']}]: {c['seconds']:.2f} s ({c['source']})")
+    run(a.sizes, a.dtypes, a.repeat)
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,534 @@
+"""Fused one-pass ``lstsq_grad`` kernel (optional, needs Numba: ``pip install 'xback[fast]'``).
+
+At large sizes the gradient ``2 Aᵀ (A x - y)`` is memory-bound: BLAS evaluates it in two
+passes over ``A`` (``A @ x``, then ``Aᵀ @ r``), so it costs at least twice the time to read
+``A`` once. This kernel reads ``A`` once: each worker thread takes a contiguous block of
+rows and, for each row ``a_i`` (still in L1 cache), computes ``r_i = a_i · x - y_i`` and
+accumulates ``g += a_i r_i`` into its own partial gradient; the partials are summed at the
+end.
+
+Scope: real float32/float64, ``A`` 2-D C-contiguous ``(m, n)``, ``x`` ``(n, k)``, ``y``
+``(m, k)`` (``x``/``y`` of any strides; ``k`` small: the kernel computes the ``k`` columns
+from one read of each row). Everything else (complex, batched ``A``, other layouts) is left
+to the BLAS path by the backends (:func:`supports`).
+
+Accuracy: each residual ``r_i`` is a dot product in the input precision (vectorised, so
+summed in SIMD lanes as BLAS does, error ``<~ n eps``); the gradient is accumulated in the
+input precision over blocks of at most :data:`BLOCK_ROWS` rows only and those block sums
+are added in float64, so the accumulation error is ``<~ BLOCK_ROWS eps`` instead of the
+``m eps`` of a straight sum (float32 stays within float32 BLAS's error; see
+``tests/test_fused.py``). ``fastmath`` is limited to reassociation and contraction (FMA):
+no ``nnan``/``ninf`` assumptions, so NaN and inf propagate as in BLAS.
+
+Threads: ``min(CPUs, numba.get_num_threads(), threadpoolctl's limits of the loaded
+BLAS/OpenMP libraries, torch.get_num_threads() when torch is imported)`` (:func:`num_threads`),
+so ``threadpool_limits(1)``, ``torch.set_num_threads(1)`` or ``numba.set_num_threads(1)``
+make it single-threaded. The threads are the caller and a small pool of xback's own
+(the kernels release the GIL), not Numba's threading layer; no BLAS runs at the same time,
+so the process never runs more compute threads than the libraries allow. Rows are cut into
+chunks of about :data:`CHUNK_BYTES` of ``A`` handed out dynamically (robust on a loaded
+machine); the chunk partials are summed in chunk order, so the result is bitwise independent
+of the number of threads.
+
+Compilation: on first use (Numba is imported then, never by ``import xback``), cached on
+disk (``cache=True``). The cache goes to ``$XBACK_CACHE_DIR`` when set, else Numba's rule
+(``$NUMBA_CACHE_DIR``, else ``__pycache__`` next to this file if writable, else the user
+cache directory, e.g. ``~/.cache/numba``). :func:`compile_info` reports the import and
+compile (or cache-load) times; :func:`warmup` compiles ahead of time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AUTO_MAX_K",
+    "AUTO_MIN_BYTES",
+    "AUTO_MIN_N",
+    "BLOCK_ROWS",
+    "INSTALL_HINT",
+    "available",
+    "compile_info",
+    "grad_numpy",
+    "grad_torch",
+    "lstsq_grad",
+    "num_threads",
+    "supports",
+    "use_for_auto",
+    "warmup",
+]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+#: rows accumulated in the input precision before a float64 add (bounds float32 error)
+BLOCK_ROWS = 256
+#: bytes of A per chunk (a multiple of BLOCK_ROWS rows), the unit of work of one thread
+CHUNK_BYTES = 1 << 20
+
+# -- routing table for method="auto" (benchmarks/bench_fused.py, 2-core CI machine) ---------
+# "auto" takes the fused kernel only where it measured faster than both BLAS paths: A too
+# large for the caches (two BLAS passes then stream it twice from memory), rows long enough
+# for the vector loops, and few right-hand sides (each extra column of x adds a dot product
+# per row; BLAS's gemm amortises those better).
+#: smallest n (columns of A) for which "auto" uses the fused kernel, per dtype
+AUTO_MIN_N: dict[np.dtype[Any], int] = {_F32: 256, _F64: 256}
+#: smallest size of A in bytes for which "auto" uses the fused kernel
+AUTO_MIN_BYTES: int = 32 << 20
+#: largest k (columns of x) for which "auto" uses the fused kernel
+AUTO_MAX_K: int = 4
+
+INSTALL_HINT = "pip install 'xback[fast]' (or: pip install numba)"
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+_compiled: dict[tuple[Any, ...], dict[str, Any]] = {}
+_ready: set[tuple[str, np.dtype[Any]]] = set()
+_available: bool | None = None
+
+
+def available() -> bool:
+    """Whether Numba is installed (checked once, without importing it)."""
+    global _available
+    if _available is None:
+        _available = importlib.util.find_spec("numba") is not None
+    return _available
+
+
+def supports(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
+    """Whether the kernel computes ``2 Aᵀ (A x - y)`` for these NumPy arrays.
+
+    ``A`` 2-D C-contiguous float32/float64 ``(m, n)`` with ``m, n >= 1``, and either
+    ``x (n,)``, ``y (m,)`` or ``x (n, k)``, ``y (m, k)`` with ``k >= 1``, of ``A``'s dtype.
+    """
+    dt = A.dtype
+    if not (dt in (_F32, _F64) and A.ndim == 2 and A.flags.c_contiguous):
+        return False
+    m, n = A.shape
+    if m == 0 or n == 0 or x.dtype != dt or y.dtype != dt:
+        return False
+    if x.ndim == 1:
+        return x.shape == (n,) and y.shape == (m,)
+    return bool(
+        x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and y.shape == (m, x.shape[1])
+    )
+
+
+def use_for_auto(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
+    """Whether ``method="auto"`` takes the fused kernel for these NumPy arrays: the
+    ``AUTO_*`` table, :func:`supports`, and Numba installed."""
+    if A.ndim != 2:
+        return False
+    min_n = AUTO_MIN_N.get(A.dtype)
+    return (
+        min_n is not None
+        and A.shape[1] >= min_n
+        and (x.ndim == 1 or x.shape[-1] <= AUTO_MAX_K)
+        and A.nbytes >= AUTO_MIN_BYTES
+        and supports(A, x, y)
+        and available()
+    )
+
+
+def _need_numba() -> None:
+    if not available():
+        raise ValueError(
+            "lstsq_grad: method='fused' needs Numba, which is not installed: " + INSTALL_HINT
+        )
+
+
+def grad_numpy(A: Any, x: Any, y: Any, method: str) -> Any:
+    """For the numpy backend: ``2 Aᵀ (A x - y)`` by the fused kernel, or ``None`` when the
+    backend's explicit formula should run (``"auto"`` below the thresholds; ``"fused"`` for
+    inputs the kernel does not cover: complex, integer-free but not float32/float64,
+    batched or non-C-contiguous ``A``).
+
+    Raises ``ValueError`` for ``method="fused"`` when Numba is not installed.
+    """
+    if method == "fused":
+        _need_numba()
+        return lstsq_grad(A, x, y) if supports(A, x, y) else None
+    return lstsq_grad(A, x, y) if use_for_auto(A, x, y) else None
+
+
+def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
+    """For the torch backend: as :func:`grad_numpy` on zero-copy NumPy views of CPU
+    tensors, the result wrapped back with ``torch.from_numpy``; ``None`` (the explicit
+    formula) for other devices, layouts and dtypes, and whenever autograd must see the
+    operation (grad mode on and an input requires grad): the result then stays
+    differentiable."""
+    import torch  # already imported: the torch backend is loaded
+
+    if method == "fused":
+        _need_numba()
+    elif A.dim() != 2 or (x.dim() == 2 and x.shape[1] > AUTO_MAX_K):
+        return None
+    if (
+        A.device.type != "cpu"
+        or A.layout is not torch.strided
+        or (torch.is_grad_enabled() and (A.requires_grad or x.requires_grad or y.requires_grad))
+        or A.dtype not in (torch.float32, torch.float64)
+        or not A.is_contiguous()
+        or A.is_neg()
+        or x.is_neg()
+        or y.is_neg()
+        or x.device.type != "cpu"
+        or y.device.type != "cpu"
+    ):
+        return None
+    An, xn, yn = A.detach().numpy(), x.detach().numpy(), y.detach().numpy()
+    g = grad_numpy(An, xn, yn, method)
+    return None if g is None else torch.from_numpy(g)
+
+
+# -- kernel ---------------------------------------------------------------------------------
+# Plain serial kernels (compiled with nogil=True) over a range of row chunks; the threads are
+# xback's own (see _run_parallel), not Numba's threading layer: measured here, Numba's OpenMP layer
+# ran a one-chunk prange 5-10x slower than the same serial code (contention with the BLAS/torch
+# OpenMP pools), and its workqueue layer aborts on concurrent launches from two threads.
+# Chunk c covers rows [c * rows, min((c + 1) * rows, m)) and writes its partial gradient
+# to parts[c]; the partials are summed in chunk order, so the result does not depend on the
+# number of threads or on which thread ran which chunk.
+
+
+def _chunks1(
+    A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
+) -> None:
+    """k == 1: ``x (n,)``, ``y (m,)``; ``parts[c] = sum_i a_i (a_i . x - y_i)`` (float64)."""
+    m, n = A.shape
+    gb = np.zeros(n, dtype=A.dtype)
+    for c in range(c0, c1):
+        pc = parts[c]
+        lo = c * rows
+        hi = min(lo + rows, m)
+        for b0 in range(lo, hi, block):
+            b1 = min(b0 + block, hi)
+            gb[:] = 0
+            for i in range(b0, b1):
+                s = gb[0] - gb[0]  # zero of A's dtype (gb is zeroed): the dot stays in it
+                for j in range(n):
+                    s += A[i, j] * x[j]
+                r = s - y[i]
+                for j in range(n):
+                    gb[j] += A[i, j] * r
+            for j in range(n):
+                pc[j] += gb[j]
+
+
+def _chunksk(
+    A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
+) -> None:
+    """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64."""
+    m, n = A.shape
+    k = xt.shape[0]
+    gb = np.zeros((k, n), dtype=A.dtype)
+    r = np.zeros(k, dtype=A.dtype)
+    for c in range(c0, c1):
+        pc = parts[c]
+        lo = c * rows
+        hi = min(lo + rows, m)
+        for b0 in range(lo, hi, block):
+            b1 = min(b0 + block, hi)
+            gb[:, :] = 0
+            for i in range(b0, b1):
+                for q in range(k):
+                    s = gb[0, 0] - gb[0, 0]
+                    for j in range(n):
+                        s += A[i, j] * xt[q, j]
+                    r[q] = s - y[i, q]
+                for q in range(k):
+                    rq = r[q]
+                    for j in range(n):
+                        gb[q, j] += A[i, j] * rq
+            for q in range(k):
+                for j in range(n):
+                    pc[q, j] += gb[q, j]
+
+
+def _build() -> dict[str, Any]:
+    """Import Numba and create the (lazily compiled, disk-cached) dispatchers; once."""
+    st = _state
+    if "_grad1" in st:
+        return st
+    if not available():
+        raise ValueError(
+            f"the fused lstsq_grad kernel needs Numba, which is not installed: {INSTALL_HINT}"
+        )
+    t0 = time.perf_counter()
+    import numba
+
+    st["import_seconds"] = time.perf_counter() - t0
+    # reassociation (SIMD reductions) and FMA contraction only: NaN/inf keep IEEE semantics
+    flags = {"reassoc", "contract", "nsz", "arcp"}
+    user_dir = os.environ.get("XBACK_CACHE_DIR")
+    config: Any = numba.config
+    old_dir = config.CACHE_DIR
+    cache = True
+    try:
+        if user_dir:
+            os.makedirs(user_dir, exist_ok=True)
+            config.CACHE_DIR = user_dir
+        try:
+            d1 = numba.njit(fastmath=flags, cache=True, nogil=True)(_chunks1)
+            dk = numba.njit(fastmath=flags, cache=True, nogil=True)(_chunksk)
+        except (RuntimeError, OSError):  # no writable cache location: compile every run
+            cache = False
+            d1 = numba.njit(fastmath=flags, nogil=True)(_chunks1)
+            dk = numba.njit(fastmath=flags, nogil=True)(_chunksk)
+    finally:
+        config.CACHE_DIR = old_dir
+    cache_dir = None
+    if cache:
+        impl = getattr(d1, "_cache", None)
+        cache_dir = getattr(impl, "cache_path", None)
+    st.update(
+        numba=numba,
+        numba_version=numba.__version__,
+        _grad1=d1,
+        _gradk=dk,
+        cache=cache,
+        cache_dir=cache_dir,
+    )
+    return st
+
+
+def _compile(st: dict[str, Any], name: str, args: tuple[Any, ...]) -> None:
+    """Compile (or load from the disk cache) ``name`` for the types of ``args``, timed."""
+    numba = st["numba"]
+    disp = st[name]
+    sig = tuple(numba.typeof(a) for a in args)
+    key = (name, *sig)
+    if key in _compiled:
+        return
+    hits = sum(disp.stats.cache_hits.values())
+    t0 = time.perf_counter()
+    disp.compile(sig)
+    dt = time.perf_counter() - t0
+    loaded = sum(disp.stats.cache_hits.values()) > hits
+    _compiled[key] = {
+        "kernel": name,
+        "signature": ", ".join(str(s) for s in sig),
+        "seconds": dt,
+        "source": "disk cache" if loaded else "compiled",
+    }
+
+
+# -- threads --------------------------------------------------------------------------------
+def _controller() -> Any:
+    ctl = _state.get("controller")
+    if ctl is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            ctl = ThreadpoolController()
+        except Exception:  # pragma: no cover - threadpoolctl is a dependency
+            ctl = False
+        _state["controller"] = ctl
+    return ctl
+
+
+def num_threads() -> int:
+    """Worker threads the kernel uses now.
+
+    ``min(CPUs, numba.get_num_threads(), the thread limits of the BLAS/OpenMP libraries that
+    threadpoolctl sees (so ``threadpool_limits(...)`` applies), torch.get_num_threads()
+    when torch is imported)``, at least 1. Imports Numba.
+    """
+    st = _build()
+    t = min(os.cpu_count() or 1, int(st["numba"].get_num_threads()))
+    ctl = _controller()
+    if ctl:
+        for lib in ctl.lib_controllers:
+            n = lib.num_threads
+            if n is not None and 0 < n < t:
+                t = n
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        t = min(t, int(torch.get_num_threads()))
+    return max(1, t)
+
+
+# -- public entry ---------------------------------------------------------------------------
+def lstsq_grad(
+    A: np.ndarray[Any, Any],
+    x: np.ndarray[Any, Any],
+    y: np.ndarray[Any, Any],
+    *,
+    threads: int | None = None,
+) -> np.ndarray[Any, Any]:
+    """``2 Aᵀ (A x - y)`` in one pass over ``A`` (the arrays must satisfy :func:`supports`).
+
+    Parameters
+    ----------
+    A : ndarray, shape (m, n), float32 or float64, C-contiguous
+    x : ndarray, shape (n,) or (n, k), A's dtype
+    y : ndarray, shape (m,) or (m, k), A's dtype
+    threads : int, optional
+        Threads (the caller and ``threads - 1`` pool threads); default
+        :func:`num_threads`. Never more than the number of row chunks.
+
+    Returns
+    -------
+    ndarray, shape (n,) or (n, k), A's dtype
+        A new array; the inputs are not modified.
+
+    Raises
+    ------
+    ValueError
+        Numba is not installed (the message has the pip command), or the arrays are not
+        supported (see :func:`supports`).
+    """
+    if not supports(A, x, y):
+        raise ValueError(
+            "the fused lstsq_grad kernel needs a C-contiguous float32/float64 A of shape "
+            f"(m, n) with x (n,) and y (m,), or x (n, k) and y (m, k), of A's dtype; got "
+            f"A {A.dtype} {tuple(A.shape)}, x {x.dtype} {tuple(x.shape)}, "
+            f"y {y.dtype} {tuple(y.shape)}"
+        )
+    st = _build()
+    m, n = A.shape
+    vector = x.ndim == 1
+    k = 1 if vector else x.shape[1]
+    if vector:
+        xs, ys = x, y
+        name = "_grad1"
+    elif k == 1:
+        xs, ys = x[:, 0], y[:, 0]
+        name = "_grad1"
+    else:
+        xs, ys = x.T, y
+        name = "_gradk"
+    # read-only C-contiguous views: one compiled signature per dtype whatever the caller's
+    # flags, and the kernel cannot write to the caller's arrays (x, y copied if strided)
+    Ar, xr, yr = _readonly(A), _readonly(xs), _readonly(ys)
+    rows = BLOCK_ROWS * max(1, CHUNK_BYTES // (BLOCK_ROWS * n * A.itemsize))
+    nchunks = -(-m // rows)
+    parts = np.zeros((nchunks, n) if k == 1 else (nchunks, k, n), dtype=np.float64)
+    kern = st[name]
+    if (name, A.dtype) not in _ready:
+        with _lock:
+            _compile(st, name, (Ar, xr, yr, 0, 0, rows, BLOCK_ROWS, parts))
+            _ready.add((name, A.dtype))
+    t = num_threads() if threads is None else max(1, int(threads))
+    t = min(t, nchunks)
+    if t == 1:
+        kern(Ar, xr, yr, 0, nchunks, rows, BLOCK_ROWS, parts)
+    else:
+        _run_parallel(kern, (Ar, xr, yr), rows, parts, nchunks, t)
+    g = parts.sum(axis=0)  # in chunk order: independent of the threads
+    if not vector:
+        g = g[:, None] if k == 1 else g.T
+    out: np.ndarray[Any, Any] = np.multiply(g, 2, dtype=A.dtype)
+    return out
+
+
+class _Job:
+    """Chunks handed out dynamically to the caller and ``t - 1`` pool threads."""
+
+    __slots__ = ("args", "done", "error", "event", "lock", "nchunks", "next", "parts", "rows")
+
+    def __init__(self, args: tuple[Any, ...], rows: int, parts: Any, nchunks: int) -> None:
+        self.args = args
+        self.rows = rows
+        self.parts = parts
+        self.nchunks = nchunks
+        self.next = itertools.count()  # next() is atomic under the GIL
+        self.done = 0
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.event = threading.Event()
+
+
+def _work(kern: Any, job: _Job) -> None:
+    A, x, y = job.args
+    while True:
+        c = next(job.next)
+        if c >= job.nchunks:
+            return
+        try:
+            kern(A, x, y, c, c + 1, job.rows, BLOCK_ROWS, job.parts)
+        except BaseException as exc:  # pragma: no cover - the kernel does not raise
+            job.error = exc
+        with job.lock:
+            job.done += 1
+            if job.done == job.nchunks:
+                job.event.set()
+
+
+def _pool() -> Any:
+    pool = _state.get("pool")
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = max(1, (os.cpu_count() or 1) - 1)
+        pool = _state["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="xback-fused")
+    return pool
+
+
+def _run_parallel(
+    kern: Any, args: tuple[Any, ...], rows: int, parts: Any, nchunks: int, t: int
+) -> None:
+    """Run the chunks on the calling thread and ``t - 1`` pool threads (nogil kernels).
+
+    The caller waits for the chunks, not for the pool tasks: a task that starts late
+    (the pool busy with another call) finds no chunk left and returns.
+    """
+    job = _Job(args, rows, parts, nchunks)
+    pool = _pool()
+    for _ in range(t - 1):
+        pool.submit(_work, kern, job)
+    _work(kern, job)
+    job.event.wait()
+    if job.error is not None:  # pragma: no cover
+        raise job.error
+
+
+def _readonly(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    v: np.ndarray[Any, Any] = np.ascontiguousarray(a).view()
+    v.flags.writeable = False
+    return v
+
+
+def warmup(dtypes: tuple[Any, ...] = (np.float32, np.float64)) -> dict[str, Any]:
+    """Compile (or load from the disk cache) the kernels for ``dtypes`` now; returns
+    :func:`compile_info`. Raises ``ValueError`` when Numba is not installed."""
+    for dt in dtypes:
+        d = np.dtype(dt)
+        A = np.zeros((2, 2), dtype=d)
+        lstsq_grad(A, np.zeros((2, 1), d), np.zeros((2, 1), d), threads=1)
+        lstsq_grad(A, np.zeros((2, 2), d), np.zeros((2, 2), d), threads=1)
+    return compile_info()
+
+
+def compile_info() -> dict[str, Any]:
+    """What has been compiled and how long it took.
+
+    Returns
+    -------
+    dict
+        ``available`` (Numba installed), ``imported`` (Numba imported by xback),
+        ``numba_version``, ``import_seconds`` (``import numba``), ``cache`` (on-disk
+        caching on), ``cache_dir``, ``threads`` (:func:`num_threads` now) and
+        ``compiled``: one entry per kernel signature with ``seconds`` and ``source``
+        (``"compiled"`` or ``"disk cache"``).
+    """
+    st = _state
+    info: dict[str, Any] = {
+        "available": available(),
+        "imported": "_grad1" in st,
+        "numba_version": st.get("numba_version"),
+        "import_seconds": st.get("import_seconds"),
+        "cache": st.get("cache"),
+        "cache_dir": st.get("cache_dir"),
+        "threads": num_threads() if "_grad1" in st else None,
+        "compiled": [dict(v) for v in _compiled.values()],
+    }
+    return info
