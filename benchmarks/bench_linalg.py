@@ -29,8 +29,8 @@ Row keys: ``bench`` ("lstsq_grad" or "svd"), ``d``, ``dtype``, ``candidate``, ``
 ``x_best_raw`` (multiple of the best raw call on the same backend), and ``setup_s`` for the
 reusable form. ``quick=True`` uses small sizes and fewer repeats (a smoke run).
 
-Run: ``python benchmarks/bench_linalg.py [--quick] [--sizes 256 512] [--dtypes float64]
-[--repeat 7] [--svd-sizes 256 512]``.
+Run: ``python -u benchmarks/bench_linalg.py [--quick] [--sizes 256 512] [--dtypes float64]
+[--repeat 7] [--svd-sizes 256 512] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -262,7 +262,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="limit BLAS/OpenMP and torch threads")
     a = p.parse_args(argv)
+    if a.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(a.threads)
+        if torch is not None:
+            torch.set_num_threads(a.threads)
     if torch is not None:
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}"

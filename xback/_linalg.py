@@ -449,9 +449,10 @@ def lstsq_grad_fn(
     Returns
     -------
     callable
-        ``g(x)`` with the shape and dtype rules of :func:`lstsq_grad` (``A`` and ``y`` are
-        kept by reference and never modified; a wider ``x`` dtype computes ``AᴴA`` again
-        in that dtype, once).
+        ``g(x)`` with the shape and dtype rules of :func:`lstsq_grad`. ``A`` and ``y`` are
+        kept by reference and never modified; ``AᴴA`` and ``Aᴴy`` reflect their values at
+        creation (build a new ``g`` after changing them). An ``x`` of a wider dtype (e.g.
+        complex with real ``A``) forms ``AᴴA`` again in that dtype, once.
 
     Raises
     ------
