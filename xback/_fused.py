@@ -116,7 +116,7 @@ def supports(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any
     if m == 0 or n == 0 or x.dtype != dt or y.dtype != dt:
         return False
     if x.ndim == 1:
-        return x.shape == (n,) and y.shape == (m,)
+        return bool(x.shape == (n,) and y.shape == (m,))
     return bool(
         x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and y.shape == (m, x.shape[1])
     )

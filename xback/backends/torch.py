@@ -12,6 +12,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
+from xback import _fused  # no Numba import: only on first fused call
 from xback.backends import Backend, _torch_sort
 
 __all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
@@ -241,6 +242,10 @@ class TorchBackend(Backend):
             return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
             return _lstsq_grad_autograd(A, x, y)
+        if method == "fused" or method == "auto":
+            g = _fused.grad_torch(A, x, y, method)  # None: not covered / not faster
+            if g is not None:
+                return g
         if method == "auto" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
         g = A.mH @ (A @ x - y)
