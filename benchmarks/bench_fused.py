@@ -144,14 +144,18 @@ def run(sizes: list[int], dtypes: list[str], repeat: int) -> list[dict[str, Any]
             ts = _time(fns, repeat)
             stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
             floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
-            raw = tuple(
-                min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1)
-            )
+            raw = tuple(min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1))
             for k, (mn, med) in stat.items():
                 rows.append(
-                    {"d": d, "dtype": dt, "candidate": k, "min_ms": mn * 1e3,
-                     "median_ms": med * 1e3, "x_floor_median": med / floor[1],
-                     "threads": t}
+                    {
+                        "d": d,
+                        "dtype": dt,
+                        "candidate": k,
+                        "min_ms": mn * 1e3,
+                        "median_ms": med * 1e3,
+                        "x_floor_median": med / floor[1],
+                        "threads": t,
+                    }
                 )
             f = stat["fused"]
             print(
@@ -177,14 +181,20 @@ def main() -> None:
         if a.cold:
             with tempfile.TemporaryDirectory() as tmp:
                 lat, imp, comp, src = first_call(dt, tmp)
-            print(f"first call {dt}, cold cache: {lat:.2f} s (import numba {imp:.2f} s, "
-                  f"kernel {comp:.2f} s, {src})")
+            print(
+                f"first call {dt}, cold cache: {lat:.2f} s (import numba {imp:.2f} s, "
+                f"kernel {comp:.2f} s, {src})"
+            )
         lat, imp, comp, src = first_call(dt, None)
-        print(f"first call {dt}, warm cache: {lat:.2f} s (import numba {imp:.2f} s, "
-              f"kernel {comp:.2f} s, {src})")
+        print(
+            f"first call {dt}, warm cache: {lat:.2f} s (import numba {imp:.2f} s, "
+            f"kernel {comp:.2f} s, {src})"
+        )
     info = _fused.warmup()
-    print(f"in-process: import numba {info['import_seconds']:.2f} s; threads "
-          f"{info['threads']}; cache dir {info['cache_dir']}")
+    print(
+        f"in-process: import numba {info['import_seconds']:.2f} s; threads "
+        f"{info['threads']}; cache dir {info['cache_dir']}"
+    )
     for c in info["compiled"]:
         print(f"  {c['kernel']} [{c['signature']}]: {c['seconds']:.2f} s ({c['source']})")
     run(a.sizes, a.dtypes, a.repeat)

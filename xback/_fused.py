@@ -117,9 +117,7 @@ def supports(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any
         return False
     if x.ndim == 1:
         return bool(x.shape == (n,) and y.shape == (m,))
-    return bool(
-        x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and y.shape == (m, x.shape[1])
-    )
+    return bool(x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and y.shape == (m, x.shape[1]))
 
 
 def use_for_auto(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
@@ -199,9 +197,7 @@ def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
 # number of threads or on which thread ran which chunk.
 
 
-def _chunks1(
-    A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
-) -> None:
+def _chunks1(A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any) -> None:
     """k == 1: ``x (n,)``, ``y (m,)``; ``parts[c] = sum_i a_i (a_i . x - y_i)`` (float64)."""
     m, n = A.shape
     gb = np.zeros(n, dtype=A.dtype)
@@ -223,9 +219,7 @@ def _chunks1(
                 pc[j] += gb[j]
 
 
-def _chunksk(
-    A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
-) -> None:
+def _chunksk(A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any) -> None:
     """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64."""
     m, n = A.shape
     k = xt.shape[0]

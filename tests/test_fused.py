@@ -1,0 +1,429 @@
+"""Tests of the fused one-pass ``lstsq_grad`` kernel (:mod:`xback._fused`, issue 10).
+
+The kernel tests skip cleanly when Numba is not installed; the tests of the behaviour
+without Numba (the error message, "auto" falling back) run everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import xback
+from xback import _fused
+from xback.backends.numpy import BACKEND as NP
+
+from .conftest import HAS_TORCH, Target, requires_torch, torch
+
+HAS_NUMBA = _fused.available()
+requires_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
+# TEMPORARY until the front layer accepts method="fused" (integration after 05:30 UTC)
+_FRONT = "fused" in getattr(__import__("xback._linalg")._linalg, "_METHODS", ())
+requires_front = pytest.mark.skipif(not _FRONT, reason="front layer integration pending")
+
+EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
+
+
+@pytest.fixture(scope="module")
+def numba() -> Any:
+    return pytest.importorskip("numba")
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of one block of 8 rows: many chunks (and threads) on small inputs."""
+    monkeypatch.setattr(_fused, "BLOCK_ROWS", 8)
+    monkeypatch.setattr(_fused, "CHUNK_BYTES", 1)
+
+
+def _data(m: int, n: int, k: int | None, dtype: Any, seed: int = 0) -> tuple[Any, Any, Any]:
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n)).astype(dtype)
+    shape_x = (n,) if k is None else (n, k)
+    shape_y = (m,) if k is None else (m, k)
+    return A, rng.standard_normal(shape_x).astype(dtype), rng.standard_normal(shape_y).astype(dtype)
+
+
+def _reference(A: Any, x: Any, y: Any) -> tuple[Any, Any]:
+    """(gradient in extended precision, componentwise error scale 2|A|ᵀ(|A||x| + |y|)).
+
+    float32 inputs: float64 arithmetic is exact enough; float64 inputs: long double.
+    """
+    wide = np.float64 if A.dtype == np.float32 else np.longdouble
+    Aw, xw, yw = (np.asarray(a, dtype=wide) for a in (A, x, y))
+    ref = 2 * np.dot(Aw.T, np.dot(Aw, xw) - yw)
+    scale = 2 * np.dot(np.abs(Aw).T, np.dot(np.abs(Aw), np.abs(xw)) + np.abs(yw))
+    return ref, scale
+
+
+def _check_bound(g: Any, A: Any, x: Any, y: Any) -> float:
+    """Assert the componentwise bound ``|g - ref| <= (n + BLOCK_ROWS + 4) eps * scale`` and
+    return the normwise relative error."""
+    ref, scale = _reference(A, x, y)
+    eps = EPS[A.dtype.type]
+    n = A.shape[1]
+    err = np.abs(np.asarray(g, dtype=ref.dtype) - ref)
+    bound = (n + _fused.BLOCK_ROWS + 4) * eps * scale
+    assert np.all(err <= bound), float(np.max(err / np.maximum(bound, 1e-300)))
+    return float(np.max(err) / max(float(np.max(scale)), 1e-300))
+
+
+# -- accuracy -------------------------------------------------------------------------------
+@requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("m", "n", "k"),
+    [
+        (1, 1, None),
+        (1, 5, None),
+        (5, 1, None),
+        (2, 3, 1),
+        (3, 2, 4),
+        (257, 7, None),  # m not a multiple of the block
+        (1000, 37, None),
+        (1000, 37, 1),
+        (1000, 37, 3),
+        (513, 300, 2),
+        (3001, 64, 5),
+    ],
+)
+def test_accuracy_bound(numba: Any, dtype: Any, m: int, n: int, k: int | None) -> None:
+    A, x, y = _data(m, n, k, dtype)
+    g = _fused.lstsq_grad(A, x, y)
+    assert g.dtype == dtype
+    assert g.shape == x.shape
+    _check_bound(g, A, x, y)
+
+
+@requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("m", "n", "k"), [(4000, 256, None), (4000, 256, 2), (20000, 16, None)])
+def test_accuracy_within_blas(numba: Any, dtype: Any, m: int, n: int, k: int | None) -> None:
+    """The normwise error is within a small multiple of float BLAS's (here NumPy's) error."""
+    A, x, y = _data(m, n, k, dtype, seed=1)
+    g = _fused.lstsq_grad(A, x, y)
+    err = _check_bound(g, A, x, y)
+    ref, scale = _reference(A, x, y)
+    blas = 2 * (A.T @ (A @ x - y))
+    err_blas = float(np.max(np.abs(blas - ref)) / np.max(scale))
+    assert err <= 2 * err_blas + 4 * EPS[dtype], (err, err_blas)
+
+
+@requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_chunks_and_threads(numba: Any, small_chunks: None, dtype: Any) -> None:
+    """Chunks of 8 rows (m not a multiple): the result does not depend on the threads."""
+    A, x, y = _data(203, 17, None, dtype, seed=2)
+    g1 = _fused.lstsq_grad(A, x, y, threads=1)
+    _check_bound(g1, A, x, y)
+    for t in (2, 3, 8):
+        np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=t), g1)
+    A, x, y = _data(203, 17, 3, dtype, seed=2)
+    g1 = _fused.lstsq_grad(A, x, y, threads=1)
+    _check_bound(g1, A, x, y)
+    np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=2), g1)
+
+
+@requires_numba
+def test_nan_and_inf_propagate(numba: Any) -> None:
+    A, x, y = _data(40, 6, None, np.float64)
+    A[3, 2] = np.nan
+    g = _fused.lstsq_grad(A, x, y)
+    assert np.isnan(g).all()  # row 3's residual is NaN and reaches every component
+    A, x, y = _data(40, 6, None, np.float32)
+    y[0] = np.inf
+    g = _fused.lstsq_grad(A, x, y)
+    assert not np.isfinite(g).any()
+
+
+@requires_numba
+def test_inputs_not_mutated_and_read_only_inputs(numba: Any) -> None:
+    A, x, y = _data(300, 20, 2, np.float32)
+    copies = [a.copy() for a in (A, x, y)]
+    g = _fused.lstsq_grad(A, x, y)
+    for a, c in zip((A, x, y), copies):
+        np.testing.assert_array_equal(a, c)
+    for a in (A, x, y):
+        a.flags.writeable = False
+    np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y), g)
+    assert not any(np.shares_memory(g, a) for a in (A, x, y))
+
+
+@requires_numba
+def test_strided_x_and_y(numba: Any) -> None:
+    """x and y of any strides (only A must be C-contiguous)."""
+    A, x, y = _data(100, 10, 3, np.float64)
+    xf, yf = np.asfortranarray(x), np.asfortranarray(y)
+    np.testing.assert_array_equal(_fused.lstsq_grad(A, xf, yf), _fused.lstsq_grad(A, x, y))
+    xb = np.broadcast_to(x[:, :1], (10, 3))
+    yb = np.broadcast_to(y[:, :1], (100, 3))
+    g = _fused.lstsq_grad(A, xb, yb)
+    np.testing.assert_allclose(g, 2 * (A.T @ (A @ xb - yb)), rtol=1e-12, atol=1e-12)
+
+
+def test_supports() -> None:
+    A, x, y = _data(6, 3, None, np.float64)
+    assert _fused.supports(A, x, y)
+    assert _fused.supports(A, x[:, None], y[:, None])
+    assert not _fused.supports(np.asfortranarray(A), x, y)
+    assert not _fused.supports(A[:, :2], x[:2], y)
+    assert not _fused.supports(A.astype(np.complex128), x.astype(complex), y.astype(complex))
+    assert not _fused.supports(A.astype(np.float16), x.astype(np.float16), y.astype(np.float16))
+    assert not _fused.supports(A, x.astype(np.float32), y)
+    assert not _fused.supports(A[None], x, y)
+    assert not _fused.supports(A[:0], x, y[:0])
+    assert not _fused.supports(A, x[:, None], y)
+
+
+@requires_numba
+def test_unsupported_raises(numba: Any) -> None:
+    A, x, y = _data(6, 3, None, np.float64)
+    with pytest.raises(ValueError, match="C-contiguous float32/float64"):
+        _fused.lstsq_grad(np.asfortranarray(A), x, y)
+
+
+# -- threads --------------------------------------------------------------------------------
+@requires_numba
+def test_num_threads_follows_the_libraries(numba: Any) -> None:
+    t = _fused.num_threads()
+    assert 1 <= t <= (os.cpu_count() or 1)
+    with threadpool_limits(1):
+        assert _fused.num_threads() == 1
+    assert _fused.num_threads() == t
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert _fused.num_threads() == 1
+    finally:
+        numba.set_num_threads(old)
+    if HAS_TORCH:
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            assert _fused.num_threads() == 1
+        finally:
+            torch.set_num_threads(old)
+
+
+@requires_numba
+def test_thread_count_respected(
+    numba: Any, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel runs on ``num_threads()`` threads: the caller plus ``t - 1`` pool tasks."""
+    submitted: list[int] = []
+    pool = _fused._pool()
+
+    class Spy:
+        def submit(self, *a: Any) -> Any:
+            submitted.append(1)
+            return pool.submit(*a)
+
+    monkeypatch.setattr(_fused, "_pool", lambda: Spy())
+    A, x, y = _data(200, 9, None, np.float64)
+    with threadpool_limits(1):
+        _fused.lstsq_grad(A, x, y)
+    assert submitted == []
+    monkeypatch.setattr(_fused, "num_threads", lambda: 3)
+    _fused.lstsq_grad(A, x, y)
+    assert len(submitted) == 2
+    submitted.clear()
+    _fused.lstsq_grad(A[:8], x, y[:8])  # one chunk: one thread
+    assert submitted == []
+
+
+@requires_numba
+def test_concurrent_calls(numba: Any, small_chunks: None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    A, x, y = _data(400, 30, None, np.float64)
+    want = _fused.lstsq_grad(A, x, y, threads=1)
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda _: _fused.lstsq_grad(A, x, y, threads=2), range(8)))
+    for g in outs:
+        np.testing.assert_array_equal(g, want)
+
+
+# -- compile info, lazy import, cache ------------------------------------------------------
+@requires_numba
+def test_compile_info(numba: Any) -> None:
+    info = _fused.warmup((np.float64,))
+    assert info["available"] and info["imported"]
+    assert info["numba_version"] == numba.__version__
+    assert info["import_seconds"] >= 0
+    assert info["threads"] == _fused.num_threads()
+    kernels = {c["kernel"] for c in info["compiled"] if "float64" in c["signature"]}
+    assert kernels == {"_grad1", "_gradk"}
+    for c in info["compiled"]:
+        assert c["seconds"] > 0
+        assert c["source"] in ("compiled", "disk cache")
+
+
+def test_import_xback_does_not_import_numba() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import xback
+        A = np.ones((4, 3)); x = np.ones(3); y = np.ones(4)
+        xback.lstsq_grad(A, x, y)
+        xback.lstsq_grad(A, x, y, method="explicit")
+        assert "numba" not in sys.modules, "numba imported"
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@requires_numba
+def test_cache_dir_env(numba: Any, tmp_path: Any) -> None:
+    """``XBACK_CACHE_DIR`` receives the on-disk cache; a second process loads from it."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from xback import _fused
+        A = np.ones((4, 3)); x = np.ones(3); y = np.ones(4)
+        assert (_fused.lstsq_grad(A, x, y) == 2 * (A.T @ (A @ x - y))).all()
+        info = _fused.compile_info()
+        print(info["cache_dir"], info["compiled"][0]["source"].replace(" ", "-"))
+        """
+    )
+    env = dict(os.environ, XBACK_CACHE_DIR=str(tmp_path))
+    outs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout.split())
+    assert outs[0][0].startswith(str(tmp_path))
+    assert outs[1][1] == "disk-cache"
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
+
+
+# -- backends and the front layer -----------------------------------------------------------
+def _to(target: Target, a: Any) -> Any:
+    return xback.from_numpy(a, backend=target.backend, device=target.device, copy=True)
+
+
+@requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [None, 1, 3])
+def test_backend_fused_equals_explicit(data_target: Target, dtype: Any, k: int | None) -> None:
+    from xback._dispatch import load_backend
+
+    b = load_backend(data_target.backend)
+    A, x, y = _data(700, 40, k, dtype, seed=3)
+    An, xn, yn = (_to(data_target, a) for a in (A, x, y))
+    before = [data_target.numpy(a) for a in (An, xn, yn)]
+    g = b.lstsq_grad(An, xn, yn, "fused")
+    data_target.check(g)
+    gn = data_target.numpy(g)
+    assert gn.dtype == dtype and gn.shape == x.shape
+    np.testing.assert_array_equal(gn, _fused.lstsq_grad(A, x, y))
+    _check_bound(gn, A, x, y)
+    e = data_target.numpy(b.lstsq_grad(An, xn, yn, "explicit"))
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gn, e, rtol=rtol, atol=rtol * float(np.abs(e).max()))
+    for a, c in zip((An, xn, yn), before):
+        np.testing.assert_array_equal(data_target.numpy(a), c)
+
+
+@requires_front
+@requires_numba
+def test_front_layer_method_fused(target: Target) -> None:
+    A, x, y = _data(50, 6, None, np.float64)
+    g = xback.lstsq_grad(_to(target, A), _to(target, x), _to(target, y), method="fused")
+    target.check(g)
+    assert tuple(g.shape) == (6,)
+    if target.has_data:
+        np.testing.assert_allclose(target.numpy(g), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
+    # dtypes the kernel does not cover go through the explicit formula, same result dtype
+    Ai = (A * 10).astype(np.int32)
+    g = xback.lstsq_grad(_to(target, Ai), _to(target, x), _to(target, y), method="fused")
+    assert xback.to_numpy(g).dtype == np.float64 if target.has_data else True
+    Ac = A.astype(np.complex128)
+    g = xback.lstsq_grad(_to(target, Ac), _to(target, x), _to(target, y), method="fused")
+    if target.has_data:
+        np.testing.assert_allclose(target.numpy(g), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
+
+
+@requires_numba
+def test_fused_falls_back_for_layouts_and_batches() -> None:
+    A, x, y = _data(60, 5, None, np.float64)
+    want = 2 * (A.T @ (A @ x - y))
+    for Al in (np.asfortranarray(A), A[::-1][::-1], np.stack([A, A])[1]):
+        np.testing.assert_allclose(NP.lstsq_grad(Al, x, y, "fused"), want, rtol=1e-12)
+    Ab = np.stack([A, 2 * A])
+    g = NP.lstsq_grad(Ab, x[:, None], y[:, None], "fused")
+    assert g.shape == (2, 5, 1)
+    np.testing.assert_allclose(g[0, :, 0], want, rtol=1e-12)
+
+
+@requires_torch
+@requires_numba
+def test_torch_autograd_is_kept() -> None:
+    """With grad mode on and an input requiring grad, "fused" and "auto" take the
+    differentiable explicit formula; under no_grad the fused kernel."""
+    from xback.backends.torch import BACKEND as TB
+
+    A, x, y = _data(80, 7, 1, np.float64)
+    At, yt = torch.from_numpy(A), torch.from_numpy(y)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    g = TB.lstsq_grad(At, xt, yt, "fused")
+    assert g.requires_grad and g.grad_fn is not None
+    g.sum().backward()
+    assert xt.grad is not None
+    with torch.no_grad():
+        g2 = TB.lstsq_grad(At, xt, yt, "fused")
+    assert not g2.requires_grad
+    np.testing.assert_array_equal(g2.numpy(), _fused.lstsq_grad(A, x, y))
+
+
+def test_auto_routing_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "auto" takes the kernel only above the AUTO_* thresholds (and with Numba)."""
+    A, x, y = _data(64, 32, None, np.float32)
+    assert not _fused.use_for_auto(A, x, y)  # below AUTO_MIN_BYTES
+    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
+    monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float32): 32})
+    assert _fused.use_for_auto(A, x, y) is HAS_NUMBA
+    assert not _fused.use_for_auto(A[:, :31], x[:31], y)  # n below AUTO_MIN_N
+    assert not _fused.use_for_auto(A.astype(np.float64), x.astype(np.float64), y.astype(np.float64))
+    xk = np.ones((32, _fused.AUTO_MAX_K + 1), np.float32)
+    assert not _fused.use_for_auto(A, xk, np.ones((64, _fused.AUTO_MAX_K + 1), np.float32))
+    monkeypatch.setattr(_fused, "_available", False)
+    assert not _fused.use_for_auto(A, x, y)
+
+
+@requires_numba
+def test_auto_uses_kernel_above_threshold(
+    data_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
+    monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float64): 16})
+    A, x, y = _data(500, 16, None, np.float64, seed=4)
+    g = xback.lstsq_grad(_to(data_target, A), _to(data_target, x), _to(data_target, y))
+    np.testing.assert_array_equal(data_target.numpy(g), _fused.lstsq_grad(A, x, y))
+
+
+@requires_front
+def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numba missing: "fused" is a ValueError with the pip command; "auto" falls back."""
+    monkeypatch.setattr(_fused, "_available", False)
+    A, x, y = _data(50, 6, None, np.float64)
+    for a in ((A, x, y),) + (
+        ((torch.from_numpy(A), torch.from_numpy(x), torch.from_numpy(y)),) if HAS_TORCH else ()
+    ):
+        with pytest.raises(ValueError, match=r"pip install 'xback\[fast\]'"):
+            xback.lstsq_grad(*a, method="fused")
+    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
+    np.testing.assert_allclose(xback.lstsq_grad(A, x, y), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
+    if "_grad1" not in _fused._state:
+        with pytest.raises(ValueError, match="pip install"):
+            _fused.lstsq_grad(A, x, y)
