@@ -1,0 +1,58 @@
+"""Static checks of xback's public types, run by mypy (``tests/test_typing.py``), never
+executed. Each ``assert_type`` is an exact claim about what a type checker sees; the
+``type: ignore[...]`` lines are calls that must be rejected (``warn_unused_ignores`` turns an
+accepted call into an error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from typing_extensions import assert_type
+
+import xback as xb
+
+a = np.zeros(3)
+t = torch.zeros(3)
+
+# asarray: the input's kind, or the kind named by backend=
+assert_type(xb.asarray(a), np.ndarray)
+assert_type(xb.asarray(a), npt.NDArray[Any])
+assert_type(xb.asarray(t), torch.Tensor)
+assert_type(xb.asarray(a, backend="torch"), torch.Tensor)
+assert_type(xb.asarray(t, backend="numpy"), np.ndarray)
+assert_type(xb.asarray([1.0, 2.0], backend="numpy", dtype="float32"), np.ndarray)
+assert_type(xb.asarray([1.0, 2.0], backend="torch", device="meta"), torch.Tensor)
+assert_type(xb.asarray(a, dtype=np.float32, copy=True, device="cpu"), np.ndarray)
+assert_type(xb.asarray([1.0, 2.0]), Any)  # lists take the chosen backend: Any
+
+# to_numpy / from_numpy / to_device
+assert_type(xb.to_numpy(t), np.ndarray)
+assert_type(xb.to_numpy(a, copy=True), npt.NDArray[Any])
+assert_type(xb.from_numpy(a, backend="torch"), torch.Tensor)
+assert_type(xb.from_numpy(a, backend="numpy"), np.ndarray)
+assert_type(xb.to_device(t, "meta"), torch.Tensor)
+assert_type(xb.to_device(a, "cpu"), np.ndarray)
+
+# devices, backends, the context manager
+assert_type(xb.device(t), str)
+assert_type(xb.backend_of(a), str)
+assert_type(xb.get_backend(), str)
+assert_type(xb.get_device(), str | None)
+with xb.use("torch", device="cpu") as ctx:
+    assert_type(ctx, xb.use)
+
+
+@xb.use("numpy")
+def decorated(x: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
+    return x * k
+
+
+assert_type(decorated(a, 2), npt.NDArray[np.float64])  # the decorator keeps the signature
+
+# calls that must be rejected
+xb.to_device([1.0, 2.0], "cpu")  # type: ignore[call-overload]
+xb.asarray(a, copy="yes")  # type: ignore[call-overload]
+xb.to_numpy(a, copy=1.5)  # type: ignore[arg-type]
