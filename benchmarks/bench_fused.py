@@ -8,8 +8,8 @@
 * ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
 * ``torch``: raw torch ``2 * (A.T @ (A @ x - y))`` on zero-copy views of the same memory;
 * ``floor-sum``: ``A.sum()`` (NumPy's streaming read of ``A`` once);
-* ``floor-read``: a Numba read-only kernel (parallel, vectorised sum of ``A``) with the
-  same threads as the fused kernel: the one-read floor;
+* ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``) on the same chunks
+  and threads as the fused kernel: the one-read floor;
 * ``xback-auto``: ``xback.lstsq_grad(A, x, y)`` (what ``"auto"`` routes to; its time
   includes the front layer).
 
@@ -80,28 +80,42 @@ def first_call(dtype: str, cache_dir: str | None) -> tuple[float, float, float, 
 _read_kernel: Any = None
 
 
-def _floor_read() -> Any:
-    """A Numba parallel read-only kernel: the sum of ``A`` in ``t`` row blocks."""
+def _floor_read() -> Callable[[Any, int], Any]:
+    """The one-read floor: a Numba nogil kernel summing ``A`` (vectorised), run on the same
+    chunks and threads as the fused kernel (``xback._fused._run_parallel``)."""
     global _read_kernel
     if _read_kernel is None:
         import numba
 
-        @numba.njit(parallel=True, fastmath=True, cache=True)
-        def read(A: Any, nchunks: int) -> float:  # pragma: no cover - compiled
+        @numba.njit(fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, cache=True)
+        def read(  # pragma: no cover - compiled
+            A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
+        ) -> None:
             m, n = A.shape
-            parts = np.zeros(nchunks)
-            for c in numba.prange(nchunks):
-                lo = (c * m) // nchunks
-                hi = ((c + 1) * m) // nchunks
-                s = A[0, 0] * 0
-                for i in range(lo, hi):
+            for c in range(c0, c1):
+                s = A[0, 0] - A[0, 0]
+                for i in range(c * rows, min(c * rows + rows, m)):
                     for j in range(n):
                         s += A[i, j]
-                parts[c] = s
-            return float(parts.sum())
+                parts[c, 0] = s
 
         _read_kernel = read
-    return _read_kernel
+
+    kern = _read_kernel
+
+    def run(A: Any, t: int) -> Any:
+        n = A.shape[1]
+        br = _fused.BLOCK_ROWS
+        rows = br * max(1, _fused.CHUNK_BYTES // (br * n * A.itemsize))
+        nchunks = -(-A.shape[0] // rows)
+        parts = np.zeros((nchunks, 1))
+        if t == 1:
+            kern(A, None, None, 0, nchunks, rows, br, parts)
+        else:
+            _fused._run_parallel(kern, (A, None, None), rows, parts, nchunks, min(t, nchunks))
+        return parts.sum()
+
+    return run
 
 
 def _time(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:

@@ -123,14 +123,13 @@ def supports(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any
 def use_for_auto(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
     """Whether ``method="auto"`` takes the fused kernel for these NumPy arrays: the
     ``AUTO_*`` table, :func:`supports`, and Numba installed."""
-    if A.ndim != 2:
+    if A.nbytes < AUTO_MIN_BYTES or A.ndim != 2:  # cheap exit first: the common case
         return False
     min_n = AUTO_MIN_N.get(A.dtype)
     return (
         min_n is not None
         and A.shape[1] >= min_n
         and (x.ndim == 1 or x.shape[-1] <= AUTO_MAX_K)
-        and A.nbytes >= AUTO_MIN_BYTES
         and supports(A, x, y)
         and available()
     )
@@ -163,12 +162,15 @@ def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
     formula) for other devices, layouts and dtypes, and whenever autograd must see the
     operation (grad mode on and an input requires grad): the result then stays
     differentiable."""
-    import torch  # already imported: the torch backend is loaded
-
     if method == "fused":
         _need_numba()
-    elif A.dim() != 2 or (x.dim() == 2 and x.shape[1] > AUTO_MAX_K):
-        return None
+    elif (
+        A.dim() != 2
+        or A.numel() * A.element_size() < AUTO_MIN_BYTES
+        or (x.dim() == 2 and x.shape[1] > AUTO_MAX_K)
+    ):
+        return None  # "auto", small or batched: cheap exit before anything else
+    torch = sys.modules["torch"]  # the torch backend is loaded, so torch is imported
     if (
         A.device.type != "cpu"
         or A.layout is not torch.strided
