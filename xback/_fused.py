@@ -78,9 +78,13 @@ CHUNK_BYTES = 1 << 20
 # "auto" takes the fused kernel only where it measured faster than both BLAS paths: A too
 # large for the caches (two BLAS passes then stream it twice from memory), rows long enough
 # for the vector loops, and few right-hand sides (each extra column of x adds a dot product
-# per row; BLAS's gemm amortises those better).
+# per row; BLAS's gemm amortises those better). Measured single-threaded (min ms, A of
+# 32-335 MB, fused / NumPy): float32 n=32 7.97/2.64 (slower: per-row overhead), n=64
+# 3.31/6.75, n=128 2.52/5.24, n=2048 21.6/31.2; float64 n=16 14.7/15.5 (even), n=32
+# 6.37/15.6, n=128 6.59/11.6, n=2048 44.8/53.3; the fused kernel ran at the one-read floor
+# (``A.sum()``) from n=64 (float32) / n=32 (float64) up to n=65536.
 #: smallest n (columns of A) for which "auto" uses the fused kernel, per dtype
-AUTO_MIN_N: dict[np.dtype[Any], int] = {_F32: 256, _F64: 256}
+AUTO_MIN_N: dict[np.dtype[Any], int] = {_F32: 128, _F64: 64}
 #: smallest size of A in bytes for which "auto" uses the fused kernel
 AUTO_MIN_BYTES: int = 32 << 20
 #: largest k (columns of x) for which "auto" uses the fused kernel
