@@ -280,10 +280,13 @@ def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
     return g
 
 
-# Measured on the 2-core CI machine (benchmarks/bench_linalg.py, torch 2.13 CPU, 2 threads):
-# the single pass over 2 MB row blocks beats the two-pass formula by 10-30% once a row of A
-# holds >= 4 KB (float32 n >= 1024, float64 n >= 512), and loses below that.
+# Measured on the 2-core CI machine (AMD EPYC, 32 MB L3; benchmarks/bench_linalg.py, torch
+# 2.13 CPU): the single pass over 2 MB row blocks beats the two-pass formula by 10-50% when A
+# does not fit in the last-level cache (the second pass of the two-pass formula then re-reads
+# A from memory) and a row holds >= 4 KB; it ties or loses on smaller A (float64 d=512:
+# 21 MB, tie; float32 d=512: loses).
 _BLOCK_BYTES = 2 * 1024 * 1024
+_BLOCKED_MIN_BYTES = 32 * 1024 * 1024
 _BLOCKED_MIN_ROW_BYTES = 4096
 _BLOCKED_MAX_K = 8
 
@@ -295,6 +298,7 @@ def _use_blocked(A: Any, x: Any, y: Any) -> bool:
         and y.dim() == x.dim()
         and A.shape[1] * A.element_size() >= _BLOCKED_MIN_ROW_BYTES
         and A.shape[0] > 4 * A.shape[1]
+        and A.shape[0] * A.shape[1] * A.element_size() >= _BLOCKED_MIN_BYTES
         and (x.dim() == 1 or x.shape[1] <= _BLOCKED_MAX_K)
         and A.device.type == "cpu"
         and not (
