@@ -8,7 +8,9 @@ Conventions for code blocks in Markdown (documented in ``docs/guide.md``):
 * a block whose info string carries ``no-run`` (```` ```{.python .no-run} ```` in the docs,
   ```` ```python no-run ```` on GitHub-rendered pages) is not run;
 * a block marked ``requires-cuda`` runs only when CUDA is available;
-* a page that imports torch is skipped when torch is not installed.
+* a page that imports torch is skipped when torch is not installed;
+* a block that only displays function signatures (``xback.sort(x, /, *, axis=-1)``, one per
+  line) is shown, not run; any other block that does not compile fails.
 
 The site itself is built with ``mkdocs build --strict`` when mkdocs is installed (the
 ``docs`` extra).
@@ -155,17 +157,48 @@ def test_markdown_examples(path: Path, tmp_path: Path, monkeypatch: pytest.Monke
             continue
         if "requires-torch" in flags and not HAS_TORCH:
             continue
-        compiled = compile(code, f"{path.name}:{line}", "exec")
+        if _is_signature(code):
+            continue
+        try:
+            compiled = compile(code, f"{path.name}:{line}", "exec")
+        except SyntaxError as exc:
+            raise AssertionError(
+                f"the python block at {path.name}:{line} is not valid Python: {exc}\n(a block "
+                f"that is not meant to run is written ```{{.python .no-run}} ; see "
+                f"tests/test_docs.py)"
+            ) from exc
         with contextlib.redirect_stdout(io.StringIO()):
             try:
                 exec(compiled, namespace)
             except Exception as exc:
                 raise AssertionError(
                     f"the python block at {path.name}:{line} failed: "
-                    f"{type(exc).__name__}: {exc}\n{code}"
+                    f"{type(exc).__name__}: {exc}\n{code}\n(a block that is not meant to run "
+                    f"is written ```{{.python .no-run}} ; see tests/test_docs.py)"
                 ) from exc
         ran += 1
     assert ran or all("no-run" in f or "requires-cuda" in f for _, _, f in blocks)
+
+
+def _is_signature(code: str) -> bool:
+    """Whether a block only displays function signatures (``xback.sort(x, /, *, axis=-1)``),
+    one per line: shown, not run. Anything else that does not compile is an error."""
+    lines = [ln.strip() for ln in code.strip().splitlines() if ln.strip()]
+    if not lines:
+        return False
+    try:
+        compile(code, "<block>", "exec")
+        return False  # valid Python runs
+    except SyntaxError:
+        pass
+    for ln in lines:
+        head = re.sub(r"^(?:[A-Za-z_]\w*\.)*(?=[A-Za-z_]\w*\()", "", ln)
+        head = re.sub(r"\)\s*->\s*(.+)$", ") -> \\1", head)
+        try:
+            compile(f"def {head}: ...", "<signature>", "exec")
+        except SyntaxError:
+            return False
+    return True
 
 
 def test_fence_parser() -> None:
@@ -175,6 +208,10 @@ def test_fence_parser() -> None:
     assert _flags("{.python .no-run}") == ("python", {"no-run"})
     assert _flags("{.python .requires-cuda}") == ("python", {"requires-cuda"})
     assert _flags("bash") == ("bash", set())
+    assert _is_signature("xback.sort(x, /, *, axis=-1, descending=False)")
+    assert _is_signature("svd(x, /, *, full_matrices=True) -> SVDResult")
+    assert not _is_signature("x = xback.sort([2, 1])")
+    assert not _is_signature("xback.sort(x, /, *, axis=-1) +")
 
 
 # -- the site -----------------------------------------------------------------------------
