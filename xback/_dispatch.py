@@ -190,10 +190,29 @@ def normalize_device(backend: Backend, dev: Any) -> str:
 def device(x: Any) -> str:
     """Normalised device string of an array: ``"cpu"``, ``"cuda:0"``, ``"meta"``...
 
+    Parameters
+    ----------
+    x : array_like
+        A NumPy array or scalar, a ``torch.Tensor``, or a Python scalar, list or tuple.
+
+    Returns
+    -------
+    str
+        ``"cpu"`` for NumPy arrays and Python objects; for tensors the device with its index
+        (``"cuda:0"``, never a bare ``"cuda"``), ``"mps:0"`` or ``"meta"``. Two arrays are
+        on the same device exactly when their strings are equal.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is of an unsupported type.
+
     Examples
     --------
     >>> import numpy as np, xback
     >>> xback.device(np.zeros(3))
+    'cpu'
+    >>> xback.device([1.0, 2.0])
     'cpu'
     """
     b = kind_of(x)
@@ -309,6 +328,11 @@ def get_backend() -> str:
     Outside any ``use`` block a call's backend follows its inputs' kind; this function then
     reports the default for neutral inputs (lists, scalars), ``"numpy"``.
 
+    Returns
+    -------
+    str
+        ``"numpy"`` or ``"torch"``: the choice of the current thread or asyncio task.
+
     Examples
     --------
     >>> import xback
@@ -321,6 +345,12 @@ def get_backend() -> str:
 
 def get_device() -> str | None:
     """Device chosen by the innermost :func:`use`, or ``None`` when no device was chosen.
+
+    Returns
+    -------
+    str or None
+        The normalised device string (``"cpu"``, ``"cuda:0"``, ``"meta"``) of the current
+        thread or asyncio task; ``None`` when calls take their inputs' device.
 
     Examples
     --------
