@@ -65,15 +65,14 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
 def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if axis is None:
         x, axis = x.reshape(-1), 0
-    if x.requires_grad:
-        x = x.detach()
     dt = x.dtype
-    if dt in _FLOATS:
+    if dt in _FLOATS:  # argsort records no graph; only the negation would
         if descending:
-            x = torch.neg(x)
+            x = torch.neg(x.detach())
         return torch.argsort(x, dim=axis, stable=stable)
     if dt in _COMPLEX:
-        return _complex_argsort(x, axis, descending)
+        return _complex_argsort(x.detach(), axis, descending)
+    # integer and bool tensors cannot require grad
     if dt == torch.uint64:
         x = x.view(torch.int64) ^ _INT64_MIN
     elif dt == torch.uint32:
