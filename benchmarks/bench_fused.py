@@ -24,7 +24,7 @@ import + compile/load + first run) with the cache off (``--cold``: a temporary
 The machine may be shared: the load average is printed before and after; run it twice.
 
 Run: ``python benchmarks/bench_fused.py [--sizes 256 512 1024 2048] [--dtypes float32 float64]
-[--repeat 15] [--cold]``.
+[--repeat 15] [--cold] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -188,7 +188,19 @@ def main() -> None:
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--cold", action="store_true", help="also time a cold (uncached) compile")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit every library to N threads (threadpoolctl, torch.set_num_threads)",
+    )
     a = p.parse_args()
+    if a.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(a.threads)
+        if torch is not None:
+            torch.set_num_threads(a.threads)
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
     print("times in ms as min/median over interleaved repeats")
     for dt in a.dtypes:
