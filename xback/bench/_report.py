@@ -180,13 +180,16 @@ def _plot_lines(plt: Any, name: str, res: dict[str, Any], rows: list[dict[str, A
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n if n > 1 else 8, 4.6), squeeze=False)
     for ax, (pkey, lines) in zip(axes[0], panels.items(), strict=True):
         xs_all = [x for pts in lines.values() for x, _ in pts]
-        for cand, pts in lines.items():
+        colours = plt.get_cmap("tab20").colors
+        for i, (cand, pts) in enumerate(lines.items()):
             pts.sort()
             style = "--" if cand.startswith("floor") else ("-" if "xback" in cand else ":")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3,
-                    label=cand)
-        if xs_all and max(xs_all) / max(min(xs_all), 1e-300) >= 10:
-            ax.set_xscale("log")
+                    label=cand, color=colours[i % len(colours)])
+        if xs_all and max(xs_all) / max(min(xs_all), 1e-300) >= 4:
+            # sizes spanning decades (or doublings of d): log scale, base 2 for powers of 2
+            pow2 = all(x >= 1 and int(x) & (int(x) - 1) == 0 for x in xs_all)
+            ax.set_xscale("log", base=2 if pow2 else 10)
         ax.set_yscale("log")
         ax.set_xlabel(res["x_label"])
         ax.set_ylabel("median time per call (s)")

@@ -22,7 +22,7 @@ from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, 
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
-DEFAULT_SIZES = [10**3, 10**5, 10**6, 10**7]
+DEFAULT_SIZES = [10**3, 10**4, 10**5, 10**6]
 QUICK_SIZES = [10**3, 10**5]
 
 _NUMPY_HAS_DESCENDING = "descending" in (np.sort.__doc__ or "")

@@ -13,7 +13,7 @@ from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, 
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
-DEFAULT_SIZES = [16, 64, 256, 512]
+DEFAULT_SIZES = [16, 64, 256]
 QUICK_SIZES = [8, 32]
 
 
