@@ -251,3 +251,18 @@ def test_nav_lists_every_page() -> None:
     pages = set(_nav_pages())
     on_disk = {p.name for p in DOCS.glob("*.md")}
     assert on_disk <= pages, f"pages missing from the nav: {sorted(on_disk - pages)}"
+
+
+def test_semantics_tables_name_existing_tests() -> None:
+    """Every test named in a semantics table (``test_...`` in backticks) exists in tests/."""
+    defined = set()
+    for f in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^(?:async )?def (test_\w+)", f.read_text("utf-8"), re.M))
+    named: dict[str, list[str]] = {}
+    for page in sorted(DOCS.glob("semantics*.md")):
+        text = page.read_text("utf-8")
+        for name in re.findall(r"`(?:[\w/.]+::)?(test_\w+)(?:\[[^\]`]*\])?`", text):
+            named.setdefault(name, []).append(page.name)
+    assert named, "the semantics pages name no tests"
+    missing = {n: p for n, p in named.items() if n not in defined}
+    assert not missing, f"tests named in the docs but not defined: {missing}"
