@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import xback
@@ -130,6 +132,29 @@ def test_many_chunks_and_threads(numba: Any, small_chunks: None, dtype: Any) -> 
     g1 = _fused.lstsq_grad(A, x, y, threads=1)
     _check_bound(g1, A, x, y)
     np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=2), g1)
+
+
+@requires_numba
+@given(
+    m=st.integers(1, 300),
+    n=st.integers(1, 40),
+    k=st.one_of(st.none(), st.integers(1, 4)),
+    f32=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1e-20, 1.0, 1e20]),
+    threads=st.integers(1, 4),
+)
+def test_property_bound_and_threads(
+    m: int, n: int, k: int | None, f32: bool, seed: int, scale: float, threads: int
+) -> None:
+    """Any shape, scale and thread count: within the error bound; threads do not matter."""
+    dtype = np.float32 if f32 else np.float64
+    A, x, y = _data(m, n, k, dtype, seed=seed)
+    A *= dtype(scale if not f32 else min(scale, 1e10))
+    g = _fused.lstsq_grad(A, x, y, threads=threads)
+    assert g.shape == x.shape and g.dtype == dtype
+    _check_bound(g, A, x, y)
+    np.testing.assert_array_equal(g, _fused.lstsq_grad(A, x, y, threads=1))
 
 
 @requires_numba
