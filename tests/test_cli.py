@@ -228,3 +228,13 @@ def test_sizes_parsing() -> None:
     for bad in ("", ",", "1e-3", "-5", "inf", "nan", "1e3x"):
         with pytest.raises(UsageFailure):
             _parse_sizes(bad)
+
+
+def test_unwritable_json_fails_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", "--quick", "--json", str(blocker / "out.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xback: error: --json") and len(err.splitlines()) == 1

@@ -328,6 +328,17 @@ def bench(
     dev = _check_device(device, backend_list)
     if plot_dir is not None and not _installed("matplotlib"):
         raise UsageFailure("--plot needs matplotlib: pip install 'xback[plot]'")
+    # fail before a long run, not after it, when an output place cannot be written
+    for option, where in (("--json", json_path.parent if json_path else None),
+                          ("--plot", plot_dir)):
+        if where is None:
+            continue
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageFailure(f"{option}: cannot create {where}: {exc.strerror}") from None
+        if not os.access(where, os.W_OK):
+            raise UsageFailure(f"{option}: {where} is not writable")
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
