@@ -10,8 +10,8 @@
 * ``floor-sum``: ``A.sum()`` (NumPy's streaming read of ``A`` once);
 * ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``) on the same chunks
   and threads as the fused kernel: the one-read floor;
-* ``xback-auto``: ``xback.lstsq_grad(A, x, y)`` (what ``"auto"`` routes to; its time
-  includes the front layer).
+* ``xback-auto`` / ``xback-auto-torch``: ``xback.lstsq_grad(A, x, y)`` on the NumPy arrays
+  / the torch tensors (what ``"auto"`` routes to; the time includes the front layer).
 
 The floor is the faster of ``floor-sum`` and ``floor-read`` (per statistic). Ratios printed:
 ``fused / floor`` (target <= 1.2 at d >= 1024) and ``best raw / fused`` (target >= 1.5).
@@ -141,6 +141,7 @@ def _candidates(A: Any, x: Any, y: Any, t: int, read: Any) -> dict[str, Callable
     if torch is not None:
         At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
         fns["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
+        fns["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
     return fns
 
 
