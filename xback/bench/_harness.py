@@ -289,6 +289,21 @@ def blas_info() -> list[dict[str, Any]]:
     return [{k: d.get(k) for k in keep if k in d} for d in threadpool_info()]
 
 
+def _source_commit() -> str | None:
+    """The git commit of the xback source tree when it is a checkout (editable install)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=2, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     """Everything that decides a timing: versions, CPU, threads, BLAS, load, env variables."""
     import numpy as np
@@ -306,6 +321,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": load_average(),
         "xback": xback.__version__,
+        "xback_commit": _source_commit(),
         "numpy": np.__version__,
         "env_vars": {
             k: os.environ.get(k)
