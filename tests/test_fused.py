@@ -453,3 +453,21 @@ def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     if "_grad1" not in _fused._state:
         with pytest.raises(ValueError, match="pip install"):
             _fused.lstsq_grad(A, x, y)
+
+
+@requires_numba
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python >= 3.12 warns
+def test_after_fork(numba: Any, small_chunks: None) -> None:
+    """A forked child (e.g. multiprocessing's default start method) gets a fresh pool."""
+    A, x, y = _data(100, 8, None, np.float64)
+    want = _fused.lstsq_grad(A, x, y, threads=2)  # the parent's pool exists
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        ok = np.array_equal(_fused.lstsq_grad(A, x, y, threads=2), want)
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.waitpid(pid, 0)

@@ -500,6 +500,15 @@ def _pool() -> Any:
     return pool
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+    _state.pop("pool", None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _run_parallel(
     kern: Any, args: tuple[Any, ...], rows: int, parts: Any, nchunks: int, t: int
 ) -> None:
