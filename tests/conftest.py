@@ -63,6 +63,12 @@ class Target:
             pytest.skip(f"{self} has no {arr.dtype}")
         return xback.from_numpy(arr, backend=self.backend, device=self.device, copy=True)
 
+    def dtype_of(self, x: Any) -> np.dtype:
+        """NumPy dtype equivalent to the dtype of ``x`` (an array of this target; meta too)."""
+        from xback._dispatch import load_backend
+
+        return load_backend(self.backend).dtype_of(x)
+
     def check(self, x: Any) -> None:
         """Assert that ``x`` is an array of this target."""
         assert xback.backend_of(x) == self.backend, (xback.backend_of(x), self.backend)

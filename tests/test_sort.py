@@ -254,7 +254,7 @@ def test_shapes_dtypes_devices(target: Target, dtype: np.dtype, descending: bool
         target.check(i)
         assert tuple(v.shape) == out_shape and tuple(i.shape) == out_shape
         assert v.dtype == x.dtype
-        assert str(i.dtype) in ("int64", "torch.int64")
+        assert target.dtype_of(i) == np.int64
 
 
 def test_layouts(data_target: Target) -> None:
@@ -262,7 +262,7 @@ def test_layouts(data_target: Target) -> None:
     a = rng.integers(0, 4, (6, 8)).astype(np.float64)
     a[1, ::3] = nan
     x = data_target.make(a)
-    views = {"T": (x.T, a.T), "strided": (x[:, ::2], a[:, ::2]), "rows": (x[::2], a[::2])}
+    views = {"T": (x.T, a.T), "strided": (x[:, ::2], a[:, ::2]), "rows": (x[::2, ...], a[::2])}
     if data_target.backend == "numpy":
         views["neg"] = (x[:, ::-1], a[:, ::-1])
     for name, (xv, av) in views.items():
