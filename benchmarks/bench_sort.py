@@ -35,21 +35,18 @@ from typing import Any
 import numpy as np
 
 import xback
+from xback.bench import Candidate, measure
 
 __all__ = ["main", "run"]
 
 
 def _median_times(cands: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median wall time of each candidate; candidates interleaved round-robin."""
-    for f in cands.values():  # warm-up
-        f()
-    times: dict[str, list[float]] = {k: [] for k in cands}
-    for _ in range(repeats):
-        for k, f in cands.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median wall time of each candidate: the shared harness of ``xback bench``
+    (warm-up excluded, candidates interleaved round-robin)."""
+    rows = measure(
+        [Candidate(k, f) for k, f in cands.items()], repeat=repeats, sample_time=0.0
+    )
+    return {r["candidate"]: r["median_s"] for r in rows}
 
 
 def _median_us(cands: dict[str, Callable[[], Any]], number: int, repeats: int) -> dict[str, float]:
