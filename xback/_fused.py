@@ -39,7 +39,6 @@ compile (or cache-load) times; :func:`warmup` compiles ahead of time.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import sys
@@ -105,6 +104,8 @@ def available() -> bool:
     """Whether Numba is installed (checked once, without importing it)."""
     global _available
     if _available is None:
+        import importlib.util  # once, on first use: keeps ``import xback`` light
+
         _available = importlib.util.find_spec("numba") is not None
     return _available
 
