@@ -26,15 +26,16 @@ factor: ``a`` and ``-a`` get the same ``U`` (and opposite ``Vh``). The extra col
 (rows of ``Vh``) that ``full_matrices=True`` adds span a subspace and are not unique; they are
 returned as the library computed them.
 
-``SVDResult`` is a plain (non-generic) :class:`typing.NamedTuple` whose fields are typed
-``Any``: ``class SVDResult(NamedTuple, Generic[T])`` is only accepted from Python 3.11 on and
-xback supports Python 3.10.
+``SVDResult`` is a :class:`typing.NamedTuple` generic in the array type for type checkers
+(and at run time from Python 3.11 on; on 3.10, which cannot combine ``NamedTuple`` and
+``Generic``, ``SVDResult[T]`` is accepted and returns the plain class).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
 import numpy as np
 
@@ -42,18 +43,67 @@ from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback.backends import Backend
 
+if TYPE_CHECKING:  # static types only: importing xback never imports torch
+    import numpy.typing as npt
+    import torch
+
 __all__ = ["SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"]
 
 
-class SVDResult(NamedTuple):
-    """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``)."""
+_A = TypeVar("_A")
 
-    #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
-    U: Any
-    #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
-    S: Any
-    #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
-    Vh: Any
+if TYPE_CHECKING or sys.version_info >= (3, 11):
+    # Generic in the array type: SVDResult[np.ndarray], SVDResult[torch.Tensor].
+    class SVDResult(NamedTuple, Generic[_A]):
+        """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``).
+
+        A named tuple, generic in the array type for type checkers
+        (``SVDResult[np.ndarray]``, ``SVDResult[torch.Tensor]``).
+
+        Examples
+        --------
+        >>> import numpy as np, xback
+        >>> U, S, Vh = xback.svd(np.diag([3.0, 4.0]))
+        >>> S
+        array([4., 3.])
+        >>> xback.svd(np.eye(2)).S
+        array([1., 1.])
+        """
+
+        #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
+        U: _A
+        #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
+        S: _A
+        #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
+        Vh: _A
+
+else:  # Python 3.10 cannot subclass NamedTuple and Generic together
+    class SVDResult(NamedTuple):
+        """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``).
+
+        A named tuple, generic in the array type for type checkers
+        (``SVDResult[np.ndarray]``, ``SVDResult[torch.Tensor]``).
+
+        Examples
+        --------
+        >>> import numpy as np, xback
+        >>> U, S, Vh = xback.svd(np.diag([3.0, 4.0]))
+        >>> S
+        array([4., 3.])
+        >>> xback.svd(np.eye(2)).S
+        array([1., 1.])
+        """
+
+        #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
+        U: Any
+        #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
+        S: Any
+        #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
+        Vh: Any
+
+        @classmethod
+        def __class_getitem__(cls, item: Any) -> Any:  # SVDResult[T] at run time
+            return cls
 
 
 _F16 = np.dtype(np.float16)
@@ -152,6 +202,56 @@ def _run_checked(b: Backend, x: Any, fname: str, fn: Callable[[], Any]) -> Any:
         raise
 
 
+@overload
+def svd(
+    x: Any,
+    /,
+    *,
+    full_matrices: bool = ...,
+    canonical_signs: bool = ...,
+    backend: Literal["numpy"],
+    device: Any = ...,
+) -> SVDResult[npt.NDArray[Any]]: ...
+@overload
+def svd(
+    x: Any,
+    /,
+    *,
+    full_matrices: bool = ...,
+    canonical_signs: bool = ...,
+    backend: Literal["torch"],
+    device: Any = ...,
+) -> SVDResult[torch.Tensor]: ...
+@overload
+def svd(
+    x: torch.Tensor,
+    /,
+    *,
+    full_matrices: bool = ...,
+    canonical_signs: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+) -> SVDResult[torch.Tensor]: ...
+@overload
+def svd(
+    x: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    full_matrices: bool = ...,
+    canonical_signs: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+) -> SVDResult[npt.NDArray[Any]]: ...
+@overload
+def svd(
+    x: Any,
+    /,
+    *,
+    full_matrices: bool = ...,
+    canonical_signs: bool = ...,
+    backend: str | None = ...,
+    device: Any = ...,
+) -> SVDResult[Any]: ...
 def svd(
     x: Any,
     /,
@@ -160,7 +260,7 @@ def svd(
     canonical_signs: bool = False,
     backend: str | None = None,
     device: Any = None,
-) -> SVDResult:
+) -> SVDResult[Any]:
     """Singular value decomposition ``x = U @ diag(S) @ Vh`` of a matrix or a stack.
 
     Parameters
@@ -208,11 +308,55 @@ def svd(
     b, xc = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
+    if b.name == "numpy" and not b.all_finite(xc):
+        # checked first here: LAPACK's gesdd can loop forever on inf (observed with NumPy
+        # 2.4 / OpenBLAS on a 6x3 matrix holding one inf; compute_uv=False returns NaN)
+        raise _nonfinite("svd")
     U, S, Vh = _run_checked(b, xc, "svd", lambda: b.svd(xc, full, canon))
     _check_finite(b, xc, S, "svd")
     return SVDResult(U, S, Vh)
 
 
+@overload
+def svdvals(
+    x: Any,
+    /,
+    *,
+    backend: Literal["numpy"],
+    device: Any = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def svdvals(
+    x: Any,
+    /,
+    *,
+    backend: Literal["torch"],
+    device: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def svdvals(
+    x: torch.Tensor,
+    /,
+    *,
+    backend: None = ...,
+    device: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def svdvals(
+    x: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    backend: None = ...,
+    device: Any = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def svdvals(
+    x: Any,
+    /,
+    *,
+    backend: str | None = ...,
+    device: Any = ...,
+) -> Any: ...
 def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any:
     """Singular values of a matrix or a stack, descending.
 
@@ -350,6 +494,61 @@ def _check_method(method: Any, b: Backend, fname: str) -> None:
         )
 
 
+@overload
+def lstsq_grad(
+    A: Any,
+    x: Any,
+    y: Any,
+    /,
+    *,
+    method: str = ...,
+    backend: Literal["numpy"],
+    device: Any = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def lstsq_grad(
+    A: Any,
+    x: Any,
+    y: Any,
+    /,
+    *,
+    method: str = ...,
+    backend: Literal["torch"],
+    device: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def lstsq_grad(
+    A: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    /,
+    *,
+    method: str = ...,
+    backend: None = ...,
+    device: Any = ...,
+) -> torch.Tensor: ...
+@overload
+def lstsq_grad(
+    A: npt.NDArray[Any],
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    /,
+    *,
+    method: str = ...,
+    backend: None = ...,
+    device: Any = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def lstsq_grad(
+    A: Any,
+    x: Any,
+    y: Any,
+    /,
+    *,
+    method: str = ...,
+    backend: str | None = ...,
+    device: Any = ...,
+) -> Any: ...
 def lstsq_grad(
     A: Any,
     x: Any,

@@ -17,13 +17,17 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from xback._dispatch import prepare1
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback.backends import Backend
+
+if TYPE_CHECKING:  # static types only: importing xback never imports torch
+    import numpy.typing as npt
+    import torch
 
 __all__ = ["argsort", "sort"]
 
@@ -136,6 +140,66 @@ def _validate(
     return ax, descending, stable
 
 
+@overload
+def sort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: Literal["numpy"],
+    device: Any = ...,
+    dim: int | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def sort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: Literal["torch"],
+    device: Any = ...,
+    dim: int | None = ...,
+) -> torch.Tensor: ...
+@overload
+def sort(
+    x: torch.Tensor,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> torch.Tensor: ...
+@overload
+def sort(
+    x: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def sort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: str | None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> Any: ...
 def sort(
     x: Any,
     /,
@@ -217,6 +281,66 @@ def sort(
     return b.sort(x, ax, descending, stable)
 
 
+@overload
+def argsort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: Literal["numpy"],
+    device: Any = ...,
+    dim: int | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def argsort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: Literal["torch"],
+    device: Any = ...,
+    dim: int | None = ...,
+) -> torch.Tensor: ...
+@overload
+def argsort(
+    x: torch.Tensor,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> torch.Tensor: ...
+@overload
+def argsort(
+    x: npt.NDArray[Any] | np.generic,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> npt.NDArray[Any]: ...
+@overload
+def argsort(
+    x: Any,
+    /,
+    *,
+    axis: int | None = ...,
+    descending: bool = ...,
+    stable: bool = ...,
+    backend: str | None = ...,
+    device: Any = ...,
+    dim: int | None = ...,
+) -> Any: ...
 def argsort(
     x: Any,
     /,

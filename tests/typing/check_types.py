@@ -52,7 +52,33 @@ def decorated(x: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.float64]:
 
 assert_type(decorated(a, 2), npt.NDArray[np.float64])  # the decorator keeps the signature
 
+# sort / argsort: ndarray -> ndarray, Tensor -> Tensor, backend= names the kind
+m = np.zeros((3, 2))
+tm = torch.zeros(3, 2)
+assert_type(xb.sort(a), np.ndarray)
+assert_type(xb.argsort(a, axis=0, descending=True), np.ndarray)
+assert_type(xb.sort(t), torch.Tensor)
+assert_type(xb.argsort(t, dim=0, stable=False), torch.Tensor)
+assert_type(xb.argsort(a, backend="torch", device="meta"), torch.Tensor)
+assert_type(xb.sort(t, backend="numpy"), np.ndarray)
+assert_type(xb.sort([3, 1, 2]), Any)
+
+# svd / svdvals / lstsq_grad: SVDResult is generic in the array type
+assert_type(xb.svd(m), xb.SVDResult[np.ndarray])
+assert_type(xb.svd(tm, full_matrices=False), xb.SVDResult[torch.Tensor])
+assert_type(xb.svd(m, backend="torch"), xb.SVDResult[torch.Tensor])
+assert_type(xb.svd(m).Vh, np.ndarray)
+U, S, Vh = xb.svd(tm, canonical_signs=True)
+assert_type(U, torch.Tensor)
+assert_type(S, torch.Tensor)
+assert_type(xb.svdvals(m), np.ndarray)
+assert_type(xb.svdvals(tm), torch.Tensor)
+assert_type(xb.lstsq_grad(m, np.zeros(2), np.zeros(3)), np.ndarray)
+assert_type(xb.lstsq_grad(tm, torch.zeros(2), torch.zeros(3), method="explicit"), torch.Tensor)
+assert_type(xb.lstsq_grad(m, [1.0, 2.0], np.zeros(3), backend="torch"), torch.Tensor)
+
 # calls that must be rejected
 xb.to_device([1.0, 2.0], "cpu")  # type: ignore[call-overload]
 xb.asarray(a, copy="yes")  # type: ignore[call-overload]
 xb.to_numpy(a, copy=1.5)  # type: ignore[arg-type]
+xb.sort(a, descending="yes")  # type: ignore[call-overload]
