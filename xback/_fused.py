@@ -94,6 +94,7 @@ AUTO_MAX_K: int = 4
 INSTALL_HINT = "pip install 'xback[fast]' (or: pip install numba)"
 
 _lock = threading.Lock()
+_build_lock = threading.Lock()
 _state: dict[str, Any] = {}
 _compiled: dict[tuple[Any, ...], dict[str, Any]] = {}
 _ready: set[tuple[str, np.dtype[Any]]] = set()
@@ -286,6 +287,13 @@ def _build() -> dict[str, Any]:
     st = _state
     if "_grad1" in st:
         return st
+    with _build_lock:
+        if "_grad1" in st:  # another thread built it meanwhile
+            return st
+        return _build_locked(st)
+
+
+def _build_locked(st: dict[str, Any]) -> dict[str, Any]:
     if not available():
         raise ValueError(
             f"the fused lstsq_grad kernel needs Numba, which is not installed: {INSTALL_HINT}"
