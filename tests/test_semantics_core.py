@@ -400,3 +400,31 @@ def test_device_context_thread_and_task_local(target: Target) -> None:
         th.join()
     assert seen["thread"] == ("numpy", None)
     assert asyncio.run(main()) == [(target.backend, target.device), ("numpy", None)]
+
+
+# -- regression: non-finite input to svd ---------------------------------------------------
+_SVD_INF = """
+import numpy as np, xback as xb
+a = np.random.default_rng(0).standard_normal((6, 3)); a[0, 0] = np.inf
+try:
+    xb.svd(a, backend={backend!r}, device={device!r})
+except ValueError as e:
+    print("ValueError", e)
+"""
+
+
+def test_svd_inf_raises_without_hanging(target: Target) -> None:
+    """NumPy's np.linalg.svd of a 6x3 matrix holding one inf did not return within 20 s on
+    this machine (LAPACK gesdd loops); torch returns all-NaN singular values. xback.svd raises
+    ValueError on every backend, in a child process so that a regression fails, not hangs."""
+    import subprocess
+    import sys
+
+    if not target.has_data:
+        pytest.skip("meta tensors hold no values to check")
+    code = _SVD_INF.format(backend=target.backend, device=target.device)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ValueError") and "non-finite" in proc.stdout, proc.stdout
