@@ -218,6 +218,10 @@ def to_device(x: Any, device: Any, /) -> Any:
 
     Raises
     ------
+    TypeError
+        ``x`` is not an array (Python lists and scalars have no device: use
+        ``xback.asarray(obj, device=...)``), or ``device`` is neither a str nor a
+        ``torch.device``.
     ValueError
         A device the backend cannot use (NumPy: anything but ``"cpu"``; torch: e.g.
         ``"cuda"`` without CUDA).
