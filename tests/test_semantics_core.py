@@ -54,7 +54,8 @@ def test_conv_zero_copy_on_cpu(target: Target) -> None:
     for r in (x, y):
         target.check(r)
         assert tuple(r.shape) == (2, 3)
-        assert xb.to_numpy(r).dtype == np.float64 if target.has_data else True
+        if target.has_data:
+            assert xb.to_numpy(r).dtype == np.float64
     if target.device == "cpu":
         assert _writes_through(x, a) and _writes_through(y, a)
         back = xb.to_numpy(x)
