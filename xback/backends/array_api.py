@@ -113,6 +113,7 @@ class ArrayAPIBackend(Backend):
             self._xp_to_np[t] = npd
         self._has_linalg = hasattr(xp, "linalg") and hasattr(xp.linalg, "svd")
         self._nan_last_known: bool | None = None
+        self._index_dtypes: dict[Any, Any] = {}
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
@@ -132,9 +133,12 @@ class ArrayAPIBackend(Backend):
         return _device_name(self.xp_device(x))
 
     def xp_device(self, x: Any) -> Any:
-        import array_api_compat
+        try:
+            return x.device  # the standard's attribute
+        except AttributeError:  # pragma: no cover - older libraries
+            import array_api_compat
 
-        return array_api_compat.device(x)
+            return array_api_compat.device(x)
 
     def dtype_of(self, x: Any) -> np.dtype[Any]:
         try:
@@ -180,10 +184,18 @@ class ArrayAPIBackend(Backend):
 
     # -- sorting ---------------------------------------------------------------------------
     def _index_dtype(self, x: Any) -> Any:
-        dt = self._info.dtypes(device=self.xp_device(x))
-        if "int64" in dt:
-            return dt["int64"]
-        return self._info.default_dtypes(device=self.xp_device(x))["indexing"]
+        dev = self.xp_device(x)
+        try:
+            return self._index_dtypes[dev]
+        except (KeyError, TypeError):
+            pass
+        dt = self._info.dtypes(device=dev)
+        want = dt["int64"] if "int64" in dt else self._info.default_dtypes(device=dev)["indexing"]
+        try:
+            self._index_dtypes[dev] = want
+        except TypeError:  # unhashable device object: no cache
+            pass
+        return want
 
     def _nan_last(self) -> bool:
         """Whether the library's own stable ``sort``/``argsort`` already put NaN last in input
@@ -202,10 +214,10 @@ class ArrayAPIBackend(Backend):
         self._nan_last_known = known
         return known
 
-    def _argsort_real(self, k: Any, axis: int, stable: bool) -> Any:
-        """Ascending argsort of real keys ``k`` with NaN last, in input order."""
+    def _argsort_real(self, k: Any, axis: int, stable: bool, kind: str = "f") -> Any:
+        """Ascending argsort of real keys ``k`` (NumPy dtype kind ``kind``) with NaN last, in
+        input order."""
         xp = self.xp
-        kind = self._xp_to_np.get(k.dtype, np.dtype("f8")).kind
         if kind == "b":
             k = xp.astype(k, xp.uint8)
         idx = xp.argsort(k, axis=axis, stable=stable)
@@ -220,7 +232,7 @@ class ArrayAPIBackend(Backend):
         """Stable descending argsort of integers/bools: ascending on the reversed array."""
         xp = self.xp
         n = x.shape[axis]
-        p = self._argsort_real(xp.flip(x, axis=axis), axis, True)
+        p = self._argsort_real(xp.flip(x, axis=axis), axis, True, self.dtype_of(x).kind)
         q = xp.flip(p, axis=axis)
         # ascending on reversed x then reversed: descending, ties in input order
         return (n - 1) - q
@@ -241,13 +253,14 @@ class ArrayAPIBackend(Backend):
             step = xp.argsort(xp.take_along_axis(group, perm, axis=axis), axis=axis, stable=True)
             idx = xp.take_along_axis(perm, step, axis=axis)
         elif not descending:
-            idx = self._argsort_real(x, axis, stable)
+            idx = self._argsort_real(x, axis, stable, kind)
         elif kind in "fV":
             idx = self._argsort_real(-x, axis, stable)  # exact; NaN stays NaN, -0.0 == 0.0
         else:
             idx = self._argsort_desc_reversed(x, axis)
         want = self._index_dtype(x)
-        return idx if idx.dtype == want else xp.astype(idx, want)
+        got = idx.dtype
+        return idx if (got is want or got == want) else xp.astype(idx, want)
 
     def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         xp = self.xp
