@@ -31,6 +31,7 @@ KNOWN_BACKENDS: dict[str, tuple[str, str, str]] = {
     "array_api_strict": ("xback.backends.array_api", "array_api_strict", "array-api-strict"),
     "jax": ("xback.backends.array_api", "jax", "jax"),
     "cupy": ("xback.backends.array_api", "cupy", "cupy"),
+    "dask": ("xback.backends.dask", "dask", "xback[dask]"),
 }
 
 

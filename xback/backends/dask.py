@@ -1,0 +1,332 @@
+"""The Dask backend: lazy, chunked :class:`dask.array.Array` (chunks are NumPy arrays).
+
+Loaded only when the caller has imported dask (or asked for ``backend="dask"``). Results stay
+lazy dask arrays; nothing is computed except where a Python value is needed (documented per
+method: :meth:`DaskBackend.to_numpy`, :meth:`DaskBackend.all_finite`, :meth:`DaskBackend.gram`).
+
+* Sorting: along an axis held in ONE chunk, per block with the NumPy backend's kernels (the
+  full contract: NaN last, stable descending, every dtype, int64 indices). Along a chunked
+  axis: ``ValueError`` (rechunk that axis into one chunk); the distributed sample sort is not
+  implemented yet.
+* ``lstsq_grad``: ``A`` chunked by rows (columns rechunked to one chunk, rows never), one task
+  per row block computes ``2 A_bᴴ(A_b x - y_b)``, the partial gradients are summed by a tree
+  reduction: one pass over ``A``, memory per task bounded by one block.
+* ``gram``: ``A_bᴴ [A_b, y_b]`` per row block, tree-summed (one pass), then persisted.
+* ``svd``/``svdvals``: matrices held in one chunk (small matrices, stacks chunked along the
+  batch axes only): per block with NumPy, exactly as the NumPy backend. Tall-and-skinny 2-D
+  ``A`` (one chunk across the columns): Dask's TSQR ``dask.array.linalg.svd`` (thin factors
+  only). Other layouts: ``ValueError`` saying how to rechunk.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from xback.backends import Backend, _numpy_sort
+from xback.backends.numpy import BACKEND as _NP_BACKEND
+
+__all__ = ["BACKEND", "DaskBackend"]
+
+_INT64 = np.dtype(np.int64)
+#: fan-in of the tree reductions (partial gradients summed per task)
+_SPLIT_EVERY = 8
+
+_da: Any = None
+
+
+def _dask_array() -> Any:
+    """The ``dask.array`` module (imported here only once the dask backend is in use)."""
+    global _da
+    if _da is None:
+        import dask.array
+
+        _da = dask.array
+    return _da
+
+
+def _real_dtype(dt: np.dtype[Any]) -> np.dtype[Any]:
+    return np.dtype(np.float32) if dt == np.complex64 else (
+        np.dtype(np.float64) if dt == np.complex128 else dt
+    )
+
+
+# -- per-block kernels (run on the workers; plain NumPy) --------------------------------------
+def _block_grad(A: Any, y: Any, x: Any) -> Any:
+    """``2 A_bᴴ (A_b x - y_b)`` for one row block, with a leading axis of length 1."""
+    r = A @ x
+    r -= y
+    At = A.T
+    g = (At @ r.conj()).conj() if A.dtype.kind == "c" else At @ r
+    g *= 2
+    return g[None]
+
+
+def _block_gram(A: Any, y: Any) -> Any:
+    """``A_bᴴ [A_b, y_b]`` for one row block (shape ``(1, n, n + k)``): one pass over A_b."""
+    Y = y[:, None] if y.ndim == 1 else y
+    Ah = A.conj().T if A.dtype.kind == "c" else A.T
+    return (Ah @ np.concatenate([A, Y], axis=1))[None]
+
+
+def _svd_block(x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+    return _NP_BACKEND.svd(x, full_matrices, canonical_signs)
+
+
+def _svdvals_block(x: Any) -> Any:
+    return np.linalg.svd(x, compute_uv=False)
+
+
+class DaskBackend(Backend):
+    """Backend for :class:`dask.array.Array` (device ``"cpu"``: the chunks are NumPy arrays)."""
+
+    name = "dask"
+    module = "dask"
+    respects_readonly = True  # dask never writes into the arrays it wraps
+
+    # -- kinds, devices, dtypes ------------------------------------------------------------
+    def owns(self, tp: type) -> bool:
+        # dask.array is looked up, never imported: a dask array cannot exist without it
+        m = sys.modules.get("dask.array")
+        return m is not None and issubclass(tp, m.Array)
+
+    def normalize_device(self, device: str) -> str:
+        if device == "cpu" or device == "cpu:0":
+            return "cpu"
+        raise ValueError(
+            f"the dask backend runs on the CPU only (its chunks are NumPy arrays): device "
+            f"must be 'cpu', got {device!r}"
+        )
+
+    def device_of(self, x: Any) -> str:
+        return "cpu"
+
+    def dtype_of(self, x: Any) -> np.dtype[Any]:
+        return x.dtype  # type: ignore[no-any-return]
+
+    def can_hold(self, dtype: np.dtype[Any]) -> bool:
+        return True
+
+    # -- conversion ------------------------------------------------------------------------
+    def to_device(self, x: Any, device: str) -> Any:
+        return x  # "cpu" only, validated by the front layer
+
+    def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
+        """Compute ``x`` (runs its whole task graph) into a NumPy array.
+
+        ``copy=False`` raises ``ValueError``: a lazy array has no memory to share.
+        """
+        if copy is False:
+            raise ValueError(
+                "to_numpy(copy=False) is impossible for a dask array: it is lazy, so "
+                "converting it computes its task graph into a new NumPy array (a copy); "
+                "pass copy=None or copy=True"
+            )
+        out = np.asarray(x.compute())
+        # a single-chunk array wrapping a NumPy array may compute to that very array
+        return np.array(out, copy=True) if copy else out
+
+    def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
+        """A lazy dask array over ``a`` (shared unless ``copy``), automatic chunks."""
+        da = _dask_array()
+        # name=False: a random graph key instead of hashing all of ``a`` (an O(n) pass)
+        return da.from_array(a.copy() if copy else a, chunks="auto", name=False)
+
+    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
+        return x.astype(dtype)
+
+    def copy(self, x: Any) -> Any:
+        return x.map_blocks(np.copy, dtype=x.dtype)
+
+    # -- sorting ---------------------------------------------------------------------------
+    def _sort_input(self, x: Any, axis: int | None, fname: str) -> tuple[Any, int]:
+        if axis is None:
+            x, axis = x.reshape(-1), 0
+        nb = x.numblocks[axis]
+        if nb > 1:
+            raise ValueError(
+                f"{fname} on the dask backend: axis {axis} of the array (shape "
+                f"{tuple(x.shape)}) is split into {nb} chunks {x.chunks[axis]}; sorting "
+                f"along a chunked axis is not implemented yet: rechunk that axis into one "
+                f"chunk first, e.g. x.rechunk({{{axis}: -1}})"
+            )
+        return x, axis
+
+    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        x, axis = self._sort_input(x, axis, "sort")
+        return x.map_blocks(
+            _numpy_sort.sort, axis, descending, stable, dtype=x.dtype, meta=x._meta
+        )
+
+    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+        x, axis = self._sort_input(x, axis, "argsort")
+        return x.map_blocks(
+            _numpy_sort.argsort,
+            axis,
+            descending,
+            stable,
+            dtype=_INT64,
+            meta=np.empty((0,) * x.ndim, dtype=_INT64),
+        )
+
+    # -- linear algebra --------------------------------------------------------------------
+    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        da = _dask_array()
+        dt = x.dtype
+        rdt = _real_dtype(dt)
+        m, n = x.shape[-2:]
+        if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
+            k = min(m, n)
+            return tuple(
+                da.apply_gufunc(
+                    _svd_block,
+                    "(i,j)->(i,p),(k),(q,j)",
+                    x,
+                    full_matrices=full_matrices,
+                    canonical_signs=canonical_signs,
+                    output_dtypes=(dt, rdt, dt),
+                    output_sizes={
+                        "p": m if full_matrices else k,
+                        "k": k,
+                        "q": n if full_matrices else k,
+                    },
+                )
+            )
+        self._check_tall_skinny(x, "svd")
+        if full_matrices and m > n:
+            raise ValueError(
+                f"svd on the dask backend: x of shape {tuple(x.shape)} is chunked by rows "
+                f"{x.chunks[0]}, and the TSQR algorithm that handles it gives the thin "
+                f"factors only (U of shape ({m}, {n})); pass full_matrices=False, or rechunk "
+                f"x into one chunk (x.rechunk(-1)) if it fits in memory"
+            )
+        U, S, Vh = da.linalg.svd(x)
+        if canonical_signs and n:
+            U, Vh = _canonical_signs(da, U, Vh)
+        return U, S, Vh
+
+    def svdvals(self, x: Any) -> Any:
+        da = _dask_array()
+        if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
+            return da.apply_gufunc(
+                _svdvals_block,
+                "(i,j)->(k)",
+                x,
+                output_dtypes=_real_dtype(x.dtype),
+                output_sizes={"k": min(x.shape[-2:])},
+            )
+        self._check_tall_skinny(x, "svdvals")
+        return da.linalg.svd(x)[1]
+
+    @staticmethod
+    def _check_tall_skinny(x: Any, fname: str) -> None:
+        """Raise unless ``x`` is 2-D, tall (m >= n) and held in one chunk across columns."""
+        shape, chunks = tuple(x.shape), x.chunks
+        if x.ndim > 2:
+            raise ValueError(
+                f"{fname} on the dask backend: the stack x of shape {shape} has its matrices "
+                f"split across chunks {chunks[-2:]}; each matrix must be one chunk: "
+                f"x.rechunk({{{x.ndim - 2}: -1, {x.ndim - 1}: -1}})"
+            )
+        m, n = shape
+        if x.numblocks[1] > 1 or m < n:
+            raise ValueError(
+                f"{fname} on the dask backend is exact for tall-and-skinny matrices only "
+                f"(m >= n, chunked by rows, ONE chunk across the columns); x has shape "
+                f"{shape} and chunks {chunks}: rechunk with x.rechunk({{1: -1}}) when "
+                f"m >= n, decompose x.T for a short-and-wide x (svd(x.T) = (V, S, Uᴴ) "
+                f"conjugated), or rechunk x into one chunk (x.rechunk(-1)) if it fits in "
+                f"memory; an approximate randomized method "
+                f"(dask.array.linalg.svd_compressed) is not used implicitly"
+            )
+
+    def all_finite(self, x: Any) -> bool:
+        """Computes ``isfinite(x).all()`` (runs ``x``'s task graph)."""
+        da = _dask_array()
+        return bool(da.isfinite(x).all().compute())
+
+    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
+        da = _dask_array()
+        if A.ndim > 2 or x.ndim > 2 or y.ndim > 2:
+            # batched: the plain lazy expression (correct; no one-pass guarantee)
+            r = A @ x - y
+            Ah = da.swapaxes(A, -1, -2)
+            if A.dtype.kind == "c":
+                Ah = Ah.conj()
+            return 2 * (Ah @ r)
+        A, y, x = _row_aligned(A, y), _rows_like(y, A), x.rechunk(-1)
+        if x.ndim == 1:
+            parts = da.blockwise(
+                _block_grad, "ij", A, "ij", y, "i", x, "j",
+                adjust_chunks={"i": 1}, dtype=A.dtype, meta=np.empty((0, 0), A.dtype),
+            )
+        else:
+            parts = da.blockwise(
+                _block_grad, "ijk", A, "ij", y, "ik", x, "jk",
+                adjust_chunks={"i": 1}, dtype=A.dtype, meta=np.empty((0, 0, 0), A.dtype),
+            )
+        return parts.sum(axis=0, split_every=_SPLIT_EVERY)
+
+    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
+        """One pass over ``A`` for ``(AᴴA, Aᴴy)``, then persisted (computed now, or kept on
+        the cluster with a distributed client) so that each gradient call is local."""
+        da = _dask_array()
+        if A.ndim > 2 or y.ndim > 2:
+            Ah = da.swapaxes(A, -1, -2)
+            if A.dtype.kind == "c":
+                Ah = Ah.conj()
+            G, c = Ah @ A, Ah @ y
+        else:
+            A, y = _row_aligned(A, y), _rows_like(y, A)
+            n = A.shape[1]
+            if y.ndim == 1:
+                parts = da.blockwise(
+                    _block_gram, "ijk", A, "ij", y, "i",
+                    new_axes={"k": n + 1}, adjust_chunks={"i": 1},
+                    dtype=A.dtype, meta=np.empty((0, 0, 0), A.dtype),
+                )
+            else:
+                parts = da.blockwise(
+                    _block_gram, "ijk", A, "ij", y, "ik",
+                    adjust_chunks={"i": 1, "k": lambda c: n + c},
+                    dtype=A.dtype, meta=np.empty((0, 0, 0), A.dtype),
+                )
+            P = parts.sum(axis=0, split_every=_SPLIT_EVERY)
+            G = P[:, :n]
+            c = P[:, n] if y.ndim == 1 else P[:, n:]
+        G, c = sys.modules["dask"].persist(G, c)
+        return G, c
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        if x.ndim == 1 and G.ndim > 2:
+            return self.gram_grad(G, c[..., None], x[:, None])[..., 0]
+        return 2 * (G @ x - c)
+
+
+def _row_aligned(A: Any, y: Any) -> Any:
+    """``A`` with its columns in one chunk (rows never rechunked)."""
+    return A if A.numblocks[1] == 1 else A.rechunk({1: -1})
+
+
+def _rows_like(y: Any, A: Any) -> Any:
+    """``y`` rechunked to ``A``'s row chunks (``y`` is small next to ``A``)."""
+    want = (A.chunks[0], *((s,) for s in y.shape[1:]))
+    return y if y.chunks == want else y.rechunk(want)
+
+
+def _canonical_signs(da: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
+    """The NumPy backend's sign convention, lazily: each column of ``U`` scaled so that its
+    entry of largest magnitude (the first on ties) is real positive; ``Vh``'s rows by the
+    conjugate factor."""
+    aU = abs(U)
+    idx = da.argmax(aU, axis=0)  # first maximum, across chunks too
+    rows = da.arange(U.shape[0], chunks=(U.chunks[0],))
+    piv = da.where(rows[:, None] == idx[None, :], U, 0).sum(axis=0)  # exact: one term
+    ph = piv / abs(piv) if U.dtype.kind == "c" else da.sign(piv)
+    ph = ph.astype(U.dtype)
+    return U * ph.conj()[None, :], Vh * ph[:, None]
+
+
+BACKEND = DaskBackend()
