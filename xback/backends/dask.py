@@ -79,6 +79,19 @@ def _svdvals_block(x: Any) -> Any:
     return np.linalg.svd(x, compute_uv=False)
 
 
+class _Shared:
+    """A NumPy array seen by :func:`dask.array.from_array` as a plain array-like: no ``copy``
+    method, so dask slices it lazily instead of copying it whole first."""
+
+    __slots__ = ("a", "dtype", "ndim", "shape")
+
+    def __init__(self, a: np.ndarray[Any, Any]) -> None:
+        self.a, self.shape, self.dtype, self.ndim = a, a.shape, a.dtype, a.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.a[key]
+
+
 class DaskBackend(Backend):
     """Backend for :class:`dask.array.Array` (device ``"cpu"``: the chunks are NumPy arrays)."""
 
@@ -129,10 +142,13 @@ class DaskBackend(Backend):
         return np.array(out, copy=True) if copy else out
 
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
-        """A lazy dask array over ``a`` (shared unless ``copy``), automatic chunks."""
+        """A lazy dask array over ``a`` (shared unless ``copy``: writing into ``a`` before
+        the array is computed changes the result), automatic chunks."""
         da = _dask_array()
-        # name=False: a random graph key instead of hashing all of ``a`` (an O(n) pass)
-        return da.from_array(a.copy() if copy else a, chunks="auto", name=False)
+        # dask.array.from_array copies every NumPy array it is given; a copy-less wrapper
+        # keeps copy=None/False zero-copy. name=False: a random graph key instead of hashing
+        # all of ``a`` (an O(n) pass).
+        return da.from_array(a.copy() if copy else _Shared(a), chunks="auto", name=False)
 
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         return x.astype(dtype)
@@ -245,12 +261,22 @@ class DaskBackend(Backend):
     def all_finite(self, x: Any) -> bool:
         """Computes ``isfinite(x).all()`` (runs ``x``'s task graph)."""
         da = _dask_array()
-        return bool(da.isfinite(x).all().compute())
+        try:
+            return bool(da.isfinite(x).all().compute())
+        except np.linalg.LinAlgError:
+            # ``x`` is a lazy result (e.g. singular values) whose computation failed: LAPACK
+            # fails this way on NaN/inf input; the front layer then checks the input itself
+            return False
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         da = _dask_array()
+        if x.ndim == 1 and A.ndim > 2:
+            return self.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
         if A.ndim > 2 or x.ndim > 2 or y.ndim > 2:
             # batched: the plain lazy expression (correct; no one-pass guarantee)
+            x, y = _batch_like(x, A, ((A.shape[-1],), (x.shape[-1],))), _batch_like(
+                y, A, (A.chunks[-2], (y.shape[-1],))
+            )
             r = A @ x - y
             Ah = da.swapaxes(A, -1, -2)
             if A.dtype.kind == "c":
@@ -274,10 +300,15 @@ class DaskBackend(Backend):
         the cluster with a distributed client) so that each gradient call is local."""
         da = _dask_array()
         if A.ndim > 2 or y.ndim > 2:
+            vec = y.ndim == 1
+            y = y[:, None] if vec else y
+            y = _batch_like(y, A, (A.chunks[-2], (y.shape[-1],)))
             Ah = da.swapaxes(A, -1, -2)
             if A.dtype.kind == "c":
                 Ah = Ah.conj()
             G, c = Ah @ A, Ah @ y
+            if vec:
+                c = c[..., 0]  # (..., n), as the protocol says for a vector y
         else:
             A, y = _row_aligned(A, y), _rows_like(y, A)
             n = A.shape[1]
@@ -302,7 +333,21 @@ class DaskBackend(Backend):
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
         if x.ndim == 1 and G.ndim > 2:
             return self.gram_grad(G, c[..., None], x[:, None])[..., 0]
+        if G.ndim > 2 or x.ndim > 2:
+            x = _batch_like(x, G, ((G.shape[-1],), (x.shape[-1],)))
         return 2 * (G @ x - c)
+
+
+def _batch_like(v: Any, A: Any, last: tuple[tuple[int, ...], tuple[int, ...]]) -> Any:
+    """``v`` (a stack of matrices) rechunked like ``A`` on the batch axes they share (aligned
+    from the right, as they broadcast), its last two axes to ``last``."""
+    bv, bA, off = v.shape[:-2], A.shape[:-2], A.ndim - v.ndim
+    chunks = tuple(
+        A.chunks[i + off] if 0 <= i + off < len(bA) and bA[i + off] == bv[i] else (bv[i],)
+        for i in range(len(bv))
+    )
+    want = (*chunks, *last)
+    return v if v.chunks == want else v.rechunk(want)
 
 
 def _row_aligned(A: Any, y: Any) -> Any:

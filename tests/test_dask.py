@@ -1,0 +1,322 @@
+"""The dask backend (issue 9, first part): lazy results, the NumPy backend's answers.
+
+Small chunks everywhere, so that every multi-chunk path runs. Sorting is compared with the
+NumPy backend exactly (values bit for bit, indices equal), linear algebra to float tolerance.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xback
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+RNG = np.random.default_rng(1234)
+
+
+def _lazy(r: Any) -> Any:
+    """``r`` checked to be a lazy dask array of the dask backend, then computed."""
+    assert isinstance(r, da.Array)
+    assert xback.backend_of(r) == "dask"
+    return r.compute()
+
+
+def _same(got: Any, want: np.ndarray[Any, Any]) -> None:
+    got = np.asarray(got)
+    assert got.dtype == want.dtype
+    assert got.shape == want.shape
+    assert got.tobytes() == want.tobytes()  # bit for bit (NaN payloads, -0.0 included)
+
+
+# -- sorting ----------------------------------------------------------------------------------
+def _sort_data(dtype: str) -> np.ndarray[Any, Any]:
+    shape = (6, 9)
+    if dtype == "bool":
+        return RNG.integers(0, 2, shape).astype(bool)
+    if dtype.startswith(("int", "uint")):
+        return RNG.integers(0, 4, shape).astype(dtype)  # many ties: stability shows
+    if dtype.startswith("complex"):
+        a = (RNG.integers(-2, 3, shape) + 1j * RNG.integers(-2, 3, shape)).astype(dtype)
+        a[0, 1] = complex(np.nan, 0)
+        a[2, 3] = complex(1, np.nan)
+        return a
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        a = RNG.integers(-3, 4, shape).astype(np.float32)
+        a[1, 2] = np.nan
+        return a.astype(ml_dtypes.bfloat16)
+    a = RNG.integers(-3, 4, shape).astype(dtype)
+    a[0, 0] = a[3, 4] = np.nan
+    a[1, 1], a[1, 2] = -0.0, 0.0
+    a[2, 5] = -np.inf
+    return a
+
+
+DTYPES = ["float64", "float32", "float16", "int64", "int8", "uint16", "bool", "complex128",
+          "bfloat16"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_sort_argsort_match_numpy_exactly(dtype: str, descending: bool, axis: int) -> None:
+    a = _sort_data(dtype)
+    ax = axis % a.ndim
+    chunks = tuple(-1 if i == ax else 2 for i in range(a.ndim))  # other axis: 3+ chunks
+    d = da.from_array(a, chunks=chunks)
+    for stable in (True, False):
+        want_i = xback.argsort(a, axis=axis, descending=descending, stable=True)
+        got_i = _lazy(xback.argsort(d, axis=axis, descending=descending, stable=stable))
+        assert got_i.dtype == np.int64
+        want = xback.sort(a, axis=axis, descending=descending, stable=True)
+        got = _lazy(xback.sort(d, axis=axis, descending=descending, stable=stable))
+        if stable:
+            _same(got_i, want_i)
+            _same(got, want)
+        else:  # ties (-0.0 and 0.0 included) in any order: equal values
+            _equal(np.take_along_axis(a, got_i, ax), want)
+            _equal(got, want)
+
+
+def _equal(got: Any, want: Any) -> None:
+    assert got.dtype == want.dtype and got.shape == want.shape
+    wide = np.complex128 if want.dtype.kind == "c" else np.float64
+    assert np.array_equal(got.astype(wide), want.astype(wide), equal_nan=True)
+
+
+def test_sort_axis_none_and_0d() -> None:
+    a = _sort_data("float64")
+    _same(_lazy(xback.sort(da.from_array(a), axis=None)), xback.sort(a, axis=None))
+    _same(
+        _lazy(xback.argsort(da.from_array(a), axis=None, descending=True)),
+        xback.argsort(a, axis=None, descending=True),
+    )
+    z = np.array(2.5)
+    _same(_lazy(xback.sort(da.from_array(z), axis=None)), xback.sort(z, axis=None))
+
+
+def test_sort_does_not_touch_input() -> None:
+    a = _sort_data("float64")
+    keep = a.copy()
+    d = da.from_array(a, chunks=(2, -1))
+    xback.sort(d, descending=True).compute()
+    _same(a, keep)
+
+
+@pytest.mark.parametrize("fn", [xback.sort, xback.argsort])
+def test_sort_along_chunked_axis_raises(fn: Any) -> None:
+    d = da.from_array(np.arange(20.0), chunks=5)
+    with pytest.raises(ValueError, match=r"axis 0.*4 chunks.*rechunk"):
+        fn(d)
+    d2 = da.from_array(np.ones((4, 6)), chunks=(2, 3))
+    with pytest.raises(ValueError, match=r"axis 1.*rechunk\(\{1: -1\}\)"):
+        fn(d2, axis=1)
+
+
+# -- conversion, dispatch, devices ------------------------------------------------------------
+def test_to_numpy_computes_a_copy() -> None:
+    a = np.arange(12.0).reshape(3, 4)
+    d = da.from_array(a, chunks=(1, 4))
+    with pytest.raises(ValueError, match=r"copy=False.*lazy"):
+        xback.to_numpy(d, copy=False)
+    out = xback.to_numpy(d)
+    assert type(out) is np.ndarray
+    _same(out, a)
+    one = da.from_array(a, chunks=-1)
+    c = xback.to_numpy(one, copy=True)
+    assert not np.shares_memory(c, a)
+    _same(c, a)
+
+
+def test_from_numpy_and_use_bring_numpy_in() -> None:
+    a = np.arange(10.0)
+    d = xback.from_numpy(a, backend="dask")
+    assert isinstance(d, da.Array) and xback.backend_of(d) == "dask"
+    _same(d.compute(), a)
+    c = xback.from_numpy(a, backend="dask", copy=True)
+    a[0] = 99.0
+    assert c[0].compute() == 0.0  # copied before wrapping
+    assert d[0].compute() == 99.0  # shared (lazy view of the caller's array)
+    with xback.use("dask"):
+        _same(_lazy(xback.sort(np.array([3, 1, 2]))), np.array([1, 2, 3]))
+    assert xback.device(d) == "cpu"
+
+
+def test_device_rules() -> None:
+    d = da.from_array(np.arange(3.0))
+    _same(_lazy(xback.sort(d, device="cpu")), np.arange(3.0))
+    with pytest.raises(ValueError, match="CPU only"):
+        xback.sort(d, device="cuda")
+
+
+def test_dispatch_never_imports_dask() -> None:
+    code = (
+        "import sys, numpy as np, xback\n"
+        "xback.sort(np.array([2.0, 1.0])); xback.lstsq_grad(np.eye(2), np.ones(2), np.ones(2))\n"
+        "xback.svd(np.eye(2))\n"
+        "try:\n    xback.sort(object())\nexcept TypeError:\n    pass\n"
+        "assert 'dask' not in sys.modules, 'dask imported'\n"
+        "assert 'xback.backends.dask' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- lstsq_grad, lstsq_grad_fn ----------------------------------------------------------------
+def _problem(m: int, n: int, k: int | None, dtype: str) -> tuple[Any, Any, Any]:
+    def r(*shape: int) -> Any:
+        z = RNG.standard_normal(shape)
+        if dtype.startswith("complex"):
+            z = z + 1j * RNG.standard_normal(shape)
+        return z.astype(dtype)
+
+    A = r(m, n)
+    return (A, r(n), r(m)) if k is None else (A, r(n, k), r(m, k))
+
+
+def _tol(dtype: str) -> dict[str, Any]:
+    return {"rtol": 1e-4, "atol": 1e-3} if dtype in ("float32", "complex64") else {
+        "rtol": 1e-10, "atol": 1e-10
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
+@pytest.mark.parametrize("k", [None, 3])
+@pytest.mark.parametrize("col_chunks", [-1, 2])
+def test_lstsq_grad_matches_numpy(dtype: str, k: int | None, col_chunks: int) -> None:
+    A, x, y = _problem(53, 5, k, dtype)
+    dA = da.from_array(A, chunks=(7, col_chunks))
+    dx = da.from_array(x)
+    dy = da.from_array(y, chunks=(11,) + ((2,) if k else ()))  # unlike A's rows
+    got = _lazy(xback.lstsq_grad(dA, dx, dy))
+    want = xback.lstsq_grad(A, x, y)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, **_tol(dtype))
+    g = xback.lstsq_grad_fn(dA, dy)
+    np.testing.assert_allclose(_lazy(g(dx)), want, **_tol(dtype))
+
+
+def test_lstsq_grad_mixed_inputs_and_edge_shapes() -> None:
+    A, x, y = _problem(20, 4, None, "float64")
+    dA = da.from_array(A, chunks=(3, 4))
+    # NumPy x, y with a dask A: brought in by backend="dask"
+    got = _lazy(xback.lstsq_grad(dA, x, y, backend="dask"))
+    np.testing.assert_allclose(got, xback.lstsq_grad(A, x, y), rtol=1e-12)
+    # empty rows: the gradient is zero
+    z = da.from_array(np.zeros((0, 4)))
+    _same(_lazy(xback.lstsq_grad(z, da.from_array(x), da.from_array(np.zeros(0)))),
+          np.zeros(4))
+
+
+def test_lstsq_grad_batched_falls_back_lazily() -> None:
+    A = RNG.standard_normal((2, 12, 3))
+    X = RNG.standard_normal((2, 3, 2))
+    Y = RNG.standard_normal((2, 12, 2))
+    dA = da.from_array(A, chunks=(1, 4, 3))
+    got = _lazy(xback.lstsq_grad(dA, da.from_array(X), da.from_array(Y)))
+    np.testing.assert_allclose(got, xback.lstsq_grad(A, X, Y), rtol=1e-12)
+    x, y = RNG.standard_normal(3), RNG.standard_normal(12)
+    got = _lazy(xback.lstsq_grad(dA, da.from_array(x), da.from_array(y)))
+    np.testing.assert_allclose(got, xback.lstsq_grad(A, x, y), rtol=1e-12)
+    g = xback.lstsq_grad_fn(dA, da.from_array(Y))
+    np.testing.assert_allclose(_lazy(g(da.from_array(X))), xback.lstsq_grad(A, X, Y),
+                               rtol=1e-10)
+
+
+def _dependents(graph: Any, key: Any) -> int:
+    from dask.core import get_dependencies
+
+    dsk = dict(graph)
+    return sum(key in get_dependencies(dsk, k) for k in dsk)
+
+
+def test_lstsq_grad_reads_each_block_of_A_once() -> None:
+    A, x, y = _problem(40, 4, None, "float64")
+    dA = da.from_array(A, chunks=(5, 4))
+    g = xback.lstsq_grad(dA, da.from_array(x), da.from_array(y, chunks=5))
+    graph = g.__dask_graph__()
+    for key in dA.__dask_keys__():
+        assert _dependents(graph, key[0]) == 1  # one task per row block: one pass over A
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None,
+    )
+    cl = distributed.Client(cluster)
+    try:
+        yield cl
+    finally:
+        cl.close()
+        cluster.close()
+
+
+def test_lstsq_grad_on_local_cluster(client: Any) -> None:
+    A, X, Y = _problem(64, 6, 2, "float64")
+    dA = da.from_array(A, chunks=(8, 3))
+    g = xback.lstsq_grad(dA, da.from_array(X), da.from_array(Y, chunks=(16, 2)))
+    got = client.compute(g).result()
+    np.testing.assert_allclose(got, xback.lstsq_grad(A, X, Y), rtol=1e-10)
+    fn = xback.lstsq_grad_fn(dA, da.from_array(Y, chunks=(8, 2)))  # persisted on the cluster
+    np.testing.assert_allclose(
+        client.compute(fn(da.from_array(X))).result(), xback.lstsq_grad(A, X, Y), rtol=1e-9
+    )
+
+
+# -- svd, svdvals -----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
+def test_svd_tall_skinny_tsqr_matches_numpy(dtype: str) -> None:
+    A, _, _ = _problem(60, 5, None, dtype)
+    dA = da.from_array(A, chunks=(7, -1))
+    U, S, Vh = xback.svd(dA, full_matrices=False, canonical_signs=True)
+    U0, S0, Vh0 = xback.svd(A, full_matrices=False, canonical_signs=True)
+    tol = _tol(dtype)
+    for got, want in ((U, U0), (S, S0), (Vh, Vh0)):
+        got = _lazy(got)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(_lazy(xback.svdvals(dA)), S0, **tol)
+    # without canonical signs: a valid decomposition
+    U, S, Vh = (_lazy(t) for t in xback.svd(dA, full_matrices=False))
+    np.testing.assert_allclose((U * S) @ Vh, A, **tol)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (3, 5, 2)])
+@pytest.mark.parametrize("full_matrices", [True, False])
+def test_svd_one_chunk_matrices_match_numpy(shape: tuple[int, ...], full_matrices: bool) -> None:
+    x = RNG.standard_normal(shape)
+    chunks = (1,) * (len(shape) - 2) + (-1, -1)  # stacks chunked along the batch axis
+    d = da.from_array(x, chunks=chunks)
+    got = xback.svd(d, full_matrices=full_matrices, canonical_signs=True)
+    want = xback.svd(x, full_matrices=full_matrices, canonical_signs=True)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(_lazy(g), w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_lazy(xback.svdvals(d)), want[1], rtol=1e-12)
+
+
+def test_svd_layouts_it_cannot_do_exactly_raise() -> None:
+    A = RNG.standard_normal((40, 4))
+    with pytest.raises(ValueError, match=r"thin factors.*full_matrices=False"):
+        xback.svd(da.from_array(A, chunks=(10, -1)))  # full_matrices=True by default
+    with pytest.raises(ValueError, match=r"\(40, 4\).*rechunk\(\{1: -1\}\)"):
+        xback.svd(da.from_array(A, chunks=(10, 2)), full_matrices=False)
+    with pytest.raises(ValueError, match=r"\(4, 40\).*x\.T"):
+        xback.svdvals(da.from_array(A.T, chunks=(2, -1)))
+    with pytest.raises(ValueError, match=r"one chunk"):
+        xback.svdvals(da.from_array(RNG.standard_normal((2, 8, 3)), chunks=(1, 4, 3)))
+
+
+def test_svd_nonfinite_raises() -> None:
+    A = RNG.standard_normal((20, 3))
+    A[5, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svdvals(da.from_array(A, chunks=(5, -1)))
