@@ -147,7 +147,9 @@ class ArrayAPIBackend(Backend):
             raise TypeError(f"{self.name} dtype {x.dtype} has no NumPy equivalent") from None
 
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
-        return dtype in self._np_to_xp
+        return dtype in self._np_to_xp or (
+            not dtype.isnative and dtype.newbyteorder("=") in self._np_to_xp
+        )
 
     # -- conversion ------------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
@@ -171,6 +173,13 @@ class ArrayAPIBackend(Backend):
         return a.copy() if copy else a
 
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
+        if not a.dtype.isnative:  # Array API libraries hold native byte order only
+            if copy is False:
+                raise ValueError(
+                    f"copy=False but this array cannot be shared with {self.name}: it has "
+                    f"non-native byte order"
+                )
+            a, copy = a.astype(a.dtype.newbyteorder("=")), None
         try:
             return self.xp.asarray(a, device=self._devices[device], copy=copy)
         except ValueError as exc:
