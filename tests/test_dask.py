@@ -278,32 +278,6 @@ def test_lstsq_grad_reads_each_block_of_A_once() -> None:
         assert _dependents(graph, key[0]) == 1  # one task per row block: one pass over A
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None,
-    )
-    cl = distributed.Client(cluster)
-    try:
-        yield cl
-    finally:
-        cl.close()
-        cluster.close()
-
-
-def test_lstsq_grad_on_local_cluster(client: Any) -> None:
-    A, X, Y = _problem(64, 6, 2, "float64")
-    dA = da.from_array(A, chunks=(8, 3))
-    g = xback.lstsq_grad(dA, da.from_array(X), da.from_array(Y, chunks=(16, 2)))
-    got = client.compute(g).result()
-    np.testing.assert_allclose(got, xback.lstsq_grad(A, X, Y), rtol=1e-10)
-    fn = xback.lstsq_grad_fn(dA, da.from_array(Y, chunks=(8, 2)))  # persisted on the cluster
-    np.testing.assert_allclose(
-        client.compute(fn(da.from_array(X))).result(), xback.lstsq_grad(A, X, Y), rtol=1e-9
-    )
-
-
 # -- svd, svdvals -----------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["float64", "float32", "complex128"])
 def test_svd_tall_skinny_tsqr_matches_numpy(dtype: str) -> None:
@@ -352,3 +326,48 @@ def test_svd_nonfinite_raises() -> None:
     A[5, 1] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         xback.svdvals(da.from_array(A, chunks=(5, -1)))
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None,
+    )
+    cl = distributed.Client(cluster)
+    try:
+        yield cl
+    finally:
+        cl.close()
+        cluster.close()
+
+
+def test_lstsq_grad_on_local_cluster(client: Any) -> None:
+    A, X, Y = _problem(64, 6, 2, "float64")
+    dA = da.from_array(A, chunks=(8, 3))
+    g = xback.lstsq_grad(dA, da.from_array(X), da.from_array(Y, chunks=(16, 2)))
+    got = client.compute(g).result()
+    np.testing.assert_allclose(got, xback.lstsq_grad(A, X, Y), rtol=1e-10)
+    fn = xback.lstsq_grad_fn(dA, da.from_array(Y, chunks=(8, 2)))  # persisted on the cluster
+    np.testing.assert_allclose(
+        client.compute(fn(da.from_array(X))).result(), xback.lstsq_grad(A, X, Y), rtol=1e-9
+    )
+    s = xback.argsort(da.from_array(X.ravel(), chunks=5), descending=True)  # sample sort
+    _same(client.compute(s).result(), xback.argsort(X.ravel(), descending=True))
+
+
+def test_lstsq_grad_and_sort_on_worker_processes() -> None:
+    """Graphs of the dask backend pickle: they run in separate worker processes."""
+    distributed = pytest.importorskip("distributed")
+    A, x, y = _problem(48, 4, None, "float64")
+    a = np.concatenate([A.ravel(), A.ravel()[:50]])
+    with distributed.LocalCluster(
+        processes=True, n_workers=1, threads_per_worker=1, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as cl:
+        g = xback.lstsq_grad(xback.from_numpy(A, backend="dask").rechunk((8, 4)), x, y,
+                             backend="dask")
+        np.testing.assert_allclose(cl.compute(g).result(), xback.lstsq_grad(A, x, y),
+                                   rtol=1e-10)
+        s = xback.sort(da.from_array(a, chunks=40))
+        _same(cl.compute(s).result(), xback.sort(a))
