@@ -16,7 +16,8 @@ method: :meth:`DaskBackend.to_numpy`, :meth:`DaskBackend.all_finite`, :meth:`Das
 * ``svd``/``svdvals``: matrices held in one chunk (small matrices, stacks chunked along the
   batch axes only): per block with NumPy, exactly as the NumPy backend. Tall-and-skinny 2-D
   ``A`` (one chunk across the columns): Dask's TSQR ``dask.array.linalg.svd`` (thin factors
-  only). Other layouts: ``ValueError`` saying how to rechunk.
+  only). Other layouts: ``ValueError`` saying how to rechunk. ``S`` is persisted (computed
+  at the call): the front layer's finiteness check reads it; ``U`` and ``Vh`` stay lazy.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class DaskBackend(Backend):
         m, n = x.shape[-2:]
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
             k = min(m, n)
-            return tuple(
+            U, S, Vh = (
                 da.apply_gufunc(
                     _svd_block,
                     "(i,j)->(i,p),(k),(q,j)",
@@ -216,6 +217,7 @@ class DaskBackend(Backend):
                     },
                 )
             )
+            return U, S.persist(), Vh
         self._check_tall_skinny(x, "svd")
         if full_matrices and m > n:
             raise ValueError(
@@ -227,7 +229,9 @@ class DaskBackend(Backend):
         U, S, Vh = da.linalg.svd(x)
         if canonical_signs and n:
             U, Vh = _canonical_signs(da, U, Vh)
-        return U, S, Vh
+        # S persisted (computed now, or held on the cluster): the front layer's finiteness
+        # check reads it anyway; U and Vh stay lazy
+        return U, S.persist(), Vh
 
     def svdvals(self, x: Any) -> Any:
         da = _dask_array()
@@ -238,9 +242,10 @@ class DaskBackend(Backend):
                 x,
                 output_dtypes=_real_dtype(x.dtype),
                 output_sizes={"k": min(x.shape[-2:])},
-            )
+            ).persist()
         self._check_tall_skinny(x, "svdvals")
-        return da.linalg.svd(x)[1]
+        # persisted: the front layer's finiteness check reads S; computed once, not twice
+        return da.linalg.svd(x)[1].persist()
 
     @staticmethod
     def _check_tall_skinny(x: Any, fname: str) -> None:
