@@ -146,6 +146,13 @@ def test_sample_sort_axis_none_of_chunked_matrix() -> None:
     _same(_lazy(xback.argsort(d, axis=None)), xback.argsort(a, axis=None))
 
 
+def test_sort_empty_chunked_arrays() -> None:
+    a = np.zeros((0, 5))
+    d = da.from_array(a, chunks=(1, 2))
+    _same(_lazy(xback.sort(d, axis=1)), xback.sort(a, axis=1))
+    _same(_lazy(xback.argsort(d, axis=None)), xback.argsort(a, axis=None))
+
+
 @pytest.mark.parametrize("fn", [xback.sort, xback.argsort])
 def test_sort_along_chunked_axis_of_nd_array_raises(fn: Any) -> None:
     d2 = da.from_array(np.ones((4, 6)), chunks=(2, 3))

@@ -162,8 +162,10 @@ class DaskBackend(Backend):
     # -- sorting ---------------------------------------------------------------------------
     def _sort_input(self, x: Any, axis: int | None, fname: str) -> tuple[Any, int]:
         if axis is None:
-            x, axis = x.reshape(-1), 0
+            x, axis = (x if x.size else x.rechunk(-1)).reshape(-1), 0
         nb = x.numblocks[axis]
+        if nb > 1 and not x.size:
+            return x.rechunk({axis: -1}), axis  # no data to gather
         if nb > 1:
             raise ValueError(
                 f"{fname} on the dask backend: axis {axis} of the array (shape "
