@@ -26,9 +26,6 @@ from .conftest import HAS_TORCH, Target, requires_torch, torch
 
 HAS_NUMBA = _fused.available()
 requires_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed")
-# TEMPORARY until the front layer accepts method="fused" (integration after 05:30 UTC)
-_FRONT = "fused" in getattr(__import__("xback._linalg")._linalg, "_METHODS", ())
-requires_front = pytest.mark.skipif(not _FRONT, reason="front layer integration pending")
 
 EPS = {np.float32: float(np.finfo(np.float32).eps), np.float64: float(np.finfo(np.float64).eps)}
 
@@ -361,7 +358,6 @@ def test_backend_fused_equals_explicit(data_target: Target, dtype: Any, k: int |
         np.testing.assert_array_equal(data_target.numpy(a), c)
 
 
-@requires_front
 @requires_numba
 def test_front_layer_method_fused(target: Target) -> None:
     A, x, y = _data(50, 6, None, np.float64)
@@ -438,7 +434,6 @@ def test_auto_uses_kernel_above_threshold(
     np.testing.assert_array_equal(data_target.numpy(g), _fused.lstsq_grad(A, x, y))
 
 
-@requires_front
 def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     """Numba missing: "fused" is a ValueError with the pip command; "auto" falls back."""
     monkeypatch.setattr(_fused, "_available", False)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, ov
 
 import numpy as np
 
+from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback.backends import Backend
@@ -125,7 +126,7 @@ _SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
 }
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
-_METHODS = ("auto", "explicit", "autograd")
+_METHODS = ("auto", "explicit", "autograd", "fused")
 _LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
 #: (dtypes of the inputs) -> (result dtype, compute dtype)
 _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] = {}
@@ -486,12 +487,19 @@ def _check_batch(**shapes: Any) -> None:
 def _check_method(method: Any, b: Backend, fname: str) -> None:
     if method not in _METHODS or not isinstance(method, str):
         raise ValueError(
-            f"{fname}: method must be one of 'auto', 'explicit', 'autograd', got {method!r}"
+            f"{fname}: method must be one of 'auto', 'explicit', 'autograd', 'fused', "
+            f"got {method!r}"
+        )
+    if method == "fused" and not _fused.available():
+        raise ValueError(
+            f"{fname}: method='fused' needs Numba, which is not installed: "
+            f"{_fused.INSTALL_HINT}"
         )
     if method == "autograd" and not b.has_autograd:
         raise ValueError(
             f"{fname}: method='autograd' needs a backend with automatic differentiation "
-            f"(torch); the {b.name!r} backend supports method='auto' and 'explicit'"
+            f"(torch); the {b.name!r} backend supports method='auto', 'explicit' and "
+            f"'fused'"
         )
 
 
@@ -573,11 +581,19 @@ def lstsq_grad(
         A vector only when 1-D (then ``y`` is ``(m,)``); otherwise a stack of matrices
         (NumPy >= 2 ``linalg.solve`` rule). Batch dimensions of ``A``, ``x``, ``y`` broadcast.
     y : array, shape (m,) or (..., m, k)
-    method : {"auto", "explicit", "autograd"}, default "auto"
+    method : {"auto", "explicit", "autograd", "fused"}, default "auto"
         ``"explicit"``: the closed form, every backend. ``"autograd"``: torch autograd on
         private leaves (works under ``torch.no_grad()``; the caller's ``requires_grad`` and
-        ``.grad`` are untouched; the result is not differentiable). ``"auto"``: the fastest
-        exact method for the backend and shape.
+        ``.grad`` are untouched; the result is not differentiable). ``"fused"``: the
+        one-pass Numba kernel of :mod:`xback._fused` (needs ``pip install 'xback[fast]'``;
+        ``ValueError`` without Numba), which reads ``A`` once instead of twice; it applies
+        to a 2-D C-contiguous real float32/float64 ``A`` on the CPU (NumPy arrays and torch
+        CPU tensors when autograd need not see the call); other inputs (complex, batched,
+        other layouts or devices, torch inputs requiring grad) get the explicit formula.
+        Compiled on first use (about 1 s from the on-disk cache, a few seconds the first
+        time). ``"auto"``: the fastest exact method for the backend and shape (the fused
+        kernel above the size thresholds of :data:`xback._fused.AUTO_MIN_N` /
+        ``AUTO_MIN_BYTES`` when Numba is installed).
     backend, device : optional
         Backend/device rule of :func:`xback.use`: per-call > ``use(...)`` > the inputs' own.
 
