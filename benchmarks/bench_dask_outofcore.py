@@ -28,7 +28,7 @@ def main() -> None:
     rows = 50_000  # 51 MB blocks
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, memory_limit=limit, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
     ) as cluster, distributed.Client(cluster) as client:
         workers0 = set(client.scheduler_info()["workers"])
         A = da.random.default_rng(0).standard_normal((m, n), chunks=(rows, n))

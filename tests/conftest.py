@@ -30,6 +30,14 @@ except ImportError:  # pragma: no cover - the test requirements install torch
     HAS_TORCH = False
     HAS_CUDA = False
 
+try:
+    import array_api_strict  # noqa: F401
+
+    HAS_STRICT = True
+except ImportError:  # pragma: no cover - the test requirements install it
+    HAS_STRICT = False
+
+requires_strict = pytest.mark.skipif(not HAS_STRICT, reason="array-api-strict is not installed")
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 
@@ -88,6 +96,7 @@ _ALL = [
     pytest.param(Target("torch", "cpu"), id="torch", marks=requires_torch),
     pytest.param(Target("torch", "meta"), id="torch-meta", marks=requires_torch),
     pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
+    pytest.param(Target("array_api_strict", "cpu"), id="strict", marks=requires_strict),
 ]
 TARGETS = _ALL
 DATA_TARGETS = [p for p in _ALL if p.id != "torch-meta"]

@@ -339,7 +339,7 @@ def test_svd_nonfinite_raises() -> None:
 def client() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None,
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0",
     )
     cl = distributed.Client(cluster)
     try:
@@ -370,7 +370,7 @@ def test_lstsq_grad_and_sort_on_worker_processes() -> None:
     a = np.concatenate([A.ravel(), A.ravel()[:50]])
     with distributed.LocalCluster(
         processes=True, n_workers=1, threads_per_worker=1, host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",
     ) as cluster, distributed.Client(cluster) as cl:
         g = xback.lstsq_grad(xback.from_numpy(A, backend="dask").rechunk((8, 4)), x, y,
                              backend="dask")

@@ -339,6 +339,8 @@ def _to(target: Target, a: Any) -> Any:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [None, 1, 3])
 def test_backend_fused_equals_explicit(data_target: Target, dtype: Any, k: int | None) -> None:
+    if data_target.backend not in ("numpy", "torch"):
+        pytest.skip("the Numba kernel serves NumPy arrays and CPU tensors only")
     from xback._dispatch import load_backend
 
     b = load_backend(data_target.backend)
@@ -427,6 +429,8 @@ def test_auto_routing_table(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_uses_kernel_above_threshold(
     data_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if data_target.backend not in ("numpy", "torch"):
+        pytest.skip("the Numba kernel serves NumPy arrays and CPU tensors only")
     monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
     monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float64): 16})
     A, x, y = _data(500, 16, None, np.float64, seed=4)

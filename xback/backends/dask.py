@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,14 @@ class _Shared:
 
     def __getitem__(self, key: Any) -> Any:
         return self.a[key]
+
+
+def _tsqr_svd(da: Any, x: Any) -> Any:
+    """``dask.array.linalg.svd`` (TSQR) without its spurious ComplexWarning: dask builds its
+    meta arrays with a real cast, which is harmless and not the caller's doing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        return da.linalg.svd(x)
 
 
 class DaskBackend(Backend):
@@ -228,7 +237,7 @@ class DaskBackend(Backend):
                 f"factors only (U of shape ({m}, {n})); pass full_matrices=False, or rechunk "
                 f"x into one chunk (x.rechunk(-1)) if it fits in memory"
             )
-        U, S, Vh = da.linalg.svd(x)
+        U, S, Vh = _tsqr_svd(da, x)
         if canonical_signs and n:
             U, Vh = _canonical_signs(da, U, Vh)
         # S persisted (computed now, or held on the cluster): the front layer's finiteness
@@ -247,7 +256,7 @@ class DaskBackend(Backend):
             ).persist()
         self._check_tall_skinny(x, "svdvals")
         # persisted: the front layer's finiteness check reads S; computed once, not twice
-        return da.linalg.svd(x)[1].persist()
+        return _tsqr_svd(da, x)[1].persist()
 
     @staticmethod
     def _check_tall_skinny(x: Any, fname: str) -> None:
