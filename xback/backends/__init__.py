@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["KNOWN_BACKENDS", "Backend"]
+__all__ = ["KNOWN_BACKENDS", "Backend", "HostBackend"]
 
 #: name -> (module holding ``BACKEND``, top-level package it needs, pip requirement)
 KNOWN_BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -182,3 +182,28 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<xback backend {self.name!r}>"
+
+
+class HostBackend(Backend):
+    """Base of backends whose arrays live in host memory only (device ``"cpu"``) and carry
+    NumPy dtypes (NumPy, Dask)."""
+
+    def normalize_device(self, device: str) -> str:
+        if device == "cpu" or device == "cpu:0":
+            return "cpu"
+        raise ValueError(
+            f"the {self.name} backend runs on the CPU only: device must be 'cpu', got "
+            f"{device!r}; use backend='torch' for other devices"
+        )
+
+    def device_of(self, x: Any) -> str:
+        return "cpu"
+
+    def dtype_of(self, x: Any) -> np.dtype[Any]:
+        return x.dtype  # type: ignore[no-any-return]
+
+    def can_hold(self, dtype: np.dtype[Any]) -> bool:
+        return True
+
+    def to_device(self, x: Any, device: str) -> Any:
+        return x  # device is always "cpu", validated by the front layer

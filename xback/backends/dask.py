@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from xback.backends import Backend, _numpy_sort
+from xback.backends import HostBackend, _numpy_sort
 from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["BACKEND", "DaskBackend"]
@@ -104,7 +104,7 @@ def _tsqr_svd(da: Any, x: Any) -> Any:
         return da.linalg.svd(x)
 
 
-class DaskBackend(Backend):
+class DaskBackend(HostBackend):
     """Backend for :class:`dask.array.Array` (device ``"cpu"``: the chunks are NumPy arrays)."""
 
     name = "dask"
@@ -117,27 +117,7 @@ class DaskBackend(Backend):
         m = sys.modules.get("dask.array")
         return m is not None and issubclass(tp, m.Array)
 
-    def normalize_device(self, device: str) -> str:
-        if device == "cpu" or device == "cpu:0":
-            return "cpu"
-        raise ValueError(
-            f"the dask backend runs on the CPU only (its chunks are NumPy arrays): device "
-            f"must be 'cpu', got {device!r}"
-        )
-
-    def device_of(self, x: Any) -> str:
-        return "cpu"
-
-    def dtype_of(self, x: Any) -> np.dtype[Any]:
-        return x.dtype  # type: ignore[no-any-return]
-
-    def can_hold(self, dtype: np.dtype[Any]) -> bool:
-        return True
-
     # -- conversion ------------------------------------------------------------------------
-    def to_device(self, x: Any, device: str) -> Any:
-        return x  # "cpu" only, validated by the front layer
-
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         """Compute ``x`` (runs its whole task graph) into a NumPy array.
 

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 
 from xback import _fused  # no Numba import: only on first fused call
-from xback.backends import Backend, _numpy_sort
+from xback.backends import HostBackend, _numpy_sort
 
 __all__ = ["BACKEND", "NumpyBackend"]
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(HostBackend):
     """Backend for :class:`numpy.ndarray` and NumPy scalars."""
 
     name = "numpy"
@@ -29,26 +29,6 @@ class NumpyBackend(Backend):
 
     def is_array(self, x: Any) -> bool:
         return type(x) is np.ndarray  # numpy scalars and ndarray subclasses become arrays
-
-    def normalize_device(self, device: str) -> str:
-        if device == "cpu" or device == "cpu:0":
-            return "cpu"
-        raise ValueError(
-            f"the numpy backend runs on the CPU only: device must be 'cpu', got {device!r}; "
-            f"use backend='torch' for other devices"
-        )
-
-    def device_of(self, x: Any) -> str:
-        return "cpu"
-
-    def dtype_of(self, x: Any) -> np.dtype[Any]:
-        return x.dtype  # type: ignore[no-any-return]
-
-    def can_hold(self, dtype: np.dtype[Any]) -> bool:
-        return True
-
-    def to_device(self, x: Any, device: str) -> Any:
-        return x  # device is always "cpu", validated by the front layer
 
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         if copy:
