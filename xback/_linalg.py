@@ -53,58 +53,36 @@ __all__ = ["SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"]
 
 _A = TypeVar("_A")
 
+_SVD_DOC = """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``).
+
+A named tuple, generic in the array type for type checkers
+(``SVDResult[np.ndarray]``, ``SVDResult[torch.Tensor]``). Fields: ``U`` (left singular
+vectors, ``(..., M, M)`` or ``(..., M, K)``), ``S`` (singular values, real, descending,
+``(..., K)``, ``K = min(M, N)``), ``Vh`` (right singular vectors, conjugate-transposed,
+``(..., N, N)`` or ``(..., K, N)``).
+
+Examples
+--------
+>>> import numpy as np, xback
+>>> U, S, Vh = xback.svd(np.diag([3.0, 4.0]))
+>>> S
+array([4., 3.])
+>>> xback.svd(np.eye(2)).S
+array([1., 1.])
+"""
+
 if TYPE_CHECKING or sys.version_info >= (3, 11):
-    # Generic in the array type: SVDResult[np.ndarray], SVDResult[torch.Tensor].
+
     class SVDResult(NamedTuple, Generic[_A]):
-        """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``).
-
-        A named tuple, generic in the array type for type checkers
-        (``SVDResult[np.ndarray]``, ``SVDResult[torch.Tensor]``).
-
-        Examples
-        --------
-        >>> import numpy as np, xback
-        >>> U, S, Vh = xback.svd(np.diag([3.0, 4.0]))
-        >>> S
-        array([4., 3.])
-        >>> xback.svd(np.eye(2)).S
-        array([1., 1.])
-        """
-
-        #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
         U: _A
-        #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
         S: _A
-        #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
         Vh: _A
 
 else:  # Python 3.10 cannot subclass NamedTuple and Generic together
-    class SVDResult(NamedTuple):
-        """Result of :func:`svd`: ``x == U @ diag(S) @ Vh`` (``Vh``, not ``V``).
+    SVDResult = NamedTuple("SVDResult", [("U", Any), ("S", Any), ("Vh", Any)])  # noqa: UP014
+    SVDResult.__class_getitem__ = classmethod(lambda cls, item: cls)  # SVDResult[T] works
 
-        A named tuple, generic in the array type for type checkers
-        (``SVDResult[np.ndarray]``, ``SVDResult[torch.Tensor]``).
-
-        Examples
-        --------
-        >>> import numpy as np, xback
-        >>> U, S, Vh = xback.svd(np.diag([3.0, 4.0]))
-        >>> S
-        array([4., 3.])
-        >>> xback.svd(np.eye(2)).S
-        array([1., 1.])
-        """
-
-        #: left singular vectors, ``(..., M, M)`` or ``(..., M, K)``
-        U: Any
-        #: singular values, real, descending, ``(..., K)``, ``K = min(M, N)``
-        S: Any
-        #: right singular vectors (conjugate-transposed), ``(..., N, N)`` or ``(..., K, N)``
-        Vh: Any
-
-        @classmethod
-        def __class_getitem__(cls, item: Any) -> Any:  # SVDResult[T] at run time
-            return cls
+SVDResult.__doc__ = _SVD_DOC
 
 
 _F16 = np.dtype(np.float16)
