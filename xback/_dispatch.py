@@ -42,9 +42,10 @@ _NEUTRAL_TYPES: tuple[type, ...] = (bool, int, float, complex, list, tuple)
 class _Context(NamedTuple):
     backend: Backend | None
     device: str | None  # raw (unvalidated) when backend is None, else canonical
+    route: bool | None = None  # None: the process default (xback._routing)
 
 
-_EMPTY = _Context(None, None)
+_EMPTY = _Context(None, None, None)
 _STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state", default=_EMPTY)
 
 # Loaded backends by name, and the backend owning each type seen so far (None: neutral).
@@ -237,6 +238,12 @@ class use:
         ``"numpy"`` or ``"torch"``. ``None`` keeps the enclosing choice.
     device : str or torch.device, optional
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"meta"``.
+    route : bool, optional
+        ``False`` runs every operation on its backend's own library (no routing of CPU
+        work to the faster library, see :mod:`xback._routing`); ``True`` allows it even when the
+        ``XBACK_ROUTE=0`` environment variable disabled it. ``None`` keeps the enclosing
+        choice. Results are equal either way (sorting bit for bit, linear algebra to float
+        rounding); only the speed differs.
 
     Raises
     ------
@@ -261,9 +268,14 @@ class use:
     ('numpy', 'cpu')
     """
 
-    __slots__ = ("_backend", "_device", "_tokens")
+    __slots__ = ("_backend", "_device", "_route", "_tokens")
 
-    def __init__(self, backend: str | None = None, *, device: Any = None) -> None:
+    def __init__(
+        self, backend: str | None = None, *, device: Any = None, route: bool | None = None
+    ) -> None:
+        if route is not None and route is not True and route is not False:
+            raise TypeError(f"route must be True, False or None, got {route!r}")
+        self._route = route
         self._backend = None if backend is None else load_backend(backend)
         if device is not None:
             device = (
@@ -275,13 +287,15 @@ class use:
         self._tokens: list[contextvars.Token[_Context]] = []
 
     def _new_state(self) -> _Context:
+        outer = _STATE.get()
+        route = outer.route if self._route is None else self._route
         if self._backend is not None:
-            return _Context(self._backend, self._device)
+            return _Context(self._backend, self._device, route)
         if self._device is None:
-            return _STATE.get()
-        outer = _STATE.get().backend
-        dev = self._device if outer is None else normalize_device(outer, self._device)
-        return _Context(outer, dev)
+            return outer if route is outer.route else _Context(outer.backend, outer.device, route)
+        ob = outer.backend
+        dev = self._device if ob is None else normalize_device(ob, self._device)
+        return _Context(ob, dev, route)
 
     def __enter__(self) -> use:
         self._tokens.append(_STATE.set(self._new_state()))
@@ -291,14 +305,14 @@ class use:
         _STATE.reset(self._tokens.pop())
 
     def __call__(self, fn: F) -> F:
-        backend, dev = self._backend, self._device
+        backend, dev, route = self._backend, self._device, self._route
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # Entered inside the coroutine, so the choice holds while it runs.
-                with use._from_parts(backend, dev):
+                with use._from_parts(backend, dev, route):
                     return await fn(*args, **kwargs)
 
             return cast(F, async_wrapper)
@@ -306,20 +320,21 @@ class use:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # A fresh context manager per call: safe when called from several threads.
-            with use._from_parts(backend, dev):
+            with use._from_parts(backend, dev, route):
                 return fn(*args, **kwargs)
 
         return cast(F, wrapper)
 
     @classmethod
-    def _from_parts(cls, backend: Backend | None, dev: str | None) -> use:
+    def _from_parts(cls, backend: Backend | None, dev: str | None, route: bool | None) -> use:
         self = cls.__new__(cls)
-        self._backend, self._device, self._tokens = backend, dev, []
+        self._backend, self._device, self._route, self._tokens = backend, dev, route, []
         return self
 
     def __repr__(self) -> str:
         name = None if self._backend is None else self._backend.name
-        return f"xback.use({name!r}, device={self._device!r})"
+        extra = "" if self._route is None else f", route={self._route!r}"
+        return f"xback.use({name!r}, device={self._device!r}{extra})"
 
 
 def get_backend() -> str:

@@ -42,6 +42,7 @@ import numpy as np
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback._routing import back, kernel_backend, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -147,6 +148,22 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
     if cdt != dt:
         x = b.astype(x, cdt)
     return b, x
+
+
+def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
+    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` shared
+    with it: routed for single tall (M >= 2N) and square-ish (N <= M < 2N) matrices, as
+    measured; stacks and wide matrices stay on ``b``."""
+    shape = x.shape
+    if len(shape) != 2:
+        return b, x
+    m, n = shape
+    layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
+    kb = kernel_backend("svd", f"{variant}-{layout}", b, x)
+    shared = None if kb is None else there(b, kb, x)
+    if kb is None or shared is None:
+        return b, x
+    return kb, shared[0]
 
 
 def _nonfinite(fname: str) -> ValueError:
@@ -287,12 +304,15 @@ def svd(
     b, xc = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
-    if b.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
+    kb, kx = _svd_kernel(b, xc, "full" if full else "thin")
+    if kb.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
         # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
         # matrix holding one inf; compute_uv=False returns NaN)
         raise _nonfinite("svd")
-    U, S, Vh = _run_checked(b, xc, "svd", lambda: b.svd(xc, full, canon))
+    U, S, Vh = _run_checked(kb, kx, "svd", lambda: kb.svd(kx, full, canon))
+    if kb is not b:
+        U, S, Vh = back(b, kb, U), back(b, kb, S), back(b, kb, Vh)
     _check_finite(b, xc, S, "svd")
     return SVDResult(U, S, Vh)
 
@@ -366,7 +386,10 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     array([4., 3.])
     """
     b, xc = _svd_input(x, backend, device, "svdvals")
-    S = _run_checked(b, xc, "svdvals", lambda: b.svdvals(xc))
+    kb, kx = _svd_kernel(b, xc, "vals")
+    S = _run_checked(kb, kx, "svdvals", lambda: kb.svdvals(kx))
+    if kb is not b:
+        S = back(b, kb, S)
     _check_finite(b, xc, S, "svdvals")
     return S
 
@@ -617,7 +640,15 @@ def lstsq_grad(
         x = b.astype(x, cdt)
     if dy != cdt:
         y = b.astype(y, cdt)
-    g = b.lstsq_grad(A, x, y, method)
+    kb = None
+    if method == "auto" and len(A.shape) == 2 and len(x.shape) == 1:
+        kb = kernel_backend("lstsq_grad", "vec", b, A)
+        shared = None if kb is None else there(b, kb, A, x, y)
+    if kb is None or shared is None:
+        g = b.lstsq_grad(A, x, y, method)
+    else:
+        kA, kx, ky = shared
+        g = back(b, kb, kb.lstsq_grad(kA, kx, ky, method))
     return g if rdt == cdt else b.astype(g, rdt)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from xback._dispatch import prepare1
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback._routing import back, kernel_backend, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -138,6 +139,24 @@ def _validate(
     if not ok:
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
+
+
+def _layout(x: Any, ax: int | None) -> str:
+    """Shape class of a sort for the routing table: one array, or rows of a stack."""
+    ndim: int = x.ndim
+    if ax is None or ndim == 1:
+        return "1d"
+    return "rows" if ax == ndim - 1 else "axis"
+
+
+def _routed(
+    b: Backend, kb: Backend, op: str, x: Any, ax: int | None, descending: bool, stable: bool
+) -> Any:
+    """Sort on ``kb``'s kernel (zero-copy there and back); on ``b`` if sharing fails."""
+    shared = there(b, kb, x)
+    if shared is None:
+        return getattr(b, op)(x, ax, descending, stable)
+    return back(b, kb, getattr(kb, op)(shared[0], ax, descending, stable))
 
 
 @overload
@@ -276,9 +295,15 @@ def sort(
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            return b.sort(x, ndim - 1, descending, stable)
+            kb = kernel_backend("sort", "1d" if ndim == 1 else "rows", b, x)
+            if kb is None:
+                return b.sort(x, ndim - 1, descending, stable)
+            return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
-    return b.sort(x, ax, descending, stable)
+    kb = kernel_backend("sort", _layout(x, ax), b, x)
+    if kb is None:
+        return b.sort(x, ax, descending, stable)
+    return _routed(b, kb, "sort", x, ax, descending, stable)
 
 
 @overload
@@ -412,6 +437,12 @@ def argsort(
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            return b.argsort(x, ndim - 1, descending, stable)
+            kb = kernel_backend("argsort", "1d" if ndim == 1 else "rows", b, x)
+            if kb is None:
+                return b.argsort(x, ndim - 1, descending, stable)
+            return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
-    return b.argsort(x, ax, descending, stable)
+    kb = kernel_backend("argsort", _layout(x, ax), b, x)
+    if kb is None:
+        return b.argsort(x, ax, descending, stable)
+    return _routed(b, kb, "argsort", x, ax, descending, stable)

@@ -1,4 +1,4 @@
-"""The ``xback`` command line: ``xback info`` and ``xback bench``.
+"""The ``xback`` command line: ``xback info``, ``xback bench`` and ``xback tune``.
 
 Importing this module is cheap (typer only): NumPy, torch and the benchmarks are imported
 inside the commands. Bad arguments print one line, ``xback: error: ...``, and exit with
@@ -114,7 +114,48 @@ def info_dict() -> dict[str, Any]:
         devices.append("meta (torch: shapes only)")
     out["devices"] = devices
     out["blas"] = blas_info()
+    out["numba"] = _version("numba")
+    out["routing"] = _routing_info()
     return out
+
+
+def _routing_info() -> dict[str, Any]:
+    from xback import _routing
+
+    d = _routing.describe()
+    d["routes"] = {
+        src: [
+            {"op": op, "layout": lay, "dtype": dt, "from_size": lo, "to_size": hi, "to": tgt}
+            for op, lay, dt, lo, hi, tgt in _routing.plan_summary(src)
+        ]
+        for src in ("numpy", "torch")
+    }
+    return d
+
+
+def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """``xback info`` rows about routing: on/off, the active table, the routes' count."""
+    state = "on" if r["enabled"] else "off"
+    if r["env"] is not None:
+        state += f" (XBACK_ROUTE={r['env']})"
+    if r["source"] == "none":
+        table = "none found: every operation runs on its own backend's library"
+    else:
+        m = r.get("machine") or {}
+        libs = ", ".join(f"{k} {v}" for k, v in (r.get("libraries") or {}).items())
+        origin = "this machine's (xback tune)" if r["source"] == "user" else "shipped default"
+        table = (f"{origin}: {r['path']}; measured {r['created']} on {m.get('cpu')}, "
+                 f"{m.get('cores')} CPUs, {libs}")
+    rows = [("routing", state), ("routing table", table)]
+    if r.get("problem"):
+        rows.append(("routing table problem", r["problem"]))
+    for src, routes in r["routes"].items():
+        if routes:
+            targets = sorted({x["to"] for x in routes})
+            rows.append((f"routes for {src} input",
+                         f"{len(routes)} size ranges run on {', '.join(targets)} "
+                         f"(xback info --routes lists them)"))
+    return rows
 
 
 @app.command()
@@ -122,8 +163,11 @@ def info(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
     ] = False,
+    routes: Annotated[
+        bool, typer.Option("--routes", help="Also list every routed size range.")
+    ] = False,
 ) -> None:
-    """Versions, backends and devices, CPU and thread settings, NumPy's BLAS."""
+    """Versions, backends and devices, CPU and thread settings, NumPy's BLAS, routing."""
     d = info_dict()
     if as_json:
         import json
@@ -134,13 +178,15 @@ def info(
     from rich.markup import escape
     from rich.table import Table
 
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+
     t = Table(title="xback info", show_header=False, title_justify="left")
     t.add_column("item", style="bold")
     t.add_column("value")
     t.add_row("Python", d["python"])
     t.add_row("platform", d["platform"])
     for k in ("xback", "numpy", "torch", "ml_dtypes", "array-api-compat", "threadpoolctl",
-              "matplotlib"):
+              "numba", "matplotlib"):
         label = "NumPy" if k == "numpy" else k
         t.add_row(label, str(d[k] or "not installed"))
     t.add_row("backends", escape(", ".join(f"{k}: {v}" for k, v in d["backends"].items())))
@@ -171,7 +217,96 @@ def info(
     others = [f"{k}={v}" for k, v in env.items() if v and k != "OPENBLAS_CORETYPE"]
     if others:
         t.add_row("thread env", " ".join(others))
-    Console().print(t)
+    for label, value in _routing_rows(d["routing"]):
+        t.add_row(label, escape(str(value)))
+    console.print(t)
+    if routes:
+        console.print(_routes_table(d["routing"]))
+
+
+def _routes_table(r: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="routed size ranges (elements of the main input)", title_justify="left")
+    for col in ("input", "operation", "layout", "dtype", "sizes", "runs on"):
+        t.add_column(col)
+    for src, routes in r["routes"].items():
+        for x in routes:
+            hi = "and up" if x["to_size"] is None else f"to {x['to_size']:,}"
+            t.add_row(src, x["op"], x["layout"], x["dtype"], f"{x['from_size']:,} {hi}",
+                      x["to"])
+    return t
+
+
+# -- tune -----------------------------------------------------------------------------------
+@app.command()
+def tune(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Fewer sizes (seconds): a first look, for tests.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False,
+                     help="Write the table here instead of the user cache directory "
+                     "(where routing reads it)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Measure and print, write nothing.")
+    ] = False,
+) -> None:
+    """Measure which library is faster for each operation on this machine (under a minute)
+    and store the routing table that xback uses from then on."""
+    from xback import _routing
+    from xback.backends import KNOWN_BACKENDS
+
+    for name in ("numpy", "torch"):
+        _m, pkg, requirement = KNOWN_BACKENDS[name]
+        if not _installed(pkg):
+            raise UsageFailure(
+                f"xback tune compares numpy and torch, and {pkg} is not installed "
+                f"(pip install '{requirement}'); without it nothing is routed"
+            )
+    target = _routing.user_table_path() if output is None else output
+    if not dry_run:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageFailure(f"cannot create {target.parent}: {exc.strerror}") from None
+        if not os.access(target.parent, os.W_OK):
+            raise UsageFailure(f"{target.parent} is not writable")
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    from xback.bench.tune import n_samples
+    from xback.bench.tune import tune as measure_table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    err = Console(stderr=True)
+    with RichProgress(
+        TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as p:
+        prog = _RichProgress(p)
+        prog.add(n_samples(quick), "measuring")
+        table = measure_table(quick=quick, progress=prog)
+    counts = {src: len(_routing.plan_summary(src, table)) for src in ("numpy", "torch")}
+    console.print(
+        f"measured {len(table['entries'])} cases in {table['tune_seconds']} s "
+        f"(numpy {table['libraries']['numpy']}, torch {table['libraries']['torch']}); "
+        f"routed size ranges: numpy input {counts['numpy']}, torch input {counts['torch']}"
+    )
+    if dry_run:
+        console.print("--dry-run: nothing written")
+        return
+    path = _routing.save_table(table, target)
+    if output is None:
+        console.print(f"routing table written to {path}; xback uses it from now on "
+                      f"(`xback info` shows it)")
+    else:
+        console.print(f"routing table written to {path} (copy it to "
+                      f"{_routing.user_table_path()} to use it)")
 
 
 # -- bench ----------------------------------------------------------------------------------

@@ -82,6 +82,13 @@ class Backend:
         """Whether arrays of this backend can hold NumPy dtype ``dtype`` exactly."""
         raise NotImplementedError
 
+    def routable(self, x: Any) -> bool:
+        """Whether another CPU library may compute on ``x`` in this backend's place
+        (:mod:`xback._routing`): a plain array in CPU memory that the other library can read
+        without a copy, whose result needs nothing this backend adds (autograd history,
+        laziness, a transform's wrapper). Called only for large inputs. Default: False."""
+        return False
+
     # -- conversion ------------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
         """Move ``x`` to ``device`` (different from its current one)."""

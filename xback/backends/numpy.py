@@ -40,6 +40,9 @@ class NumpyBackend(HostBackend):
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
         return a.copy() if copy else a
 
+    def routable(self, x: Any) -> bool:
+        return type(x) is np.ndarray
+
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         return np.asarray(x).astype(dtype)
 

@@ -57,6 +57,8 @@ _VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
 
 _DEVICE_STR: dict[torch.device, str] = {}
 _torch_from_numpy = torch.from_numpy
+_functorch_active = torch._C._are_functorch_transforms_active  # inside vmap/grad/jacrev...
+_is_compiling = torch.compiler.is_compiling  # dynamo tracing: the tensors are fake
 
 
 def _device_str(d: torch.device) -> str:
@@ -122,6 +124,17 @@ class TorchBackend(Backend):
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
         return dtype in NP_TO_TORCH or (
             not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
+        )
+
+    def routable(self, x: Any) -> bool:
+        # plain CPU tensors only: no autograd history to keep, no torch.func wrapper (whose
+        # data NumPy cannot see), no torch.compile tracing, no subclass semantics
+        return (
+            type(x) is torch.Tensor
+            and x.is_cpu
+            and not x.requires_grad
+            and not _functorch_active()
+            and not _is_compiling()
         )
 
     # -- conversion ----------------------------------------------------------------------

@@ -1,0 +1,388 @@
+"""Routing: run each CPU operation on whichever library's kernel is faster for it.
+
+NumPy and torch can read each other's CPU memory without a copy, and xback's contract makes
+their answers identical (sorting bit for bit, linear algebra to float rounding with the same
+``canonical_signs``). Neither library is faster everywhere: on the machine the defaults come
+from, torch's integer sorts and float32 SVD are several times faster than NumPy's, NumPy's
+float sorts and small matrix products several times faster than torch's. So the front layer
+asks :func:`kernel_backend` which backend should *compute* an operation; when it names
+another library, the inputs go there zero-copy and the results come back zero-copy, as the
+caller's kind, dtype and device.
+
+The decision comes from a cost table: measured seconds per library for each (operation,
+layout, dtype, size). ``xback tune`` measures this machine and stores the table in the user's
+cache directory (:func:`user_table_path`); without one, the table shipped with xback
+(measured on a 2-core x86-64 machine) is used. ``xback info`` shows which one is active.
+
+Routing never changes what a call means. It is skipped (the backend computes itself) when:
+
+* routing is off: ``xback.use(..., route=False)``, or ``XBACK_ROUTE=0`` in the environment;
+* the input is not a plain CPU array another library may read: torch tensors that require
+  grad, tensors inside ``torch.func`` transforms or ``torch.compile`` tracing, tensor
+  subclasses, tensors on other devices (``Backend.routable``);
+* the target library is not imported: NumPy input goes to torch only when the caller has
+  imported torch (``import xback`` and NumPy-only use never import it);
+* the (operation, layout, dtype) was not measured (e.g. sorting along a non-last axis,
+  batched matrices, complex dtypes), or the measured gain at that size does not exceed the
+  margin (:data:`MARGIN`) plus the cost of the conversions — tiny inputs always stay put;
+* the target library would use more threads than the caller's own library may: NumPy's
+  BLAS limit (``threadpoolctl``) against ``torch.get_num_threads()``. The two libraries
+  never compute at once: a routed call runs one library's pool, then returns.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import operator
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xback._dispatch import _LOADED, _STATE, load_backend
+from xback.backends import KNOWN_BACKENDS, Backend
+
+__all__ = [
+    "ENV_VAR",
+    "MARGIN",
+    "TABLE_FORMAT",
+    "active_table",
+    "default_table_path",
+    "enabled",
+    "kernel_backend",
+    "load_table",
+    "plan_summary",
+    "reload",
+    "save_table",
+    "user_table_path",
+]
+
+#: environment variable that turns routing off (``0``, ``false``, ``off``, ``no``) or on
+ENV_VAR = "XBACK_ROUTE"
+#: route only when the other library is more than this factor faster, conversions included
+MARGIN = 1.05
+#: version of the table's JSON layout
+TABLE_FORMAT = "xback-routing/1"
+
+_OFF = frozenset({"0", "false", "off", "no"})
+_ON = frozenset({"1", "true", "on", "yes", ""})
+
+
+def _env_default() -> bool:
+    raw = os.environ.get(ENV_VAR, "").strip().lower()
+    if raw in _OFF:
+        return False
+    if raw not in _ON:
+        import warnings
+
+        warnings.warn(
+            f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not understood (use 0/1, off/on, "
+            f"false/true); routing stays on",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return True
+
+
+#: the process default, read once at import from ``XBACK_ROUTE``
+_ENABLED: bool = _env_default()
+
+
+def enabled() -> bool:
+    """Whether routing is on for calls made here (the innermost ``use(route=...)``, else
+    the ``XBACK_ROUTE`` environment variable, else on)."""
+    r = _STATE.get().route
+    return _ENABLED if r is None else r
+
+
+# -- the table ------------------------------------------------------------------------------
+def default_table_path() -> Path:
+    """The table shipped with xback (measured where the release was prepared)."""
+    return Path(__file__).with_name("routing_table.json")
+
+
+def user_table_path() -> Path:
+    """Where ``xback tune`` stores this machine's table: ``$XBACK_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/xback`` (``%LOCALAPPDATA%\\xback`` on Windows), else
+    ``~/.cache/xback``; the file is ``routing-table.json``."""
+    base = os.environ.get("XBACK_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or (
+            os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
+        )
+        base = os.path.join(xdg, "xback") if xdg else os.path.join(
+            os.path.expanduser("~"), ".cache", "xback"
+        )
+    return Path(base) / "routing-table.json"
+
+
+def load_table(path: Path) -> dict[str, Any]:
+    """Read and check a table file; ``ValueError`` when it is not a routing table."""
+    with open(path, encoding="utf-8") as f:
+        table = json.load(f)
+    if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
+        raise ValueError(f"{path} is not an xback routing table (format {TABLE_FORMAT!r})")
+    entries = table.get("entries")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and {"op", "layout", "dtype", "size", "seconds"} <= e.keys()
+        for e in entries
+    ):
+        raise ValueError(f"{path}: 'entries' must be a list of measured cases")
+    return table
+
+
+def save_table(table: dict[str, Any], path: Path | None = None) -> Path:
+    """Write ``table`` (atomically) to ``path`` (default :func:`user_table_path`) and make
+    it the active table of this process."""
+    path = user_table_path() if path is None else path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(table, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    reload()
+    return path
+
+
+_lock = threading.Lock()
+#: the active table and where it came from ("user" / "default" / "none"), once loaded
+_active: dict[str, Any] | None = None
+#: per source backend: {(op, layout, native dtype): [target backend name or None per bucket]}
+_BY_SOURCE: dict[Backend, dict[tuple[str, str, Any], list[str | None]] | None] = {}
+_SIZE_OF: dict[Backend, Callable[[Any], int]] = {}
+
+
+def _load_active() -> dict[str, Any]:
+    global _active
+    with _lock:
+        if _active is not None:
+            return _active
+        source, table, problem = "none", None, None
+        for origin, path in (("user", user_table_path()), ("default", default_table_path())):
+            try:
+                table = load_table(path)
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:  # a broken file: say so, use the next one
+                problem = f"{path}: {exc}"
+                continue
+            source = origin
+            table = dict(table, path=str(path))
+            break
+        _active = {"source": source, "table": table, "problem": problem}
+        return _active
+
+
+def active_table() -> dict[str, Any]:
+    """The table routing uses: ``{"source": "user" | "default" | "none", "table": ...,
+    "problem": str | None}`` (``problem`` names a table file that could not be read)."""
+    return _load_active()
+
+
+def reload() -> None:
+    """Forget the loaded table and the plans built from it (after ``xback tune``)."""
+    global _active
+    with _lock:
+        _active = None
+        _BY_SOURCE.clear()
+
+
+def _bucket(n: int) -> int:
+    return n.bit_length()
+
+
+def _decide(
+    times: dict[str, float], source: str, extra_s: float
+) -> str | None:
+    """The library to run on instead of ``source``, or None to stay."""
+    own = times.get(source)
+    if own is None:
+        return None
+    best, best_t = None, own
+    for lib, t in times.items():
+        if lib != source and (t + extra_s) * MARGIN < best_t:
+            best, best_t = lib, (t + extra_s) * MARGIN
+    return best
+
+
+def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], list[str | None]]:
+    """``{(op, layout, dtype name): [target per size bucket]}`` for inputs of ``source``."""
+    convert_s = float(table.get("convert_seconds", 2e-6))
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for e in table["entries"]:
+        groups.setdefault((e["op"], e["layout"], e["dtype"]), []).append(e)
+    plans: dict[tuple[str, str, str], list[str | None]] = {}
+    for key, entries in groups.items():
+        measured = sorted((_bucket(int(e["size"])), e) for e in entries)
+        targets: list[str | None] = [None] * 65
+        for b in range(measured[0][0], 65):
+            # the nearest measured size class (the smaller one on a tie); above the largest
+            # measured size, the largest
+            _, e = min(measured, key=lambda m: (abs(m[0] - b), m[0]))
+            conversions = int(e.get("arrays", 2))
+            targets[b] = _decide(e["seconds"], source, conversions * convert_s)
+        if any(targets):
+            plans[key] = targets
+    return plans
+
+
+def _build(b: Backend) -> dict[tuple[str, str, Any], list[str | None]] | None:
+    table = _load_active()["table"]
+    plans = None
+    if table is not None and b.name in table.get("libraries", {}):
+        by_name = _plans(table, b.name)
+        plans = {}
+        for (op, layout, dtype_name), targets in by_name.items():
+            try:  # the backend's own dtype object, e.g. torch.float32
+                sample = b.from_numpy(np.empty(0, dtype=dtype_name), "cpu", None)
+            except (TypeError, ValueError):
+                continue
+            plans[op, layout, sample.dtype] = targets
+            if b not in _SIZE_OF:
+                numel = getattr(type(sample), "numel", None)
+                _SIZE_OF[b] = numel if numel is not None else operator.attrgetter("size")
+    with _lock:
+        _BY_SOURCE[b] = plans or None
+    return plans or None
+
+
+_UNSEEN: Any = object()
+
+
+def kernel_backend(op: str, layout: str, b: Backend, x: Any) -> Backend | None:
+    """The backend that should compute ``op`` for input ``x`` of backend ``b``, or ``None``
+    when ``b`` computes it itself (see the module docstring for every reason to stay).
+
+    ``layout`` names the shape class of the call as measured by ``xback tune``: ``"1d"`` /
+    ``"rows"`` for sorts (one array / along the last axis of a stack), ``"thin-tall"``,
+    ``"full-square"``, ``"vals-tall"``... for SVDs, ``"vec"`` for ``lstsq_grad``.
+    """
+    plans = _BY_SOURCE.get(b, _UNSEEN)
+    if plans is _UNSEEN:
+        plans = _build(b)
+    if plans is None:
+        return None
+    targets = plans.get((op, layout, x.dtype))
+    if targets is None:
+        return None
+    name = targets[_SIZE_OF[b](x).bit_length()]
+    if name is None:
+        return None
+    # a large input with a faster library measured: now the (rarer, dearer) checks
+    r = _STATE.get().route
+    if not (_ENABLED if r is None else r):
+        return None
+    kb = _LOADED.get(name)
+    if kb is None:
+        package = KNOWN_BACKENDS[name][1]
+        if package not in sys.modules:  # never import a library the caller has not
+            return None
+        kb = load_backend(name)
+    if not b.routable(x) or not _threads_fit(b, kb):
+        return None
+    return kb
+
+
+# -- threads --------------------------------------------------------------------------------
+_blas_controller: Any = None
+
+
+def blas_threads() -> int | None:
+    """The thread limit of NumPy's BLAS right now (``threadpoolctl``), or None if unknown."""
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            ctl = ThreadpoolController().select(user_api="blas")
+            _blas_controller = ctl.lib_controllers[0] if ctl.lib_controllers else False
+        except Exception:  # threadpoolctl missing or unable to inspect: unknown
+            _blas_controller = False
+    if _blas_controller is False:
+        return None
+    n: int = _blas_controller.get_num_threads()
+    return n
+
+
+def _threads_fit(b: Backend, kb: Backend) -> bool:
+    """Whether running on ``kb`` stays within the threads the caller allowed ``b``."""
+    names = {b.name, kb.name}
+    if names != {"numpy", "torch"}:
+        return True
+    torch = sys.modules["torch"]
+    blas = blas_threads()
+    if blas is None:
+        return True
+    t: int = torch.get_num_threads()
+    # NumPy -> torch: torch's pool no wider than the BLAS limit the caller set; torch ->
+    # NumPy: BLAS no wider than torch's setting (NumPy's sorts are single-threaded anyway).
+    return t <= blas if b.name == "numpy" else blas <= t
+
+
+# -- zero-copy there and back ----------------------------------------------------------------
+def there(b: Backend, kb: Backend, *xs: Any) -> tuple[Any, ...] | None:
+    """``xs`` (of backend ``b``) as arrays of ``kb`` sharing their memory, or None when one
+    of them would need a copy (then the caller stays on ``b``)."""
+    try:
+        return tuple(kb.from_numpy(b.to_numpy(x, False), "cpu", False) for x in xs)
+    except (ValueError, TypeError):
+        return None
+
+
+def back(b: Backend, kb: Backend, out: Any) -> Any:
+    """A fresh result of ``kb`` as an array of ``b`` (zero-copy)."""
+    return b.from_numpy(kb.to_numpy(out, None), "cpu", None)
+
+
+# -- reporting --------------------------------------------------------------------------------
+def plan_summary(
+    source: str, table: dict[str, Any] | None = None
+) -> list[tuple[str, str, str, int, int | None, str]]:
+    """The routes for inputs of ``source``: ``(op, layout, dtype, from_size, to_size,
+    target)`` for every size range (elements; ``to_size`` exclusive, None: unbounded) that
+    runs on another library, per ``table`` (default: the active one)."""
+    if table is None:
+        table = _load_active()["table"]
+    if table is None or source not in table.get("libraries", {}):
+        return []
+    rows: list[tuple[str, str, str, int, int | None, str]] = []
+    for (op, layout, dtype), targets in sorted(_plans(table, source).items()):
+        start: int | None = None
+        for bucket in range(len(targets) + 1):
+            t = targets[bucket] if bucket < len(targets) else None
+            if start is not None and t != targets[start]:
+                hi = None if bucket == len(targets) else 1 << (bucket - 1)
+                rows.append((op, layout, dtype, 1 << max(start - 1, 0), hi,
+                             str(targets[start])))
+                start = None
+            if start is None and t is not None:
+                start = bucket
+    return rows
+
+
+def describe() -> dict[str, Any]:
+    """What ``xback info`` prints about routing."""
+    act = _load_active()
+    table = act["table"] or {}
+    return {
+        "enabled": enabled(),
+        "env": os.environ.get(ENV_VAR),
+        "source": act["source"],
+        "path": table.get("path"),
+        "created": table.get("created"),
+        "machine": table.get("machine"),
+        "libraries": table.get("libraries"),
+        "threads": table.get("threads"),
+        "problem": act["problem"],
+        "entries": len(table.get("entries", [])),
+    }
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()

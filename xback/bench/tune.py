@@ -1,0 +1,218 @@
+"""``xback tune``: measure this machine's cost table for routing (:mod:`xback._routing`).
+
+For every routed case (operation, layout, dtype, size) the backends' own implementations —
+exactly what a routed call runs, ``Backend.sort(x, axis, descending, stable)`` and so on —
+are timed on the same data, shared zero-copy, interleaved round-robin (medians). The
+conversion round trip is timed too: routing only pays off when the gain exceeds it.
+
+The full table takes about half a minute on a 2-core machine (``--quick``: a few seconds,
+fewer sizes); sizes beyond the largest measured one take the largest one's decision.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xback._dispatch import load_backend
+from xback._routing import TABLE_FORMAT, blas_threads, now_iso
+from xback.backends import Backend
+from xback.bench._harness import Candidate, Progress, _cpu_name, measure
+
+__all__ = ["Case", "cases", "tune"]
+
+SORT_DTYPES = ("float32", "float64", "int32", "int64")
+LINALG_DTYPES = ("float32", "float64")
+SORT_SIZES = tuple(1 << k for k in (10, 12, 14, 16, 18, 20))
+SORT_SIZES_QUICK = tuple(1 << k for k in (12, 16, 20))
+SVD_TALL = (8, 16, 32, 64, 128)  # A of shape (10d, d)
+SVD_SQUARE = (16, 32, 64, 128, 256)
+SVD_QUICK = (16, 64)
+LSTSQ_D = (16, 32, 64, 128, 256, 512, 1024)  # A of shape (10d, d)
+LSTSQ_QUICK = (32, 256)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured case: ``run(backend, arrays)`` computes it on ``backend``."""
+
+    op: str
+    layout: str
+    dtype: str
+    shape: tuple[int, ...]
+    arrays: int  # conversions a routed call makes (inputs + outputs)
+
+    @property
+    def size(self) -> int:
+        """The size the table is keyed by (elements of the main input)."""
+        return int(np.prod(self.shape))
+
+
+def cases(quick: bool = False) -> Iterator[Case]:
+    """Every case ``xback tune`` measures, small to large within each group."""
+    for op in ("sort", "argsort"):
+        for dt in SORT_DTYPES:
+            for n in SORT_SIZES_QUICK if quick else SORT_SIZES:
+                yield Case(op, "1d", dt, (n,), 2)
+                r = 1 << (n.bit_length() // 2)  # a square-ish stack of rows
+                yield Case(op, "rows", dt, (r, n // r), 2)
+    for dt in LINALG_DTYPES:
+        for variant, arrays in (("thin", 4), ("full", 4), ("vals", 2)):
+            for d in SVD_QUICK if quick else SVD_TALL:
+                yield Case("svd", f"{variant}-tall", dt, (10 * d, d), arrays)
+            for d in SVD_QUICK if quick else SVD_SQUARE:
+                yield Case("svd", f"{variant}-square", dt, (d, d), arrays)
+        for d in LSTSQ_QUICK if quick else LSTSQ_D:
+            yield Case("lstsq_grad", "vec", dt, (10 * d, d), 4)
+
+
+def _data(case: Case, rng: np.random.Generator) -> list[np.ndarray[Any, Any]]:
+    if case.op in ("sort", "argsort"):
+        if case.dtype.startswith("int"):
+            hi = np.iinfo(case.dtype).max // 2
+            return [rng.integers(-hi, hi, size=case.shape, dtype=case.dtype)]
+        return [rng.standard_normal(case.shape).astype(case.dtype)]
+    A = rng.standard_normal(case.shape).astype(case.dtype)
+    if case.op == "svd":
+        return [A]
+    m, n = case.shape
+    return [A, rng.standard_normal(n).astype(case.dtype), rng.standard_normal(m).astype(case.dtype)]
+
+
+def _call(case: Case, b: Backend, xs: list[Any]) -> Callable[[], Any]:
+    if case.op in ("sort", "argsort"):
+        f = getattr(b, case.op)
+        x = xs[0]
+        ax = x.ndim - 1
+        return lambda: f(x, ax, False, True)
+    if case.op == "svd":
+        variant = case.layout.split("-")[0]
+        x = xs[0]
+        if variant == "vals":
+            return lambda: b.svdvals(x)
+        full = variant == "full"
+        return lambda: b.svd(x, full, False)
+    A, v, y = xs
+    return lambda: b.lstsq_grad(A, v, y, "auto")
+
+
+def _convert_seconds(backends: list[Backend]) -> float:
+    """Slowest zero-copy round trip between two of ``backends`` for a small array."""
+    a = np.zeros(16)
+    worst = 0.0
+    for b in backends:
+        x = b.from_numpy(a, "cpu", None)
+        for kb in backends:
+            if kb is b:
+                continue
+
+            def trip(b: Backend = b, kb: Backend = kb, x: Any = x) -> Any:
+                y = kb.from_numpy(b.to_numpy(x, False), "cpu", False)
+                return b.from_numpy(kb.to_numpy(y, None), "cpu", None)
+
+            [row] = measure([Candidate("trip", trip)], repeat=5, sample_time=0.002)
+            worst = max(worst, row["median_s"] / 2)  # one conversion = half a round trip
+    return worst
+
+
+def _versions(names: list[str]) -> dict[str, str]:
+    import importlib
+
+    out = {}
+    for n in names:
+        out[n] = str(getattr(importlib.import_module(n), "__version__", "?"))
+    return out
+
+
+def tune(
+    libraries: tuple[str, ...] = ("numpy", "torch"),
+    *,
+    quick: bool = False,
+    repeat: int = 5,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure the routing cost table of this machine and return it (not saved).
+
+    Parameters
+    ----------
+    libraries : tuple of str
+        Backends to compare (each must be installed; torch is imported).
+    quick : bool
+        Fewer sizes (a few seconds): for tests and a first look.
+    repeat : int
+        Interleaved samples per case (medians).
+    progress : optional
+        Receives ``advance(1)`` per sample.
+
+    Returns
+    -------
+    dict
+        The table (``format``, ``created``, ``machine``, ``libraries``, ``threads``,
+        ``convert_seconds``, ``entries``), ready for :func:`xback._routing.save_table`.
+
+    Examples
+    --------
+    >>> from xback.bench.tune import cases
+    >>> sum(1 for _ in cases(quick=True)) > 0
+    True
+    """
+    backends = [load_backend(n) for n in libraries]
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(20261122)
+    entries = []
+    for case in cases(quick):
+        data = _data(case, rng)
+        cands = []
+        for b in backends:
+            xs = [b.from_numpy(a, "cpu", False) for a in data]  # shares the same memory
+            cands.append(Candidate(b.name, _call(case, b, xs)))
+        rows = measure(cands, repeat=repeat, sample_time=0.003, progress=progress)
+        entries.append(
+            {
+                "op": case.op,
+                "layout": case.layout,
+                "dtype": case.dtype,
+                "shape": list(case.shape),
+                "size": case.size,
+                "arrays": case.arrays,
+                # lower quartile of the samples: robust to the other processes of a busy
+                # machine (they only ever add time) without trusting one lucky sample
+                "seconds": {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows},
+            }
+        )
+    threads: dict[str, Any] = {"blas": blas_threads()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        threads["torch"] = torch.get_num_threads()
+    return {
+        "format": TABLE_FORMAT,
+        "created": now_iso(),
+        "tune_seconds": round(time.perf_counter() - t0, 1),
+        "quick": quick,
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "libraries": _versions(list(libraries)),
+        "threads": threads,
+        "convert_seconds": _convert_seconds(backends),
+        "entries": entries,
+    }
+
+
+def _lower_quartile(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 4]
+
+
+def n_samples(quick: bool = False, repeat: int = 5, libraries: int = 2) -> int:
+    """Number of samples :func:`tune` takes (for a progress bar)."""
+    return sum(1 for _ in cases(quick)) * repeat * libraries
