@@ -219,7 +219,7 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
         groups.setdefault((e["op"], e["layout"], e["dtype"]), []).append(e)
     plans: dict[tuple[str, str, str], list[str | None]] = {}
     for key, entries in groups.items():
-        measured = sorted((_bucket(int(e["size"])), e) for e in entries)
+        measured = sorted(((_bucket(int(e["size"])), e) for e in entries), key=lambda m: m[0])
         targets: list[str | None] = [None] * 65
         for b in range(measured[0][0], 65):
             # the nearest measured size class (the smaller one on a tie); above the largest

@@ -31,12 +31,12 @@ __all__ = ["Case", "cases", "tune"]
 SORT_DTYPES = ("float32", "float64", "int32", "int64")
 LINALG_DTYPES = ("float32", "float64")
 SORT_SIZES = tuple(1 << k for k in (10, 12, 14, 16, 18, 20))
-SORT_SIZES_QUICK = tuple(1 << k for k in (12, 16, 20))
+SORT_SIZES_QUICK = tuple(1 << k for k in (10, 14))
 SVD_TALL = (8, 16, 32, 64, 128)  # A of shape (10d, d)
 SVD_SQUARE = (16, 32, 64, 128, 256)
-SVD_QUICK = (16, 64)
+SVD_QUICK = (8, 16)
 LSTSQ_D = (16, 32, 64, 128, 256, 512, 1024)  # A of shape (10d, d)
-LSTSQ_QUICK = (32, 256)
+LSTSQ_QUICK = (16, 64)
 
 
 @dataclass(frozen=True)
