@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_TORCH = False
 
-BENCHMARKS = ("lstsq-grad", "convert", "sort", "svd", "overhead")
+BENCHMARKS = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route")
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -148,6 +148,15 @@ def test_bench_quick_candidates(quick_run: tuple[dict[str, Any], Path, str]) -> 
         assert ("torch", "from_numpy", "xback") in overhead
         assert any(s["name"].startswith("d=") and "NumPy explicit / raw torch" in s["name"]
                    for s in b["lstsq-grad"]["summary"])
+    if HAS_TORCH:  # routed and unrouted side by side, against both raw libraries
+        route = b["route"]["results"]
+        assert {r["op"] for r in route} == {"sort", "argsort", "svd", "svdvals", "lstsq_grad"}
+        assert {(r["input"], r["impl"]) for r in route} == {
+            (i, m) for i in ("numpy", "torch") for m in ("raw", "routed", "unrouted")
+        }
+        assert all(r["vs_best"] > 0 for r in route if r["impl"] != "raw")
+        assert any("xback / best raw" in s["name"] or "over own raw" in s["name"]
+                   for s in b["route"]["summary"])
     # the table is printed with medians
     assert "median" in stdout and "lstsq-grad" in stdout
 

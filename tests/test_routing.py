@@ -166,7 +166,7 @@ def test_routed_sort_property(
     old = _routing._active
     try:
         _routing._active = {"source": "user", "table": tab, "problem": None}
-        _routing._BY_SOURCE.clear()
+        _routing._PLANS.clear()
         x = kind(backend, a)
         f = getattr(xback, op)
         routed = f(x, descending=descending)
@@ -178,7 +178,7 @@ def test_routed_sort_property(
             np.testing.assert_array_equal(as_np(routed), ref)
     finally:
         _routing._active = old
-        _routing._BY_SOURCE.clear()
+        _routing._PLANS.clear()
 
 
 # -- linear algebra: within rounding, same signs -------------------------------------------------
@@ -418,7 +418,7 @@ def test_env_var_turns_routing_off(tmp_path: Path) -> None:
         "from xback import _routing\n"
         "from xback._dispatch import load_backend\n"
         "print(_routing.enabled(), "
-        "_routing.kernel_backend('sort', '1d', load_backend('numpy'), np.arange(10)))\n"
+        "_routing.kernel_backend('sort/1d', load_backend('numpy'), np.arange(10)))\n"
     )
     off = _run(code, XBACK_CACHE_DIR=str(tmp_path), XBACK_ROUTE="0")
     assert off.returncode == 0, off.stderr

@@ -355,7 +355,7 @@ def asarray(
         and backend is None
         and device is None
         and copy is None
-        and _STATE.get() is _EMPTY
+        and ((c := _STATE.get()) is _EMPTY or (c.backend is None and c.device is None))
         and k.is_array(obj)
     ):
         return obj  # fast path: already an array of its own backend, nothing asked

@@ -463,8 +463,10 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
         k = _TYPE_CACHE[type(x)]
     except KeyError:
         k = _classify(type(x))
-    if backend is None and dev is None and k is not None and _STATE.get() is _EMPTY:
-        return k, x
+    if backend is None and dev is None and k is not None:
+        c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
+        if c is _EMPTY or (c.backend is None and c.device is None):
+            return k, x
     b, _, (out,) = prepare(backend, dev, x)
     return b, out
 

@@ -115,7 +115,10 @@ _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] 
 def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple[Backend, Any]:
     """:func:`xback._dispatch.prepare` for three inputs, with a fast path (no explicit or
     context choice, three arrays of one kind on one device: returned as they are)."""
-    if backend is None and device is None and _STATE.get() is _EMPTY:
+    c = _STATE.get()
+    if backend is None and device is None and (
+        c is _EMPTY or (c.backend is None and c.device is None)
+    ):
         k = _TYPE_CACHE.get(type(A))
         if (
             k is not None
@@ -159,7 +162,7 @@ def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
         return b, x
     m, n = shape
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
-    kb = kernel_backend("svd", f"{variant}-{layout}", b, x)
+    kb = kernel_backend(f"svd/{variant}-{layout}", b, x)
     shared = None if kb is None else there(b, kb, x)
     if kb is None or shared is None:
         return b, x
@@ -642,7 +645,7 @@ def lstsq_grad(
         y = b.astype(y, cdt)
     kb = None
     if method == "auto" and len(A.shape) == 2 and len(x.shape) == 1:
-        kb = kernel_backend("lstsq_grad", "vec", b, A)
+        kb = kernel_backend("lstsq_grad/vec", b, A)
         shared = None if kb is None else there(b, kb, A, x, y)
     if kb is None or shared is None:
         g = b.lstsq_grad(A, x, y, method)

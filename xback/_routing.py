@@ -153,9 +153,11 @@ def save_table(table: dict[str, Any], path: Path | None = None) -> Path:
 _lock = threading.Lock()
 #: the active table and where it came from ("user" / "default" / "none"), once loaded
 _active: dict[str, Any] | None = None
-#: per source backend: {(op, layout, native dtype): [target backend name or None per bucket]}
-_BY_SOURCE: dict[Backend, dict[tuple[str, str, Any], list[str | None]] | None] = {}
-_SIZE_OF: dict[Backend, Callable[[Any], int]] = {}
+_Plan = tuple[Callable[[Any], int], list[str | None]]
+#: source backend -> "op/layout" -> the backend's own dtype object -> (size of an array,
+#: [target backend name or None per size bucket]). Backends with nothing routed map to an
+#: empty dict, so that their dtype objects are never hashed (array-api-strict's are slow).
+_PLANS: dict[Backend, dict[str, dict[Any, _Plan]]] = {}
 
 
 def _load_active() -> dict[str, Any]:
@@ -190,7 +192,7 @@ def reload() -> None:
     global _active
     with _lock:
         _active = None
-        _BY_SOURCE.clear()
+        _PLANS.clear()
 
 
 def _bucket(n: int) -> int:
@@ -232,46 +234,45 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
     return plans
 
 
-def _build(b: Backend) -> dict[tuple[str, str, Any], list[str | None]] | None:
+def _build(b: Backend) -> dict[str, dict[Any, _Plan]]:
+    """The plans for inputs of backend ``b`` from the active table (cached in _PLANS)."""
     table = _load_active()["table"]
-    plans = None
+    plans: dict[str, dict[Any, _Plan]] = {}
     if table is not None and b.name in table.get("libraries", {}):
-        by_name = _plans(table, b.name)
-        plans = {}
-        for (op, layout, dtype_name), targets in by_name.items():
+        for (op, layout, dtype_name), targets in _plans(table, b.name).items():
             try:  # the backend's own dtype object, e.g. torch.float32
                 sample = b.from_numpy(np.empty(0, dtype=dtype_name), "cpu", None)
             except (TypeError, ValueError):
                 continue
-            plans[op, layout, sample.dtype] = targets
-            if b not in _SIZE_OF:
-                numel = getattr(type(sample), "numel", None)
-                _SIZE_OF[b] = numel if numel is not None else operator.attrgetter("size")
+            numel = getattr(type(sample), "numel", None)  # torch: a method, not .size
+            size_of = numel if numel is not None else operator.attrgetter("size")
+            plans.setdefault(f"{op}/{layout}", {})[sample.dtype] = (size_of, targets)
     with _lock:
-        _BY_SOURCE[b] = plans or None
-    return plans or None
+        _PLANS[b] = plans
+    return plans
 
 
-_UNSEEN: Any = object()
+def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:
+    """The backend that should compute a call with input ``x`` of backend ``b``, or
+    ``None`` when ``b`` computes it itself (see the module docstring for every reason).
 
-
-def kernel_backend(op: str, layout: str, b: Backend, x: Any) -> Backend | None:
-    """The backend that should compute ``op`` for input ``x`` of backend ``b``, or ``None``
-    when ``b`` computes it itself (see the module docstring for every reason to stay).
-
-    ``layout`` names the shape class of the call as measured by ``xback tune``: ``"1d"`` /
-    ``"rows"`` for sorts (one array / along the last axis of a stack), ``"thin-tall"``,
-    ``"full-square"``, ``"vals-tall"``... for SVDs, ``"vec"`` for ``lstsq_grad``.
+    ``case`` is ``"op/layout"``: the operation and the shape class of the call as measured
+    by ``xback tune`` — ``"sort/1d"``, ``"argsort/rows"`` (one array / along the last axis
+    of a stack), ``"svd/thin-tall"``, ``"svd/vals-square"``..., ``"lstsq_grad/vec"``.
+    ``dtype`` is ``x.dtype`` when the caller has already read it (saves a lookup).
     """
-    plans = _BY_SOURCE.get(b, _UNSEEN)
-    if plans is _UNSEEN:
-        plans = _build(b)
-    if plans is None:
+    try:
+        by_case = _PLANS[b]
+    except KeyError:
+        by_case = _build(b)
+    by_dtype = by_case.get(case)
+    if by_dtype is None:
+        return None  # not measured (or nothing routed) for this operation and layout
+    plan = by_dtype.get(x.dtype if dtype is None else dtype)
+    if plan is None:
         return None
-    targets = plans.get((op, layout, x.dtype))
-    if targets is None:
-        return None
-    name = targets[_SIZE_OF[b](x).bit_length()]
+    size_of, targets = plan
+    name = targets[size_of(x).bit_length()]
     if name is None:
         return None
     # a large input with a faster library measured: now the (rarer, dearer) checks

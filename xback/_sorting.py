@@ -291,16 +291,16 @@ def sort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(x.dtype)
+        and _DTYPE_OK.get(dt := x.dtype)
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            kb = kernel_backend("sort", "1d" if ndim == 1 else "rows", b, x)
+            kb = kernel_backend("sort/1d" if ndim == 1 else "sort/rows", b, x, dt)
             if kb is None:
                 return b.sort(x, ndim - 1, descending, stable)
             return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
-    kb = kernel_backend("sort", _layout(x, ax), b, x)
+    kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x)
     if kb is None:
         return b.sort(x, ax, descending, stable)
     return _routed(b, kb, "sort", x, ax, descending, stable)
@@ -433,16 +433,16 @@ def argsort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(x.dtype)
+        and _DTYPE_OK.get(dt := x.dtype)
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            kb = kernel_backend("argsort", "1d" if ndim == 1 else "rows", b, x)
+            kb = kernel_backend("argsort/1d" if ndim == 1 else "argsort/rows", b, x, dt)
             if kb is None:
                 return b.argsort(x, ndim - 1, descending, stable)
             return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
-    kb = kernel_backend("argsort", _layout(x, ax), b, x)
+    kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x)
     if kb is None:
         return b.argsort(x, ax, descending, stable)
     return _routed(b, kb, "argsort", x, ax, descending, stable)

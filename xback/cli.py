@@ -20,7 +20,7 @@ import typer
 
 __all__ = ["app", "main"]
 
-BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead")
+BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route")
 DTYPES = ("float32", "float64")
 BENCH_BACKENDS = ("numpy", "torch")
 
@@ -408,7 +408,7 @@ def bench(
     benchmarks: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead or all "
+            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route or all "
             "(default: all).",
             show_default=False,
         ),

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from xback.bench import BENCHMARKS
 >>> list(BENCHMARKS)
-['lstsq-grad', 'convert', 'sort', 'svd', 'overhead']
+['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route']
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ BENCHMARKS: dict[str, str] = {
     "sort": "xback.bench.sort",
     "svd": "xback.bench.svd",
     "overhead": "xback.bench.overhead",
+    "route": "xback.bench.route",
 }
 
 

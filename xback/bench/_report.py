@@ -19,11 +19,17 @@ _PANELS: dict[str, tuple[str, ...]] = {
     "lstsq-grad": ("dtype",),
     "sort": ("op", "dtype"),
     "svd": ("dtype",),
+    "route": ("op", "dtype"),
 }
-_EXTRA = ("ratio", "vs_raw", "x_floor", "speedup_vs_copy", "overhead_us")
+#: columns that vary within one measured table (not a new section)
+_VARIANT_COLUMNS = ("backend", "order", "stable", "impl", "input")
+_EXTRA = ("ratio", "vs_raw", "vs_best", "over_own_us", "x_floor", "speedup_vs_copy",
+          "overhead_us")
 _EXTRA_LABEL = {
     "ratio": "ratio",
     "vs_raw": "xback/raw",
+    "vs_best": "/best raw",
+    "over_own_us": "µs over own raw",
     "x_floor": "x floor",
     "speedup_vs_copy": "copy/this",
     "overhead_us": "overhead µs",
@@ -88,7 +94,7 @@ def render(doc: dict[str, Any], console: Any) -> None:
             table.add_column(_EXTRA_LABEL[c], justify="right")
         prev: tuple[Any, ...] | None = None
         for r in rows:
-            key = tuple(r.get(c) for c in cols if c not in ("backend", "order", "stable", "impl"))
+            key = tuple(r.get(c) for c in cols if c not in _VARIANT_COLUMNS)
             if prev is not None and key != prev:
                 table.add_section()
             prev = key
