@@ -107,6 +107,10 @@ _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool
 
 _METHODS = ("auto", "explicit", "autograd", "fused")
 _LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
+#: backend -> its dtype object (np.dtype, torch.dtype) -> whether it is float32/float64: the
+#: dtypes of lstsq_grad's fast path, learnt on first sight by the full path (per backend, so
+#: that dtype objects of different libraries are never compared)
+_VEC_FAST: dict[Backend, dict[Any, bool]] = {}
 #: (dtypes of the inputs) -> (result dtype, compute dtype)
 _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] = {}
 
@@ -124,7 +128,7 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
             k is not None
             and _TYPE_CACHE.get(type(x)) is k
             and _TYPE_CACHE.get(type(y)) is k
-            and k.device_of(A) == k.device_of(x) == k.device_of(y)
+            and k.same_device(A, x, y)
         ):
             return k, (A, x, y)
     b, _, out = prepare(backend, device, A, x, y)
@@ -629,6 +633,18 @@ def lstsq_grad(
     array([ 6., 12.])
     """
     b, (A, x, y) = _prepare3(backend, device, A, x, y)
+    if method == "auto":  # fast path: a matrix, two vectors of one real float dtype
+        sA, sx, sy = A.shape, x.shape, y.shape
+        if len(sA) == 2 and len(sx) == 1 and len(sy) == 1 and sA[1] == sx[0] and sA[0] == sy[0]:
+            dt = A.dtype
+            fast = _VEC_FAST.get(b)
+            if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
+                kb = kernel_backend("lstsq_grad/vec", b, A, dt)
+                shared = None if kb is None else there(b, kb, A, x, y)
+                if kb is None or shared is None:
+                    return b.lstsq_grad(A, x, y, "auto")
+                kA, kx, ky = shared
+                return back(b, kb, kb.lstsq_grad(kA, kx, ky, "auto"))
     _check_method(method, b, "lstsq_grad")
     _check_A(A, "lstsq_grad")
     vector = _check_x(A, x, "lstsq_grad")
@@ -637,6 +653,8 @@ def lstsq_grad(
         _check_batch(A=A.shape, x=x.shape, y=y.shape)
     dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
     rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
+    if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
+        _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
     if dA != cdt:
         A = b.astype(A, cdt)
     if dx != cdt:

@@ -71,6 +71,11 @@ class Backend:
         """Canonical device string of an array of this backend."""
         raise NotImplementedError
 
+    def same_device(self, *xs: Any) -> bool:
+        """Whether the arrays ``xs`` (all of this backend) are on one device."""
+        d = self.device_of(xs[0])
+        return all(self.device_of(x) == d for x in xs[1:])
+
     def dtype_of(self, x: Any) -> np.dtype[Any]:
         """The NumPy dtype (``ml_dtypes`` for bfloat16/float8) equivalent to ``x``'s dtype.
 
@@ -205,6 +210,9 @@ class HostBackend(Backend):
 
     def device_of(self, x: Any) -> str:
         return "cpu"
+
+    def same_device(self, *xs: Any) -> bool:
+        return True
 
     def dtype_of(self, x: Any) -> np.dtype[Any]:
         return x.dtype  # type: ignore[no-any-return]
