@@ -250,6 +250,15 @@ def test_routed_lstsq_grad_matches(
 
 
 # -- when routing must not happen --------------------------------------------------------------
+def test_unstable_sorts_stay(table: Callable[..., Path], calls: dict[str, int]) -> None:
+    # ties may come out in either order when stable=False: routing would change the answer
+    table(make_table("torch"))
+    a = np.array([3, 1, 2, 1, 3] * 20)
+    xback.argsort(a, stable=False)
+    xback.sort(a, stable=False, axis=0)
+    assert calls == {"numpy.argsort": 1, "numpy.sort": 1}
+
+
 def test_route_false_and_nesting(table: Callable[..., Path], calls: dict[str, int]) -> None:
     table(make_table("torch"))
     a = np.arange(100, 0, -1, dtype=np.int64)

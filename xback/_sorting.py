@@ -295,12 +295,14 @@ def sort(
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            kb = kernel_backend("sort/1d" if ndim == 1 else "sort/rows", b, x, dt)
+            # only stable sorts are routed: their result is unique, so bit-identical
+            case = "sort/1d" if ndim == 1 else "sort/rows"
+            kb = kernel_backend(case, b, x, dt) if stable else None
             if kb is None:
                 return b.sort(x, ndim - 1, descending, stable)
             return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
-    kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x)
+    kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x) if stable else None
     if kb is None:
         return b.sort(x, ax, descending, stable)
     return _routed(b, kb, "sort", x, ax, descending, stable)
@@ -437,12 +439,14 @@ def argsort(
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            kb = kernel_backend("argsort/1d" if ndim == 1 else "argsort/rows", b, x, dt)
+            # only stable sorts are routed: their result is unique, so bit-identical
+            case = "argsort/1d" if ndim == 1 else "argsort/rows"
+            kb = kernel_backend(case, b, x, dt) if stable else None
             if kb is None:
                 return b.argsort(x, ndim - 1, descending, stable)
             return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
     ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
-    kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x)
+    kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x) if stable else None
     if kb is None:
         return b.argsort(x, ax, descending, stable)
     return _routed(b, kb, "argsort", x, ax, descending, stable)
