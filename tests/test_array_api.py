@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -85,3 +86,15 @@ def test_index_dtype_is_int64_where_the_device_has_it() -> None:
     assert idx.dtype == xps.int64
     assert xback.to_numpy(idx).tolist() == [1, 2, 0]
     assert b.argsort(x, 0, True, True).dtype == xps.int64
+
+
+def test_sort_never_compares_dtypes_across_libraries() -> None:
+    # array-api-strict's dtypes hash like NumPy's: a cache keyed by dtype value would compare
+    # them (slow, and array-api-strict warns on every such comparison)
+    xback.sort(np.array([2.0, 1.0]))
+    xback.argsort(np.array([2, 1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for v in (xps.asarray([2.0, 1.0]), xps.asarray([2, 1])):
+            assert xback.to_numpy(xback.sort(v)).tolist() == [1, 2]
+            assert xback.to_numpy(xback.argsort(v, axis=0, descending=True)).tolist() == [0, 1]

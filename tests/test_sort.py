@@ -430,6 +430,18 @@ def test_non_native_byte_order_numpy() -> None:
     assert xback.sort(b).tolist() == [-5, 7, 2**40]
 
 
+def test_dtype_cache_is_bounded() -> None:
+    # NumPy makes a new dtype object for each non-native byte-order array: the front layer's
+    # cache of sortable dtype objects (by identity) must not keep every one of them
+    from xback._sorting import _MAX_IDS, _SORTABLE_IDS
+
+    for i in range(2 * _MAX_IDS + 3):
+        a = np.array([i, -1.0, 2.0 * i], dtype=">f8")
+        assert xback.argsort(a).tolist() == [1, 0, 2]
+        assert len(_SORTABLE_IDS) <= _MAX_IDS
+    assert xback.argsort(np.array([1.0, 0.0])).tolist() == [1, 0]
+
+
 @requires_torch
 def test_torch_conj_and_neg_bit_views() -> None:
     z = torch.tensor([1 + 2j, 1 - 1j, 0 + 5j])

@@ -89,18 +89,29 @@ def _slow_flag(value: Any, name: str, fname: str) -> bool:
     raise TypeError(f"{fname}(): {name} must be a bool, got {type(value).__name__} {value!r}")
 
 
-#: backend dtype object (np.dtype or torch.dtype) -> sortable; filled on first sight
-_DTYPE_OK: dict[Any, bool] = {}
+#: ``id(dtype object) -> dtype object`` for the backends' own dtype objects (np.dtype,
+#: torch.dtype, ...) seen to be sortable. Keyed by identity, not by value: dtype objects of
+#: different libraries may hash alike (array-api-strict's like NumPy's) and comparing them
+#: can be slow Python code (array-api-strict's warns). The object itself is kept, so its id
+#: is never reused while cached. Bounded: NumPy and array-api-strict make new dtype objects
+#: (non-native byte order; every strict array), which are then checked by value again.
+_SORTABLE_IDS: dict[int, Any] = {}
+_MAX_IDS = 256
 
 
 def _dtype_ok(b: Backend, x: Any) -> bool:
+    """Whether ``x``'s dtype is sortable (a dtype object not seen before); cached."""
     try:
         d = b.dtype_of(x)
     except TypeError:
-        ok = False
-    else:  # non-native byte order (NumPy) sorts like the native dtype
-        ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
-    _DTYPE_OK[x.dtype] = ok
+        return False
+    # non-native byte order (NumPy) sorts like the native dtype
+    ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
+    if ok:
+        if len(_SORTABLE_IDS) >= _MAX_IDS:
+            _SORTABLE_IDS.clear()
+        dt = x.dtype
+        _SORTABLE_IDS[id(dt)] = dt
     return ok
 
 
@@ -131,11 +142,7 @@ def _validate(
         descending = _slow_flag(descending, "descending", fname)
     if stable is not True and stable is not False:
         stable = _slow_flag(stable, "stable", fname)
-    try:
-        ok = _DTYPE_OK[x.dtype]  # keyed by the backend's own dtype object
-    except KeyError:
-        ok = _dtype_ok(b, x)
-    if not ok:
+    if id(x.dtype) not in _SORTABLE_IDS and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
 
@@ -272,7 +279,7 @@ def sort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(x.dtype)
+        and (id(x.dtype) in _SORTABLE_IDS or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
@@ -408,7 +415,7 @@ def argsort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(x.dtype)
+        and (id(x.dtype) in _SORTABLE_IDS or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
