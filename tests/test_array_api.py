@@ -6,6 +6,7 @@ fixtures of ``conftest.py``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -98,3 +99,27 @@ def test_sort_never_compares_dtypes_across_libraries() -> None:
         for v in (xps.asarray([2.0, 1.0]), xps.asarray([2, 1])):
             assert xback.to_numpy(xback.sort(v)).tolist() == [1, 2]
             assert xback.to_numpy(xback.argsort(v, axis=0, descending=True)).tolist() == [0, 1]
+
+
+_JAX_32_BIT = """
+import numpy as np, jax, jax.numpy as jnp, xback
+assert not jax.config.jax_enable_x64  # JAX's default: 32-bit types only
+x = jnp.asarray([3, 1, 3, 1], dtype=jnp.int32)
+i = xback.argsort(x, descending=True)  # no int64 here: JAX's default index dtype
+assert i.dtype == jnp.int32 and np.asarray(i).tolist() == [0, 2, 1, 3], i
+f = jnp.asarray([2.0, float("nan"), 1.0, 2.0])
+assert np.asarray(xback.argsort(f, descending=True)).tolist() == [0, 3, 2, 1]
+assert xback.sort(f).dtype == jnp.float32
+try:
+    xback.from_numpy(np.zeros(2), backend="jax")
+except TypeError as exc:
+    assert "float64" in str(exc) and "astype('float32')" in str(exc), exc
+else:
+    raise AssertionError("float64 was silently narrowed")
+"""
+
+
+def test_jax_without_x64_keeps_32_bit() -> None:
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    subprocess.run([sys.executable, "-c", _JAX_32_BIT], check=True, env=env)

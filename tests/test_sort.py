@@ -286,6 +286,9 @@ def test_results_are_fresh(data_target: Target) -> None:
     x = data_target.make(a)
     for axis in (-1, 0, None):
         v = xback.sort(x, axis=axis)
+        assert v is not x
+        if data_target.backend == "jax":  # immutable arrays: nothing can write through
+            continue
         v[...] = 7  # writing to the result must not reach the input
         np.testing.assert_array_equal(data_target.numpy(x), a)
 

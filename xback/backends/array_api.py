@@ -97,20 +97,33 @@ class ArrayAPIBackend(Backend):
         self.xp = xp
         self._info = xp.__array_namespace_info__()
         self._devices: dict[str, Any] = {}
+        available: dict[str, Any] = {}  # dtype name -> dtype object, as arrays report it
         for d in self._info.devices():
+            if d is None:  # JAX lists None (its default device) besides the devices
+                continue
             self._devices.setdefault(_device_name(d), d)
+            for n, t in self._info.dtypes(device=d).items():
+                available.setdefault(n, t)
         self._np_to_xp: dict[np.dtype[Any], Any] = {}
         self._xp_to_np: dict[Any, np.dtype[Any]] = {}
         for n in _DTYPE_NAMES:
-            t = getattr(xp, n, None)
+            t = getattr(xp, n, None)  # what the namespace takes as dtype= (JAX: scalar types)
             if t is None:
                 continue
             try:
-                npd = np.dtype(n) if n != "bfloat16" else np.dtype(t)
-            except TypeError:
+                if n in ("float16", "bfloat16"):  # outside the standard: ask an array
+                    npd = np.dtype(t)
+                    reported = xp.empty((0,), dtype=t).dtype
+                elif n in available:  # JAX without x64 has no 64-bit dtypes
+                    npd = np.dtype(n)
+                    reported = available[n]
+                else:
+                    continue
+            except (TypeError, ValueError):
                 continue
             self._np_to_xp[npd] = t
             self._xp_to_np[t] = npd
+            self._xp_to_np[reported] = npd
         #: the last ``(library dtype object, NumPy dtype)`` looked up: the front layer's dtype
         #: check and the backend's own lookup of the same array cost one lookup by value
         #: (array-api-strict's dtype ``__hash__``/``__eq__`` are slow Python code, and it
@@ -172,15 +185,17 @@ class ArrayAPIBackend(Backend):
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         try:
             a: np.ndarray[Any, Any] = np.from_dlpack(x)  # shares host memory
-        except (BufferError, RuntimeError, TypeError, ValueError):
+        except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+            # another device, or a dtype DLPack cannot carry (JAX's bfloat16): a host copy
             if copy is False:
                 raise ValueError(
-                    f"copy=False but this {self.name} array cannot be shared with NumPy "
-                    f"(device {self.device_of(x)})"
+                    f"copy=False but this {self.name} array (device {self.device_of(x)}, "
+                    f"dtype {self.dtype_of(x)}) cannot be shared with NumPy: {exc}"
                 ) from None
-            host: np.ndarray[Any, Any] = np.asarray(
-                x.to_device("cpu") if hasattr(x, "to_device") else x
-            ).copy()
+            import array_api_compat
+
+            cpu = self._devices.get("cpu", "cpu")  # "cpu": array-api-compat's CuPy host copy
+            host: np.ndarray[Any, Any] = np.array(array_api_compat.to_device(x, cpu), copy=True)
             return host
         return a.copy() if copy else a
 
