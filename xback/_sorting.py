@@ -17,6 +17,8 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 from __future__ import annotations
 
 import operator
+import types
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -89,14 +91,33 @@ def _slow_flag(value: Any, name: str, fname: str) -> bool:
     raise TypeError(f"{fname}(): {name} must be a bool, got {type(value).__name__} {value!r}")
 
 
-#: ``id(dtype object) -> dtype object`` for the backends' own dtype objects (np.dtype,
-#: torch.dtype, ...) seen to be sortable. Keyed by identity, not by value: dtype objects of
-#: different libraries may hash alike (array-api-strict's like NumPy's) and comparing them
-#: can be slow Python code (array-api-strict's warns). The object itself is kept, so its id
-#: is never reused while cached. Bounded: NumPy and array-api-strict make new dtype objects
-#: (non-native byte order; every strict array), which are then checked by value again.
-_SORTABLE_IDS: dict[int, Any] = {}
-_MAX_IDS = 256
+class _ByIdentity:
+    """A set of dtype objects by identity, for libraries whose dtype ``==`` is Python code
+    (array-api-strict: about 0.4 us, a new dtype object for every array). Each object is kept,
+    so its id is never reused while cached; bounded."""
+
+    __slots__ = ("_ids",)
+    max_size = 256
+
+    def __init__(self) -> None:
+        self._ids: dict[int, Any] = {}
+
+    def __contains__(self, dtype: Any) -> bool:
+        return id(dtype) in self._ids
+
+    def add(self, dtype: Any) -> None:
+        if len(self._ids) >= self.max_size:
+            self._ids.clear()
+        self._ids[id(dtype)] = dtype
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+#: backend -> its own dtype objects (np.dtype, torch.dtype...) seen to be sortable. One
+#: container per backend: dtype objects of different libraries may hash alike
+#: (array-api-strict's like NumPy's), and comparing those is slow (array-api-strict warns).
+_SORTABLE_SEEN: defaultdict[Backend, set[Any] | _ByIdentity] = defaultdict(set)
 
 
 def _dtype_ok(b: Backend, x: Any) -> bool:
@@ -108,10 +129,11 @@ def _dtype_ok(b: Backend, x: Any) -> bool:
     # non-native byte order (NumPy) sorts like the native dtype
     ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
     if ok:
-        if len(_SORTABLE_IDS) >= _MAX_IDS:
-            _SORTABLE_IDS.clear()
         dt = x.dtype
-        _SORTABLE_IDS[id(dt)] = dt
+        seen = _SORTABLE_SEEN[b]
+        if type(seen) is set and not seen and isinstance(type(dt).__eq__, types.FunctionType):
+            seen = _SORTABLE_SEEN[b] = _ByIdentity()  # first sight of this backend's dtypes
+        seen.add(dt)
     return ok
 
 
@@ -142,7 +164,7 @@ def _validate(
         descending = _slow_flag(descending, "descending", fname)
     if stable is not True and stable is not False:
         stable = _slow_flag(stable, "stable", fname)
-    if id(x.dtype) not in _SORTABLE_IDS and not _dtype_ok(b, x):
+    if x.dtype not in _SORTABLE_SEEN[b] and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
 
@@ -279,7 +301,7 @@ def sort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and (id(x.dtype) in _SORTABLE_IDS or _dtype_ok(b, x))
+        and (x.dtype in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
@@ -415,7 +437,7 @@ def argsort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and (id(x.dtype) in _SORTABLE_IDS or _dtype_ok(b, x))
+        and (x.dtype in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
