@@ -11,12 +11,14 @@ import subprocess
 import sys
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import xback
 
 xps = pytest.importorskip("array_api_strict")
+BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def test_kind_and_name() -> None:
@@ -123,3 +125,16 @@ def test_jax_without_x64_keeps_32_bit() -> None:
     pytest.importorskip("jax")
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     subprocess.run([sys.executable, "-c", _JAX_32_BIT], check=True, env=env)
+
+
+def test_jax_host_views_are_read_only() -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.asarray([3.0, 1.0, 2.0])
+    a = xback.to_numpy(x)  # shares JAX's buffer, which must stay immutable
+    assert not a.flags.writeable
+    c = xback.to_numpy(x, copy=True)
+    assert c.flags.writeable and not np.shares_memory(a, c)
+    b16 = xback.asarray(np.array([2.0, 1.0], dtype=BF16), backend="jax")
+    assert xback.to_numpy(xback.sort(b16)).tolist() == [1.0, 2.0]  # no DLPack: host copy
+    with pytest.raises(ValueError, match=r"copy=False.*bfloat16"):
+        xback.to_numpy(b16, copy=False)
