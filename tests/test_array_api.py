@@ -118,6 +118,16 @@ except TypeError as exc:
     assert "float64" in str(exc) and "astype('float32')" in str(exc), exc
 else:
     raise AssertionError("float64 was silently narrowed")
+for call in (
+    lambda: xback.sort(np.array([2.0, 1.0]), backend="jax"),  # NumPy input brought to JAX
+    lambda: xback.use("jax")(xback.sort)([2.0, 1.0]),  # Python floats are float64
+):
+    try:
+        call()
+    except TypeError as exc:
+        assert "float64" in str(exc), exc
+    else:
+        raise AssertionError("float64 was silently narrowed")
 """
 
 

@@ -207,6 +207,11 @@ class ArrayAPIBackend(Backend):
                     f"non-native byte order"
                 )
             a, copy = a.astype(a.dtype.newbyteorder("=")), None
+        if a.dtype not in self._np_to_xp:  # JAX without x64 would narrow float64 silently
+            raise TypeError(
+                f"the {self.name} backend cannot hold NumPy dtype {a.dtype}; it holds "
+                f"{', '.join(str(d) for d in self._np_to_xp)}"
+            )
         try:
             return self.xp.asarray(a, device=self._devices[device], copy=copy)
         except ValueError as exc:
