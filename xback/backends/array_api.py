@@ -17,9 +17,11 @@ The same contract as the dedicated backends, written with standard functions onl
   has none); ``canonical_signs`` with the convention of :mod:`xback._linalg`.
 * conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
 
-Costs: the generic ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one
-extra pass); NaN handling adds one ``isnan`` pass and, only when NaNs are present, a stable
-sort of the NaN mask.
+Costs: ascending sorts (and descending float sorts, through ``-x``) are the library's own
+call; otherwise ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one extra
+pass), and NaN handling, for a library whose sort does not put NaN last, adds one ``isnan``
+pass and, only when NaNs are present, a stable sort of the NaN mask. Dispatch looks the
+dtype up once per call (array-api-strict's dtype ``==`` is Python code, ~0.4 us).
 """
 
 from __future__ import annotations
