@@ -40,9 +40,11 @@ except ImportError:  # pragma: no cover - the test requirements install it
 try:  # optional: not in the test requirements (its install is large); tested when present
     import jax
 
-    # the shared tests use float64 and int64: JAX holds them only with x64 on (JAX's default,
-    # 32-bit only, is tested in tests/test_array_api.py in a subprocess)
+    # the shared tests use float64 and int64: JAX holds them only with x64 on, here and in
+    # the tests' subprocesses (JAX's default, 32-bit only, is tested in
+    # tests/test_array_api.py::test_jax_without_x64_keeps_32_bit)
     jax.config.update("jax_enable_x64", True)
+    os.environ["JAX_ENABLE_X64"] = "1"
     HAS_JAX = True
 except ImportError:
     HAS_JAX = False
