@@ -308,8 +308,11 @@ class ArrayAPIBackend(Backend):
         xp = self.xp
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
-        kind = self.dtype_of(x).kind
-        if not descending and (kind in "iu" or (kind in "fV" and self._nan_last())):
+        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
+        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
+        if not descending and (
+            kind in "iu" or (kind in "fV" and (self._nan_last_known or self._nan_last()))
+        ):
             # the library's own (stable) argsort is the contract's answer
             idx = xp.argsort(x, axis=axis, stable=stable)
             return idx if self._index_is_default else self._as_index_dtype(idx, x)
@@ -335,12 +338,14 @@ class ArrayAPIBackend(Backend):
         xp = self.xp
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
-        kind = self.dtype_of(x).kind
+        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
+        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
         # Direct value sorts where the library's own sort gives the contract's answer.
         if kind in "iu":  # equal integers are indistinguishable: order of ties is moot
             v = xp.sort(x, axis=axis, stable=stable)
             return xp.flip(v, axis=axis) if descending else v
-        if kind == "f" and self._nan_last():  # -x keeps NaN last and ties (-0.0, 0.0) stable
+        # -x keeps NaN last and ties (-0.0, 0.0) stable
+        if kind == "f" and (self._nan_last_known or self._nan_last()):
             return -xp.sort(-x, axis=axis, stable=stable) if descending else xp.sort(
                 x, axis=axis, stable=stable
             )
