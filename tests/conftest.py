@@ -37,7 +37,20 @@ try:
 except ImportError:  # pragma: no cover - the test requirements install it
     HAS_STRICT = False
 
+try:  # optional: not in the test requirements (its install is large); tested when present
+    import jax
+
+    # the shared tests use float64 and int64: JAX holds them only with x64 on, here and in
+    # the tests' subprocesses (JAX's default, 32-bit only, is tested in
+    # tests/test_array_api.py::test_jax_without_x64_keeps_32_bit)
+    jax.config.update("jax_enable_x64", True)
+    os.environ["JAX_ENABLE_X64"] = "1"
+    HAS_JAX = True
+except ImportError:
+    HAS_JAX = False
+
 requires_strict = pytest.mark.skipif(not HAS_STRICT, reason="array-api-strict is not installed")
+requires_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 
@@ -97,6 +110,7 @@ _ALL = [
     pytest.param(Target("torch", "meta"), id="torch-meta", marks=requires_torch),
     pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
     pytest.param(Target("array_api_strict", "cpu"), id="strict", marks=requires_strict),
+    pytest.param(Target("jax", "cpu"), id="jax", marks=requires_jax),
 ]
 TARGETS = _ALL
 DATA_TARGETS = [p for p in _ALL if p.id != "torch-meta"]

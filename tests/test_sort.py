@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xback
-from tests.conftest import HAS_TORCH, Target, requires_torch
+from tests.conftest import HAS_STRICT, HAS_TORCH, Target, requires_torch
 
 if HAS_TORCH:
     import torch
@@ -286,6 +286,9 @@ def test_results_are_fresh(data_target: Target) -> None:
     x = data_target.make(a)
     for axis in (-1, 0, None):
         v = xback.sort(x, axis=axis)
+        assert v is not x
+        if data_target.backend == "jax":  # immutable arrays: nothing can write through
+            continue
         v[...] = 7  # writing to the result must not reach the input
         np.testing.assert_array_equal(data_target.numpy(x), a)
 
@@ -428,6 +431,28 @@ def test_non_native_byte_order_numpy() -> None:
     assert got.dtype == a.dtype
     b = np.array([2**40, -5, 7], dtype=">i8")
     assert xback.sort(b).tolist() == [-5, 7, 2**40]
+
+
+def test_dtype_cache_is_bounded() -> None:
+    # NumPy makes a new dtype object for each non-native byte-order array: the front layer
+    # keeps NumPy's dtypes by value (one entry), array-api-strict's (a new object per array,
+    # Python-level ==) by identity, bounded
+    from xback._dispatch import load_backend
+    from xback._sorting import _SORTABLE_SEEN, _ByIdentity
+
+    for i in range(300):
+        a = np.array([i, -1.0, 2.0 * i], dtype=">f8")
+        assert xback.argsort(a).tolist() == [1, 0, 2]
+    assert len(_SORTABLE_SEEN[load_backend("numpy")]) <= 20
+    if HAS_STRICT:
+        import array_api_strict as xps
+
+        for i in range(2 * _ByIdentity.max_size + 3):
+            v = xps.asarray([i, -1.0, 2.0 * i])
+            assert xback.to_numpy(xback.argsort(v)).tolist() == [1, 0, 2]
+        seen = _SORTABLE_SEEN[load_backend("array_api_strict")]
+        assert isinstance(seen, _ByIdentity) and len(seen) <= _ByIdentity.max_size
+    assert xback.argsort(np.array([1.0, 0.0])).tolist() == [1, 0]
 
 
 @requires_torch

@@ -49,12 +49,26 @@ def neutral_to_numpy(obj: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray
         raise ValueError(f"cannot make an array from this {type(obj).__name__}: {exc}") from exc
 
 
+_NARROWER = {
+    "i": ("int64", "int32", "int16", "int8"),
+    "u": ("uint64", "uint32", "uint16", "uint8"),
+    "f": ("float64", "float32", "float16"),
+    "c": ("complex128", "complex64"),
+}
+
+
 def _check_holdable(b: Backend, a: np.ndarray[Any, Any]) -> None:
     dt = a.dtype
     if not b.can_hold(dt):
+        hint = cast_hint(dt)
+        # a width this library lacks (JAX without x64, longdouble): the widest narrower one
+        for name in _NARROWER.get(dt.kind, ()):
+            narrower = np.dtype(name)
+            if narrower.itemsize < dt.itemsize and b.can_hold(narrower):
+                hint = f"a.astype('{name}')"
+                break
         raise TypeError(
-            f"the {b.name} backend cannot hold NumPy dtype {dt}; convert first, e.g. "
-            f"{cast_hint(dt)}"
+            f"the {b.name} backend cannot hold NumPy dtype {dt}; convert first, e.g. {hint}"
         )
 
 

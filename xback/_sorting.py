@@ -17,6 +17,8 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 from __future__ import annotations
 
 import operator
+import types
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -90,18 +92,49 @@ def _slow_flag(value: Any, name: str, fname: str) -> bool:
     raise TypeError(f"{fname}(): {name} must be a bool, got {type(value).__name__} {value!r}")
 
 
-#: backend dtype object (np.dtype or torch.dtype) -> sortable; filled on first sight
-_DTYPE_OK: dict[Any, bool] = {}
+class _ByIdentity:
+    """A set of dtype objects by identity, for libraries whose dtype ``==`` is Python code
+    (array-api-strict: about 0.4 us, a new dtype object for every array). Each object is kept,
+    so its id is never reused while cached; bounded."""
+
+    __slots__ = ("_ids",)
+    max_size = 256
+
+    def __init__(self) -> None:
+        self._ids: dict[int, Any] = {}
+
+    def __contains__(self, dtype: Any) -> bool:
+        return id(dtype) in self._ids
+
+    def add(self, dtype: Any) -> None:
+        if len(self._ids) >= self.max_size:
+            self._ids.clear()
+        self._ids[id(dtype)] = dtype
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+#: backend -> its own dtype objects (np.dtype, torch.dtype...) seen to be sortable. One
+#: container per backend: dtype objects of different libraries may hash alike
+#: (array-api-strict's like NumPy's), and comparing those is slow (array-api-strict warns).
+_SORTABLE_SEEN: defaultdict[Backend, set[Any] | _ByIdentity] = defaultdict(set)
 
 
 def _dtype_ok(b: Backend, x: Any) -> bool:
+    """Whether ``x``'s dtype is sortable (a dtype object not seen before); cached."""
     try:
         d = b.dtype_of(x)
     except TypeError:
-        ok = False
-    else:  # non-native byte order (NumPy) sorts like the native dtype
-        ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
-    _DTYPE_OK[x.dtype] = ok
+        return False
+    # non-native byte order (NumPy) sorts like the native dtype
+    ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
+    if ok:
+        dt = x.dtype
+        seen = _SORTABLE_SEEN[b]
+        if type(seen) is set and not seen and isinstance(type(dt).__eq__, types.FunctionType):
+            seen = _SORTABLE_SEEN[b] = _ByIdentity()  # first sight of this backend's dtypes
+        seen.add(dt)
     return ok
 
 
@@ -132,11 +165,7 @@ def _validate(
         descending = _slow_flag(descending, "descending", fname)
     if stable is not True and stable is not False:
         stable = _slow_flag(stable, "stable", fname)
-    try:
-        ok = _DTYPE_OK[x.dtype]  # keyed by the backend's own dtype object
-    except KeyError:
-        ok = _dtype_ok(b, x)
-    if not ok:
+    if x.dtype not in _SORTABLE_SEEN[b] and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
 
@@ -291,7 +320,7 @@ def sort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(dt := x.dtype)
+        and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before
@@ -435,7 +464,7 @@ def argsort(
         and dim is None
         and (descending is False or descending is True)
         and (stable is True or stable is False)
-        and _DTYPE_OK.get(dt := x.dtype)
+        and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
     ):
         ndim: int = x.ndim
         if ndim:  # the common call: last axis, flags as bools, a dtype seen before

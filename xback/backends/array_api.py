@@ -17,9 +17,11 @@ The same contract as the dedicated backends, written with standard functions onl
   has none); ``canonical_signs`` with the convention of :mod:`xback._linalg`.
 * conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
 
-Costs: the generic ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one
-extra pass); NaN handling adds one ``isnan`` pass and, only when NaNs are present, a stable
-sort of the NaN mask.
+Costs: ascending sorts (and descending float sorts, through ``-x``) are the library's own
+call; otherwise ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one extra
+pass), and NaN handling, for a library whose sort does not put NaN last, adds one ``isnan``
+pass and, only when NaNs are present, a stable sort of the NaN mask. Dispatch looks the
+dtype up once per call (array-api-strict's dtype ``==`` is Python code, ~0.4 us).
 """
 
 from __future__ import annotations
@@ -97,23 +99,42 @@ class ArrayAPIBackend(Backend):
         self.xp = xp
         self._info = xp.__array_namespace_info__()
         self._devices: dict[str, Any] = {}
+        available: dict[str, Any] = {}  # dtype name -> dtype object, as arrays report it
         for d in self._info.devices():
+            if d is None:  # JAX lists None (its default device) besides the devices
+                continue
             self._devices.setdefault(_device_name(d), d)
+            for n, t in self._info.dtypes(device=d).items():
+                available.setdefault(n, t)
         self._np_to_xp: dict[np.dtype[Any], Any] = {}
         self._xp_to_np: dict[Any, np.dtype[Any]] = {}
         for n in _DTYPE_NAMES:
-            t = getattr(xp, n, None)
+            t = getattr(xp, n, None)  # what the namespace takes as dtype= (JAX: scalar types)
             if t is None:
                 continue
             try:
-                npd = np.dtype(n) if n != "bfloat16" else np.dtype(t)
-            except TypeError:
+                if n in ("float16", "bfloat16"):  # outside the standard: ask an array
+                    npd = np.dtype(t)
+                    reported = xp.empty((0,), dtype=t).dtype
+                elif n in available:  # JAX without x64 has no 64-bit dtypes
+                    npd = np.dtype(n)
+                    reported = available[n]
+                else:
+                    continue
+            except (TypeError, ValueError):
                 continue
             self._np_to_xp[npd] = t
             self._xp_to_np[t] = npd
+            self._xp_to_np[reported] = npd
+        #: the last ``(library dtype object, NumPy dtype)`` looked up: the front layer's dtype
+        #: check and the backend's own lookup of the same array cost one lookup by value
+        #: (array-api-strict's dtype ``__hash__``/``__eq__`` are slow Python code, and it
+        #: makes a new dtype object for every array)
+        self._last_dtype: tuple[Any, np.dtype[Any]] = (None, np.dtype(np.void))
         self._has_linalg = hasattr(xp, "linalg") and hasattr(xp.linalg, "svd")
         self._nan_last_known: bool | None = None
         self._index_dtypes: dict[Any, Any] = {}
+        self._index_is_default = self._default_index_is_wanted()
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
@@ -141,10 +162,16 @@ class ArrayAPIBackend(Backend):
             return array_api_compat.device(x)
 
     def dtype_of(self, x: Any) -> np.dtype[Any]:
+        dt = x.dtype
+        last = self._last_dtype
+        if last[0] is dt:
+            return last[1]
         try:
-            return self._xp_to_np[x.dtype]
+            npd = self._xp_to_np[dt]
         except KeyError:
-            raise TypeError(f"{self.name} dtype {x.dtype} has no NumPy equivalent") from None
+            raise TypeError(f"{self.name} dtype {dt} has no NumPy equivalent") from None
+        self._last_dtype = (dt, npd)
+        return npd
 
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
         return dtype in self._np_to_xp or (
@@ -160,15 +187,17 @@ class ArrayAPIBackend(Backend):
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         try:
             a: np.ndarray[Any, Any] = np.from_dlpack(x)  # shares host memory
-        except (BufferError, RuntimeError, TypeError, ValueError):
+        except (BufferError, RuntimeError, TypeError, ValueError) as exc:
+            # another device, or a dtype DLPack cannot carry (JAX's bfloat16): a host copy
             if copy is False:
                 raise ValueError(
-                    f"copy=False but this {self.name} array cannot be shared with NumPy "
-                    f"(device {self.device_of(x)})"
+                    f"copy=False but this {self.name} array (device {self.device_of(x)}, "
+                    f"dtype {self.dtype_of(x)}) cannot be shared with NumPy: {exc}"
                 ) from None
-            host: np.ndarray[Any, Any] = np.asarray(
-                x.to_device("cpu") if hasattr(x, "to_device") else x
-            ).copy()
+            import array_api_compat
+
+            cpu = self._devices.get("cpu", "cpu")  # "cpu": array-api-compat's CuPy host copy
+            host: np.ndarray[Any, Any] = np.array(array_api_compat.to_device(x, cpu), copy=True)
             return host
         return a.copy() if copy else a
 
@@ -180,6 +209,11 @@ class ArrayAPIBackend(Backend):
                     f"non-native byte order"
                 )
             a, copy = a.astype(a.dtype.newbyteorder("=")), None
+        if a.dtype not in self._np_to_xp:  # JAX without x64 would narrow float64 silently
+            raise TypeError(
+                f"the {self.name} backend cannot hold NumPy dtype {a.dtype}; it holds "
+                f"{', '.join(str(d) for d in self._np_to_xp)}"
+            )
         try:
             return self.xp.asarray(a, device=self._devices[device], copy=copy)
         except ValueError as exc:
@@ -192,19 +226,43 @@ class ArrayAPIBackend(Backend):
         return self.xp.asarray(x, copy=True)
 
     # -- sorting ---------------------------------------------------------------------------
+    def _wanted_index_dtype(self, dev: Any) -> Any:
+        """``int64`` where device ``dev`` has it, else the library's default index dtype."""
+        dt = self._info.dtypes(device=dev)
+        return dt["int64"] if "int64" in dt else self._info.default_dtypes(device=dev)["indexing"]
+
+    def _default_index_is_wanted(self) -> bool:
+        """Whether, on every device, the library's default index dtype (the dtype of its
+        ``argsort``, by the standard) is the one the contract wants: then no index needs a
+        cast and none is checked."""
+        try:
+            return all(
+                self._wanted_index_dtype(d) == self._info.default_dtypes(device=d)["indexing"]
+                for d in self._info.devices()
+            )
+        except Exception:  # an incomplete inspection API: check every result instead
+            return False
+
     def _index_dtype(self, x: Any) -> Any:
         dev = self.xp_device(x)
         try:
             return self._index_dtypes[dev]
         except (KeyError, TypeError):
             pass
-        dt = self._info.dtypes(device=dev)
-        want = dt["int64"] if "int64" in dt else self._info.default_dtypes(device=dev)["indexing"]
+        want = self._wanted_index_dtype(dev)
         try:
             self._index_dtypes[dev] = want
         except TypeError:  # unhashable device object: no cache
             pass
         return want
+
+    def _as_index_dtype(self, idx: Any, x: Any) -> Any:
+        """``idx`` (indices into ``x``) in the index dtype the contract wants."""
+        if self._index_is_default:
+            return idx
+        want = self._index_dtype(x)
+        got = idx.dtype
+        return idx if (got is want or got == want) else self.xp.astype(idx, want)
 
     def _nan_last(self) -> bool:
         """Whether the library's own stable ``sort``/``argsort`` already put NaN last in input
@@ -250,7 +308,14 @@ class ArrayAPIBackend(Backend):
         xp = self.xp
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
-        kind = self.dtype_of(x).kind
+        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
+        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
+        if not descending and (
+            kind in "iu" or (kind in "fV" and (self._nan_last_known or self._nan_last()))
+        ):
+            # the library's own (stable) argsort is the contract's answer
+            idx = xp.argsort(x, axis=axis, stable=stable)
+            return idx if self._index_is_default else self._as_index_dtype(idx, x)
         if kind == "c":
             if descending:
                 x = -x
@@ -267,20 +332,20 @@ class ArrayAPIBackend(Backend):
             idx = self._argsort_real(-x, axis, stable)  # exact; NaN stays NaN, -0.0 == 0.0
         else:
             idx = self._argsort_desc_reversed(x, axis)
-        want = self._index_dtype(x)
-        got = idx.dtype
-        return idx if (got is want or got == want) else xp.astype(idx, want)
+        return self._as_index_dtype(idx, x)
 
     def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         xp = self.xp
         if axis is None:
             x, axis = xp.reshape(x, (-1,)), 0
-        kind = self.dtype_of(x).kind
+        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
+        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
         # Direct value sorts where the library's own sort gives the contract's answer.
         if kind in "iu":  # equal integers are indistinguishable: order of ties is moot
             v = xp.sort(x, axis=axis, stable=stable)
             return xp.flip(v, axis=axis) if descending else v
-        if kind == "f" and self._nan_last():  # -x keeps NaN last and ties (-0.0, 0.0) stable
+        # -x keeps NaN last and ties (-0.0, 0.0) stable
+        if kind == "f" and (self._nan_last_known or self._nan_last()):
             return -xp.sort(-x, axis=axis, stable=stable) if descending else xp.sort(
                 x, axis=axis, stable=stable
             )
