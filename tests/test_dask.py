@@ -153,11 +153,82 @@ def test_sort_empty_chunked_arrays() -> None:
     _same(_lazy(xback.argsort(d, axis=None)), xback.argsort(a, axis=None))
 
 
-@pytest.mark.parametrize("fn", [xback.sort, xback.argsort])
-def test_sort_along_chunked_axis_of_nd_array_raises(fn: Any) -> None:
-    d2 = da.from_array(np.ones((4, 6)), chunks=(2, 3))
-    with pytest.raises(ValueError, match=r"axis 1.*rechunk\(\{1: -1\}\)"):
-        fn(d2, axis=1)
+# chunks along every axis, empty and one-element chunks included: every path of the sample sort
+ND_LAYOUTS = [
+    ((6, 9), ((1, 0, 3, 2), (4, 1, 0, 4))),
+    ((3, 5, 8), ((2, 1), (1, 4), (3, 0, 5))),
+    ((40, 6), (25, (1, 2, 3))),  # many lines per bucket: buckets span whole lines
+]
+
+
+def _nd_data(dtype: str, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    a = _sort_data(dtype).reshape(-1)
+    return np.resize(a, shape)  # repeats the data: ties across chunks and lines
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("descending", [False, True])
+def test_sample_sort_nd_chunked_axes_match_numpy(dtype: str, descending: bool) -> None:
+    """Sorting along a chunked axis of an N-D array (and axis=None): the NumPy backend's
+    values bit for bit and indices exactly (NaN last, stable both ways, -0.0 == 0.0)."""
+    for shape, chunks in ND_LAYOUTS:
+        a = _nd_data(dtype, shape)
+        d = da.from_array(a, chunks=chunks)
+        for axis in [*range(a.ndim), None]:
+            got_i = xback.argsort(d, axis=axis, descending=descending, stable=False)
+            got = xback.sort(d, axis=axis, descending=descending)
+            if axis is not None:
+                assert got_i.chunks == got.chunks == d.chunks  # the input's chunks
+            _same(_lazy(got_i), xback.argsort(a, axis=axis, descending=descending))
+            _same(_lazy(got), xback.sort(a, axis=axis, descending=descending))
+
+
+def test_sample_sort_non_native_byte_order() -> None:
+    a = _nd_data("float64", (7, 10)).astype(">f8")
+    d = da.from_array(a, chunks=(3, 4))
+    for axis in (1, None):
+        _same(_lazy(xback.sort(d, axis=axis, descending=True)),
+              xback.sort(a, axis=axis, descending=True))
+
+
+def _largest_task_input(result: Any) -> int:
+    """Compute ``result`` (synchronous scheduler); return the largest total size (bytes) of
+    the inputs of one of its tasks (the final concatenation into one array excluded)."""
+    from dask.callbacks import Callback
+    from dask.sizeof import sizeof
+
+    own = set(dict(result.__dask_graph__()))
+    sizes = [0]
+
+    def pretask(key: Any, dsk: Any, state: Any) -> None:
+        if key in own:
+            cache = state["cache"]
+            sizes.append(sum(sizeof(cache[k]) for k in state["dependencies"][key]))
+
+    with Callback(pretask=pretask):
+        result.compute(scheduler="synchronous")
+    return max(sizes)
+
+
+@pytest.mark.parametrize("data", ["random", "equal"])
+@pytest.mark.parametrize("axis", [0, 1, None])
+def test_sample_sort_tasks_hold_a_few_chunks(data: str, axis: int | None) -> None:
+    """No task of the sort reads more than a few chunks: no task depends on more than one
+    input chunk, and the inputs of every task total at most 4 chunks' bytes (a bucket holds
+    about one chunk of values plus their int64 positions), for random and all-equal data."""
+    a = RNG.standard_normal((40, 3000)) if data == "random" else np.ones((40, 3000))
+    d = da.from_array(a, chunks=(20, 250))  # 2 x 12 chunks of 40 kB
+    chunk_bytes = 20 * 250 * 8
+    s = xback.argsort(d, axis=axis)
+    graph = dict(s.__dask_graph__())
+    inputs = {k for k in graph if isinstance(k, tuple) and k[0] == d.name}
+    assert len(inputs) == 24
+    from dask.core import get_dependencies
+
+    for key in graph:
+        assert len(get_dependencies(graph, key) & inputs) <= 1, key
+    assert chunk_bytes <= _largest_task_input(s) <= 4 * chunk_bytes
+    _same(s.compute(), xback.argsort(a, axis=axis))
 
 
 # -- conversion, dispatch, devices ------------------------------------------------------------
