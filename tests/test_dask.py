@@ -268,6 +268,84 @@ def test_from_numpy_and_use_bring_numpy_in() -> None:
     assert xback.device(d) == "cpu"
 
 
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (None, ((10,), (6,))),
+        ("auto", ((10,), (6,))),
+        ("1kB", ((10,), (6,))),
+        (4, ((4, 4, 2), (4, 2))),
+        (-1, ((10,), (6,))),
+        ((3, -1), ((3, 3, 3, 1), (6,))),
+        ([(5, 0, 5), (1, 5)], ((5, 0, 5), (1, 5))),
+        ({0: 5}, ((5, 5), (6,))),
+        ({-1: 2, 0: "auto"}, ((10,), (2, 2, 2))),
+        ((np.int64(5), np.int8(3)), ((5, 5), (3, 3))),
+    ],
+)
+def test_from_numpy_chunks(chunks: Any, expected: Any) -> None:
+    a = np.arange(60.0).reshape(10, 6)
+    d = xback.from_numpy(a, backend="dask", chunks=chunks)
+    assert isinstance(d, da.Array) and d.chunks == expected
+    _same(d.compute(), a)
+    a[0, 0] = -1.0
+    assert d[0, 0].compute() == -1.0  # zero-copy: chunks are views of the caller's array
+    c = xback.from_numpy(a, backend="dask", chunks=chunks, copy=True)
+    a[0, 0] = 0.0
+    assert c[0, 0].compute() == -1.0
+    with xback.use("dask"):
+        assert xback.from_numpy(a, chunks=chunks).chunks == expected
+
+
+def test_from_numpy_chunks_edge_shapes() -> None:
+    assert xback.from_numpy(np.arange(10), backend="dask", chunks=(3, 3, 4)).chunks == (
+        (3, 3, 4),
+    )  # 1-D: the chunk lengths, as dask.array.from_array takes them
+    assert xback.from_numpy(np.arange(10), backend="dask", chunks=(3,)).chunks == (
+        (3, 3, 3, 1),
+    )
+    z = xback.from_numpy(np.float32(2.5), backend="dask", chunks=())
+    assert z.chunks == () and z.compute() == 2.5
+    assert xback.from_numpy(np.zeros((0, 3)), backend="dask", chunks=2).chunks == ((0,), (2, 1))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ((3,), r"1 entries for 2 axes"),
+        (((5, 4), 6), r"add up to 9, not to its length 10"),
+        (((5, -1, 6), 6), r"negative chunk lengths"),
+        (0, r"chunk length 0; it must be >= 1, or -1"),
+        ((2, -3), r"axis 1: chunk length -3"),
+        ({2: 3}, r"axis 2 is out of bounds for 2 axes"),
+        ({0: 2, -2: 3}, r"axis 0 is given twice"),
+        (("x", 2), r"the only string per axis is 'auto'"),
+        ("lots", r"Could not interpret 'lots'"),
+    ],
+)
+def test_from_numpy_invalid_chunks_raise_valueerror(chunks: Any, message: str) -> None:
+    a = np.zeros((10, 6))
+    pattern = r"chunks=.* is not valid for an array of shape \(10, 6\): .*" + message
+    with pytest.raises(ValueError, match=pattern + r".*'auto'"):
+        xback.from_numpy(a, backend="dask", chunks=chunks)
+
+
+@pytest.mark.parametrize(
+    "chunks", [True, 2.5, object(), (None, 2), ((5, 5.0), 6), ((True, 9), 6), {"a": 1}]
+)
+def test_from_numpy_chunks_of_wrong_type_raise_typeerror(chunks: Any) -> None:
+    with pytest.raises(TypeError, match=r"chunks|axes"):
+        xback.from_numpy(np.zeros((10, 6)), backend="dask", chunks=chunks)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", None])
+def test_from_numpy_chunks_need_a_chunked_backend(backend: str | None) -> None:
+    if backend == "torch":
+        pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"chunked backends \(dask\).*backend='dask'"):
+        xback.from_numpy(np.zeros(3), backend=backend, chunks=2)
+
+
 def test_device_rules() -> None:
     d = da.from_array(np.arange(3.0))
     _same(_lazy(xback.sort(d, device="cpu")), np.arange(3.0))

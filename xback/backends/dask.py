@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from xback.backends import HostBackend, _dask_sort, _numpy_sort
+from xback.backends import HostBackend, _dask_chunks, _dask_sort, _numpy_sort
 from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["BACKEND", "DaskBackend"]
@@ -95,6 +95,14 @@ class _Shared:
         return self.a[key]
 
 
+def _wrap(a: np.ndarray[Any, Any], copy: bool | None, chunks: Any) -> Any:
+    """A lazy dask array over ``a`` (copied first when ``copy``)."""
+    # dask.array.from_array copies every NumPy array it is given; a copy-less wrapper keeps
+    # copy=None/False zero-copy (and copy=True one copy). name=False: a random graph key
+    # instead of hashing all of ``a`` (an O(n) pass).
+    return _dask_array().from_array(_Shared(a.copy() if copy else a), chunks=chunks, name=False)
+
+
 def _tsqr_svd(da: Any, x: Any) -> Any:
     """``dask.array.linalg.svd`` (TSQR) without its spurious ComplexWarning: dask builds its
     meta arrays with a real cast, which is harmless and not the caller's doing."""
@@ -109,6 +117,7 @@ class DaskBackend(HostBackend):
     name = "dask"
     module = "dask"
     respects_readonly = True  # dask never writes into the arrays it wraps
+    has_chunks = True
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
@@ -135,11 +144,18 @@ class DaskBackend(HostBackend):
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
         """A lazy dask array over ``a`` (shared unless ``copy``: writing into ``a`` before
         the array is computed changes the result), automatic chunks."""
-        da = _dask_array()
-        # dask.array.from_array copies every NumPy array it is given; a copy-less wrapper
-        # keeps copy=None/False zero-copy. name=False: a random graph key instead of hashing
-        # all of ``a`` (an O(n) pass).
-        return da.from_array(a.copy() if copy else _Shared(a), chunks="auto", name=False)
+        return _wrap(a, copy, "auto")
+
+    def normalize_chunks(
+        self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> tuple[tuple[int, ...], ...]:
+        return _dask_chunks.normalize_chunks(chunks, shape, dtype)
+
+    def from_numpy_chunked(
+        self, a: np.ndarray[Any, Any], copy: bool | None, chunks: tuple[tuple[int, ...], ...]
+    ) -> Any:
+        """:meth:`from_numpy` with the given chunks."""
+        return _wrap(a, copy, chunks)
 
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         return x.astype(dtype)
