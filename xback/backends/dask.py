@@ -22,8 +22,10 @@ method: :meth:`DaskBackend.to_numpy`, :meth:`DaskBackend.all_finite`, :meth:`Das
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -103,11 +105,18 @@ def _wrap(a: np.ndarray[Any, Any], copy: bool | None, chunks: Any) -> Any:
     return _dask_array().from_array(_Shared(a.copy() if copy else a), chunks=chunks, name=False)
 
 
-def _tsqr_svd(da: Any, x: Any) -> Any:
-    """``dask.array.linalg.svd`` (TSQR) without its spurious ComplexWarning: dask builds its
-    meta arrays with a real cast, which is harmless and not the caller's doing."""
+@contextlib.contextmanager
+def _meta_casts() -> Iterator[None]:
+    """Silences dask's spurious ComplexWarning when it builds the meta arrays of complex
+    decompositions (the singular values are real: a harmless cast, not the caller's doing)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        yield
+
+
+def _tsqr_svd(da: Any, x: Any) -> Any:
+    """``dask.array.linalg.svd`` (TSQR)."""
+    with _meta_casts():
         return da.linalg.svd(x)
 
 
@@ -210,8 +219,8 @@ class DaskBackend(HostBackend):
         m, n = x.shape[-2:]
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
             k = min(m, n)
-            U, S, Vh = (
-                da.apply_gufunc(
+            with _meta_casts():
+                U, S, Vh = da.apply_gufunc(
                     _svd_block,
                     "(i,j)->(i,p),(k),(q,j)",
                     x,
@@ -224,7 +233,6 @@ class DaskBackend(HostBackend):
                         "q": n if full_matrices else k,
                     },
                 )
-            )
             return U, S.persist(), Vh
         self._check_tall_skinny(x, "svd")
         if full_matrices and m > n:
@@ -244,13 +252,15 @@ class DaskBackend(HostBackend):
     def svdvals(self, x: Any) -> Any:
         da = _dask_array()
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
-            return da.apply_gufunc(
-                _svdvals_block,
-                "(i,j)->(k)",
-                x,
-                output_dtypes=_real_dtype(x.dtype),
-                output_sizes={"k": min(x.shape[-2:])},
-            ).persist()
+            with _meta_casts():
+                S = da.apply_gufunc(
+                    _svdvals_block,
+                    "(i,j)->(k)",
+                    x,
+                    output_dtypes=_real_dtype(x.dtype),
+                    output_sizes={"k": min(x.shape[-2:])},
+                )
+            return S.persist()
         self._check_tall_skinny(x, "svdvals")
         # persisted: the front layer's finiteness check reads S; computed once, not twice
         return _tsqr_svd(da, x)[1].persist()
