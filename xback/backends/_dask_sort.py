@@ -29,7 +29,6 @@ No task holds more than its block, its bucket, or its output block (plus ``int64
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 import operator
@@ -331,13 +330,21 @@ def _columns(start: int, end: int, n: int, offs: list[int]) -> list[int]:
     return [c for c in cs if offs[c + 1] > offs[c]]
 
 
-def _run(name: str, layer: dict[Any, Any], x: Any, keys_: list[Any]) -> list[Any]:
-    """Compute the tasks ``keys_`` of ``layer`` (reading ``x``'s blocks) with the current
-    scheduler (a distributed client when one is active)."""
-    delayed: Any = importlib.import_module("dask.delayed")
-    layer = {**layer, name: (list, list(keys_))}
-    out: list[Any] = delayed.Delayed(name, _graph(name, layer, x)).compute()
+def _boxed(f: Any, *args: Any) -> Any:
+    """``f(*args)`` in a 1-element object array: one block of :func:`_run`'s array."""
+    out = np.empty(1, dtype=object)
+    out[0] = f(*args)
     return out
+
+
+def _run(name: str, tasks: list[tuple[Any, ...]], x: Any) -> list[Any]:
+    """The results of ``tasks`` (reading ``x``'s blocks), computed with the current scheduler
+    (a distributed client when one is active) as the blocks of an object array: through the
+    array optimizations, like every other graph over ``x`` (the same keys, the same tasks)."""
+    layer = {(name, i): (_boxed, *t) for i, t in enumerate(tasks)}
+    da: Any = sys.modules["dask.array"]
+    out = da.Array(_graph(name, layer, x), name, ((1,) * len(tasks),), meta=np.empty(0, object))
+    return list(out.compute()) if tasks else []
 
 
 def _graph(name: str, layer: dict[Any, Any], x: Any) -> Any:
@@ -366,38 +373,32 @@ def sample_sort(x: Any, axis: int | None, descending: bool, want_indices: bool) 
     full = [(gi, c) for gi, g in enumerate(groups) for c, s in enumerate(g.sizes) if s]
 
     # 1. samples -> splitters (each group its own)
-    name = f"xback-sort-sample-{token}"
-    layer: dict[Any, Any] = {
-        (name, gi, c): (
-            _sample_block, groups[gi].blocks[c], axis, groups[gi].rows, groups[gi].qs[c],
-            descending, k,
-        )
+    tasks: list[tuple[Any, ...]] = [
+        (_sample_block, groups[gi].blocks[c], axis, groups[gi].rows, groups[gi].qs[c],
+         descending, k)
         for k, (gi, c) in enumerate(full)
-    }
+    ]
     samples: list[list[Any]] = [[] for _ in groups]
-    for (gi, _), smp in zip(full, _run(name, layer, x, list(layer))):
+    for (gi, _), smp in zip(full, _run(f"xback-sort-sample-{token}", tasks, x)):
         samples[gi].append(smp)
     spls = [_splitters(smp, len(g.blocks)) if smp else _NO_SPLITTERS for g, smp in
             zip(groups, samples)]
     # 2. bucket counts per block
-    name = f"xback-sort-count-{token}"
-    layer = {
-        (name, gi, c): (
-            _count_block, groups[gi].blocks[c], axis, groups[gi].rows, groups[gi].qs[c],
-            descending, spls[gi], len(spls[gi][0]) + 1,
-        )
+    tasks = [
+        (_count_block, groups[gi].blocks[c], axis, groups[gi].rows, groups[gi].qs[c],
+         descending, spls[gi], len(spls[gi][0]) + 1)
         for gi, c in full
-    }
+    ]
     counts = [np.zeros((len(g.blocks), len(spl[0]) + 1), np.int64) for g, spl in
               zip(groups, spls)]
-    for (gi, c), cnt in zip(full, _run(name, layer, x, list(layer))):
+    for (gi, c), cnt in zip(full, _run(f"xback-sort-count-{token}", tasks, x)):
         counts[gi][c] = cnt
     # 3. the lazy graph: partition -> pieces -> buckets -> cuts -> output blocks
     out_name = f"xback-sort-{token}"
     part, piece, bucket, cut = (f"xback-sort-{s}-{token}" for s in ("part", "piece", "bucket",
                                                                        "cut"))
     dtype = _INT64 if want_indices else x.dtype
-    layer = {}
+    layer: dict[Any, Any] = {}
     for gi, (g, spl, C) in enumerate(zip(groups, spls, counts)):
         nb = len(spl[0]) + 1
         for c, row in enumerate(C):
