@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import xback
 
@@ -147,9 +149,15 @@ def test_sample_sort_axis_none_of_chunked_matrix() -> None:
 
 
 def test_sort_empty_chunked_arrays() -> None:
+    """No data: each empty block sorts to an empty block, the chunks are kept."""
     a = np.zeros((0, 5))
     d = da.from_array(a, chunks=(1, 2))
-    _same(_lazy(xback.sort(d, axis=1)), xback.sort(a, axis=1))
+    for axis in (0, 1):
+        got = xback.sort(d, axis=axis)
+        assert got.chunks == d.chunks
+        _same(_lazy(got), xback.sort(a, axis=axis))
+    e = da.from_array(np.zeros((4, 0, 3)), chunks=(1, 1, 2))
+    assert xback.argsort(e, axis=0).chunks == e.chunks
     _same(_lazy(xback.argsort(d, axis=None)), xback.argsort(a, axis=None))
 
 
@@ -189,6 +197,46 @@ def test_sample_sort_nd_chunked_axes_match_numpy(dtype: str, descending: bool) -
 def test_sample_sort_buckets_spanning_lines(dtype: str) -> None:
     """Many short lines per chunk: a bucket holds whole lines and parts of others."""
     _check_sample_sort(_nd_data(dtype, (40, 6)), (25, (1, 2, 3)), descending=True)
+
+
+def test_sample_sort_bucket_wrapping_into_the_next_line() -> None:
+    """A bucket holding the end of one line and the start of the next, both within the same
+    output block's columns (found by a random layout search: that block's piece was cut
+    twice)."""
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        a = rng.integers(-2, 3, (1, 7, 7)).astype(np.float64)
+        d = da.from_array(a, chunks=((1,), (3, 2, 1, 1), (2, 4, 1)))
+        for fn in (xback.sort, xback.argsort):
+            _same(_lazy(fn(d, axis=2)), fn(a, axis=2))
+
+
+@st.composite
+def _chunked_arrays(draw: st.DrawFn) -> tuple[np.ndarray[Any, Any], Any, int | None]:
+    """A small float array with ties, NaN and -0.0, chunks of any lengths (zero-length
+    included) along every axis, and an axis (or None)."""
+    shape = tuple(draw(st.lists(st.integers(0, 7), min_size=1, max_size=3)))
+    n = int(np.prod(shape))
+    vals = draw(st.lists(st.sampled_from([-1.0, 0.0, -0.0, 1.0, 2.0, np.nan]), min_size=n,
+                         max_size=n))
+    a = np.array(vals, dtype=np.float64).reshape(shape)
+    chunks = []
+    for length in shape:
+        cuts = sorted(draw(st.lists(st.integers(0, length), max_size=3)))
+        chunks.append(tuple(np.diff([0, *cuts, length]).tolist()))
+    axis = draw(st.one_of(st.none(), st.integers(0, len(shape) - 1)))
+    return a, tuple(chunks), axis
+
+
+@given(case=_chunked_arrays(), descending=st.booleans())
+def test_sample_sort_any_layout_matches_numpy(case: Any, descending: bool) -> None:
+    a, chunks, axis = case
+    d = da.from_array(a, chunks=chunks)
+    for fn in (xback.sort, xback.argsort):
+        got = fn(d, axis=axis, descending=descending)
+        if axis is not None:
+            assert got.chunks == d.chunks
+        _same(got.compute(scheduler="synchronous"), fn(a, axis=axis, descending=descending))
 
 
 def test_sample_sort_non_native_byte_order() -> None:

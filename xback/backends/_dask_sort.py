@@ -6,7 +6,7 @@ the other axes: its blocks are the chunks along ``k``, each holding the same ``r
 (the axis moved last) of length ``n = x.shape[k]``. For ``axis=None`` one group holds every
 block, as a single line of length ``x.size`` whose positions are C-order flat indices. In a
 group every element has the composite key ``(row, key, position)``, ``key`` from
-:func:`keys` (the contract's order: NaN last, ``-0.0 == 0.0``, descending by an exact
+:func:`_keys` (the contract's order: NaN last, ``-0.0 == 0.0``, descending by an exact
 order-reversing bijection). It is a total order, and an element's rank in it is its place in
 the group's output (row-major): sorting by it is the stable sort.
 
@@ -38,14 +38,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["keys", "sample_sort"]
+__all__ = ["sample_sort"]
 
 #: elements sampled from each block to choose the splitters
 SAMPLES_PER_BLOCK = 128
 _INT64 = np.dtype(np.int64)
 
 
-def keys(v: Any, descending: bool) -> Any:
+def _keys(v: Any, descending: bool) -> Any:
     """Keys whose ascending NumPy order (sort and searchsorted alike) is the contract's order
     of ``v``: NaN last, ``-0.0 == 0.0``; descending by an exact order-reversing bijection."""
     k = v.dtype.kind
@@ -119,14 +119,14 @@ def _sample_block(
     else:
         pick = np.arange(size)
     r, c = np.divmod(pick, n)
-    return r, keys(L.reshape(-1)[pick], descending), _block_positions(q, v, n)[c]
+    return r, _keys(L.reshape(-1)[pick], descending), _block_positions(q, v, n)[c]
 
 
 def _count_block(
     v: Any, axis: int | None, rows: int, q: Any, descending: bool, spl: Any, nb: int
 ) -> Any:
     L = _lines(v, axis, rows)
-    ids = _bucket_ids(keys(L, descending), _block_positions(q, v, L.shape[1]), spl)
+    ids = _bucket_ids(_keys(L, descending), _block_positions(q, v, L.shape[1]), spl)
     return np.bincount(ids.reshape(-1), minlength=nb)
 
 
@@ -151,7 +151,7 @@ def _partition_block(
     L = _lines(v, axis, rows)
     n = L.shape[1]
     Q = _block_positions(q, v, n)
-    ids = _bucket_ids(keys(L, descending), Q, spl).reshape(-1)
+    ids = _bucket_ids(_keys(L, descending), Q, spl).reshape(-1)
     order = np.argsort(ids.astype(_small_uint(nb - 1)), kind="stable")
     ends = np.cumsum(np.bincount(ids, minlength=nb))
     V = L.reshape(-1)[order]
@@ -194,7 +194,7 @@ def _merge_bucket(
     columns ``cols`` it meets. Pieces come in block order; when the blocks' positions are in
     that order too (``in_order``), a stable sort of the keys keeps ties by position."""
     V = np.concatenate([p[0] for p in pieces])
-    K = keys(V, descending)
+    K = _keys(V, descending)
     if in_order:
         perm = np.argsort(K, kind="stable")
     else:
@@ -325,8 +325,8 @@ def _columns(start: int, end: int, n: int, offs: list[int]) -> list[int]:
         cs: list[int] = list(range(p))
     elif r0 == r1:
         cs = list(range(col(a), col(b) + 1))
-    else:
-        cs = [*range(0, col(b) + 1), *range(col(a), p)]
+    else:  # the end of one line, the start of the next: both may meet the same block
+        cs = sorted({*range(0, col(b) + 1), *range(col(a), p)})
     return [c for c in cs if offs[c + 1] > offs[c]]
 
 

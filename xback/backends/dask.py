@@ -183,11 +183,11 @@ class DaskBackend(HostBackend):
 
     @staticmethod
     def _sort_input(x: Any, axis: int | None) -> tuple[Any, int]:
-        """``x`` with the sort axis in one chunk, free here: it holds no data or one chunk."""
+        """``x`` and the axis to sort block by block: the axis is in one chunk, or ``x``
+        holds no data (its empty blocks sort to empty blocks: its chunks are kept);
+        ``axis=None``: ``x`` flattened (one chunk, or no data)."""
         if axis is None:
-            x, axis = (x if x.size else x.rechunk(-1)).reshape(-1), 0
-        if x.numblocks[axis] > 1:
-            x = x.rechunk({axis: -1})  # empty: no data to gather
+            return (x if x.size else x.rechunk(-1)).reshape(-1), 0
         return x, axis
 
     def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
