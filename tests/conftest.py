@@ -3,6 +3,8 @@ test, parametrised over :data:`TARGETS`."""
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,11 @@ try:  # optional: not in the test requirements (its install is large); tested wh
 except ImportError:
     HAS_JAX = False
 
+# found, not imported: dispatch must never import dask unless the caller did (test_dask.py)
+HAS_DASK = importlib.util.find_spec("dask") is not None and (
+    importlib.util.find_spec("dask.array") is not None
+)
+requires_dask = pytest.mark.skipif(not HAS_DASK, reason="dask[array] is not installed")
 requires_strict = pytest.mark.skipif(not HAS_STRICT, reason="array-api-strict is not installed")
 requires_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -61,6 +68,9 @@ class Target:
 
     backend: str
     device: str
+    #: chunked backends (dask): arrays made by :meth:`make` have small chunks (see
+    #: :func:`small_chunks`), so that every multi-chunk path runs
+    chunked: bool = False
 
     @property
     def has_data(self) -> bool:
@@ -74,6 +84,24 @@ class Target:
 
         return load_backend(self.backend).can_hold(normalize_dtype(dtype))
 
+    def supports_svd(self, shape: tuple[int, ...], full_matrices: bool) -> bool:
+        """Whether ``svd`` of an array of ``shape`` made by :meth:`make` is exact here: on
+        every target but the chunked ones, where a 2-D matrix split into row blocks is
+        decomposed by TSQR: tall matrices only, and full factors only when square (the dask
+        backend raises ValueError otherwise, tested in test_dask.py)."""
+        if not self.chunked or len(shape) != 2 or small_chunks(shape)[0] >= shape[0]:
+            return True
+        m, n = shape
+        return m >= n and not (full_matrices and m > n)
+
+    def require_svd(self, shape: tuple[int, ...], full_matrices: bool) -> None:
+        """Skip the test when :meth:`supports_svd` says no."""
+        if not self.supports_svd(shape, full_matrices):
+            pytest.skip(
+                f"{self}: svd of a {shape} matrix split into row blocks is TSQR (tall, thin "
+                f"factors unless square); full_matrices={full_matrices}"
+            )
+
     def make(self, a: Any, dtype: Any = None) -> Any:
         """A fresh array of this target holding ``a`` (via NumPy, copied).
 
@@ -82,6 +110,11 @@ class Target:
         arr = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
         if not self.supports(arr.dtype):
             pytest.skip(f"{self} has no {arr.dtype}")
+        if self.chunked:
+            return xback.from_numpy(
+                arr, backend=self.backend, device=self.device, copy=True,
+                chunks=small_chunks(arr.shape),
+            )
         return xback.from_numpy(arr, backend=self.backend, device=self.device, copy=True)
 
     def dtype_of(self, x: Any) -> np.dtype:
@@ -101,7 +134,17 @@ class Target:
         return xback.to_numpy(x, copy=True)
 
     def __str__(self) -> str:
-        return f"{self.backend}-{self.device}"
+        return f"{self.backend}-{self.device}" + ("-chunked" if self.chunked else "")
+
+
+def small_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks of the chunked targets: axes cut in two (lengths 2 and up), never across a
+    matrix (how the dask backend's linear algebra takes its input): 1-D arrays along their
+    axis, 2-D arrays by rows, stacks along their batch axes."""
+    whole = {len(shape) - 1} if len(shape) == 2 else set(range(len(shape) - 2, len(shape)))
+    if len(shape) == 1:
+        whole = set()
+    return tuple(max(1, n if d in whole else math.ceil(n / 2)) for d, n in enumerate(shape))
 
 
 _ALL = [
@@ -111,6 +154,7 @@ _ALL = [
     pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
     pytest.param(Target("array_api_strict", "cpu"), id="strict", marks=requires_strict),
     pytest.param(Target("jax", "cpu"), id="jax", marks=requires_jax),
+    pytest.param(Target("dask", "cpu", chunked=True), id="dask", marks=requires_dask),
 ]
 TARGETS = _ALL
 DATA_TARGETS = [p for p in _ALL if p.id != "torch-meta"]

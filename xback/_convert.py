@@ -23,7 +23,8 @@ from xback._dispatch import (
 from xback._dtypes import cast_hint, normalize_dtype
 from xback.backends import Backend
 
-if TYPE_CHECKING:  # static types only: importing xback never imports torch
+if TYPE_CHECKING:  # static types only: importing xback never imports torch or dask
+    import dask.array
     import numpy.typing as npt
     import torch
 
@@ -142,12 +143,29 @@ def from_numpy(
     a: npt.NDArray[Any] | np.generic,
     /,
     *,
+    backend: Literal["dask"],
+    device: Any = ...,
+    copy: bool | None = ...,
+    chunks: Any = ...,
+) -> dask.array.Array: ...
+@overload
+def from_numpy(
+    a: npt.NDArray[Any] | np.generic,
+    /,
+    *,
     backend: str | None = ...,
     device: Any = ...,
     copy: bool | None = ...,
+    chunks: Any = ...,
 ) -> Any: ...
 def from_numpy(
-    a: Any, /, *, backend: str | None = None, device: Any = None, copy: bool | None = None
+    a: Any,
+    /,
+    *,
+    backend: str | None = None,
+    device: Any = None,
+    copy: bool | None = None,
+    chunks: Any = None,
 ) -> Any:
     """Bring a NumPy array into the chosen backend and device, zero-copy on the CPU.
 
@@ -161,11 +179,18 @@ def from_numpy(
         (torch) unless ``copy=False``, which shares them (writing through the tensor is then
         the caller's responsibility).
     backend : str, optional
-        ``"numpy"`` or ``"torch"``.
+        ``"numpy"``, ``"torch"``, ``"dask"``, or an Array API library's name.
     device : str or torch.device, optional
         Where the result lives (``"cpu"``, ``"cuda"``, ``"meta"``...).
     copy : bool, optional
         Array API semantics (see :func:`to_numpy`).
+    chunks : optional
+        Chunked backends (dask) only: how the array is split. ``None`` (default) or
+        ``"auto"``: automatic chunks; a size such as ``"64MiB"``: automatic chunks of about
+        that many bytes; an int: the chunk length along every axis (``-1``: whole axes); a
+        tuple with one entry per axis (an int, ``-1``, ``"auto"``, or the tuple of that
+        axis's chunk lengths; for a 1-D array, the chunk lengths themselves); a dict
+        ``{axis: entry}`` (other axes automatic). Validated before any work.
 
     Returns
     -------
@@ -173,15 +198,18 @@ def from_numpy(
         An array of the chosen backend. To torch, contiguous arrays, 0-d arrays and NumPy
         scalars share memory (positive-stride views too); ``ml_dtypes`` bfloat16 arrays
         become bfloat16 tensors sharing memory. Negative strides and non-native byte order
-        are copied.
+        are copied. To dask, a lazy array whose chunks are views of ``a`` (no copy unless
+        ``copy=True``: writing into ``a`` before computing changes the result).
 
     Raises
     ------
     TypeError
         ``a`` is not a NumPy array or scalar, or its dtype cannot be held by the backend
-        (the message names a cast that works).
+        (the message names a cast that works); ``chunks`` given for a backend without
+        chunks, or of a type that cannot describe chunks.
     ValueError
-        ``copy=False`` when a copy is unavoidable; a device the backend cannot use.
+        ``copy=False`` when a copy is unavoidable; a device the backend cannot use;
+        invalid ``chunks`` (lengths not adding up to the axis, axes that do not exist...).
 
     Examples
     --------
@@ -189,6 +217,11 @@ def from_numpy(
     >>> a = np.arange(3.0)
     >>> xback.from_numpy(a) is a
     True
+    >>> d = xback.from_numpy(np.arange(10.0), backend="dask", chunks=4)
+    >>> d.chunks
+    ((4, 4, 2),)
+    >>> xback.to_numpy(xback.sort(d, descending=True))[:3]  # sorted across the chunks
+    array([9., 8., 7.])
     """
     if type(a) is not np.ndarray:
         if not isinstance(a, (np.ndarray, np.generic)):
@@ -201,10 +234,19 @@ def from_numpy(
     if copy is not None and copy is not True and copy is not False:
         _check_copy(copy)
     b, dev = _choose(backend, device, _NO_KINDS, ())
+    if chunks is not None:
+        if not b.has_chunks:
+            raise TypeError(
+                f"from_numpy(chunks=...) is for chunked backends (dask); the {b.name} "
+                f"backend's arrays have no chunks: drop chunks=, or pass backend='dask'"
+            )
+        chunks = b.normalize_chunks(chunks, a.shape, a.dtype)
     if not b.can_hold(a.dtype):
         _check_holdable(b, a)
     if copy is None and not b.respects_readonly and not a.flags.writeable:
         copy = True  # a writable tensor must not alias read-only memory
+    if chunks is not None:
+        return b.from_numpy_chunked(a, copy, chunks)
     return b.from_numpy(a, dev or "cpu", copy)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -33,6 +34,8 @@ assert_type(xb.to_numpy(t), np.ndarray)
 assert_type(xb.to_numpy(a, copy=True), npt.NDArray[Any])
 assert_type(xb.from_numpy(a, backend="torch"), torch.Tensor)
 assert_type(xb.from_numpy(a, backend="numpy"), np.ndarray)
+assert_type(xb.from_numpy(a, backend="dask", chunks=(2,)), da.Array)
+assert_type(xb.from_numpy(a, chunks={0: 2}), Any)  # the backend may come from xback.use
 assert_type(xb.to_device(t, "meta"), torch.Tensor)
 assert_type(xb.to_device(a, "cpu"), np.ndarray)
 

@@ -115,6 +115,27 @@ class Backend:
         """
         raise NotImplementedError
 
+    #: whether the backend's arrays are split into chunks that ``from_numpy(chunks=...)``
+    #: chooses (dask); such a backend implements the two methods below
+    has_chunks: ClassVar[bool] = False
+
+    def normalize_chunks(
+        self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> tuple[tuple[int, ...], ...]:
+        """Validate a ``chunks=`` argument (not ``None``) for an array of ``shape`` and
+        ``dtype``; return the chunk lengths along every axis.
+
+        Raises ``TypeError`` for a type that cannot describe chunks and ``ValueError`` for
+        invalid values, naming the value and what is allowed (called before any work).
+        """
+        raise NotImplementedError
+
+    def from_numpy_chunked(
+        self, a: np.ndarray[Any, Any], copy: bool | None, chunks: tuple[tuple[int, ...], ...]
+    ) -> Any:
+        """:meth:`from_numpy` (on the CPU) with the chunks from :meth:`normalize_chunks`."""
+        raise NotImplementedError
+
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         """``x`` cast to ``dtype`` (a new array; only called when the dtype differs)."""
         raise NotImplementedError

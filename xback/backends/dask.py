@@ -5,10 +5,10 @@ lazy dask arrays; nothing is computed except where a Python value is needed (doc
 method: :meth:`DaskBackend.to_numpy`, :meth:`DaskBackend.all_finite`, :meth:`DaskBackend.gram`).
 
 * Sorting: along an axis held in ONE chunk, per block with the NumPy backend's kernels (the
-  full contract: NaN last, stable descending, every dtype, int64 indices). 1-D arrays (and
-  ``axis=None``) split into several chunks: a stable sample sort that never gathers the axis
-  (it computes its splitters and bucket sizes first: two passes over ``x``). A chunked axis
-  of an N-D array: ``ValueError`` (rechunk that axis into one chunk).
+  full contract: NaN last, stable descending, every dtype, int64 indices). Along an axis
+  split into several chunks (and ``axis=None`` over several chunks): the stable sample sort
+  of :mod:`xback.backends._dask_sort`, which never gathers the axis (it computes its
+  splitters and bucket sizes first: two passes over ``x``); same results.
 * ``lstsq_grad``: ``A`` chunked by rows (columns rechunked to one chunk, rows never), one task
   per row block computes ``2 A_bᴴ(A_b x - y_b)``, the partial gradients are summed by a tree
   reduction: one pass over ``A``, memory per task bounded by one block.
@@ -22,14 +22,15 @@ method: :meth:`DaskBackend.to_numpy`, :meth:`DaskBackend.all_finite`, :meth:`Das
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from xback.backends import HostBackend, _numpy_sort
+from xback.backends import HostBackend, _dask_chunks, _dask_sort, _numpy_sort
 from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["BACKEND", "DaskBackend"]
@@ -96,11 +97,26 @@ class _Shared:
         return self.a[key]
 
 
-def _tsqr_svd(da: Any, x: Any) -> Any:
-    """``dask.array.linalg.svd`` (TSQR) without its spurious ComplexWarning: dask builds its
-    meta arrays with a real cast, which is harmless and not the caller's doing."""
+def _wrap(a: np.ndarray[Any, Any], copy: bool | None, chunks: Any) -> Any:
+    """A lazy dask array over ``a`` (copied first when ``copy``)."""
+    # dask.array.from_array copies every NumPy array it is given; a copy-less wrapper keeps
+    # copy=None/False zero-copy (and copy=True one copy). name=False: a random graph key
+    # instead of hashing all of ``a`` (an O(n) pass).
+    return _dask_array().from_array(_Shared(a.copy() if copy else a), chunks=chunks, name=False)
+
+
+@contextlib.contextmanager
+def _meta_casts() -> Iterator[None]:
+    """Silences dask's spurious ComplexWarning when it builds the meta arrays of complex
+    decompositions (the singular values are real: a harmless cast, not the caller's doing)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        yield
+
+
+def _tsqr_svd(da: Any, x: Any) -> Any:
+    """``dask.array.linalg.svd`` (TSQR)."""
+    with _meta_casts():
         return da.linalg.svd(x)
 
 
@@ -110,6 +126,7 @@ class DaskBackend(HostBackend):
     name = "dask"
     module = "dask"
     respects_readonly = True  # dask never writes into the arrays it wraps
+    has_chunks = True
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
@@ -136,11 +153,18 @@ class DaskBackend(HostBackend):
     def from_numpy(self, a: np.ndarray[Any, Any], device: str, copy: bool | None) -> Any:
         """A lazy dask array over ``a`` (shared unless ``copy``: writing into ``a`` before
         the array is computed changes the result), automatic chunks."""
-        da = _dask_array()
-        # dask.array.from_array copies every NumPy array it is given; a copy-less wrapper
-        # keeps copy=None/False zero-copy. name=False: a random graph key instead of hashing
-        # all of ``a`` (an O(n) pass).
-        return da.from_array(a.copy() if copy else _Shared(a), chunks="auto", name=False)
+        return _wrap(a, copy, "auto")
+
+    def normalize_chunks(
+        self, chunks: Any, shape: tuple[int, ...], dtype: np.dtype[Any]
+    ) -> tuple[tuple[int, ...], ...]:
+        return _dask_chunks.normalize_chunks(chunks, shape, dtype)
+
+    def from_numpy_chunked(
+        self, a: np.ndarray[Any, Any], copy: bool | None, chunks: tuple[tuple[int, ...], ...]
+    ) -> Any:
+        """:meth:`from_numpy` with the given chunks."""
+        return _wrap(a, copy, chunks)
 
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         return x.astype(dtype)
@@ -149,33 +173,35 @@ class DaskBackend(HostBackend):
         return x.map_blocks(np.copy, dtype=x.dtype)
 
     # -- sorting ---------------------------------------------------------------------------
-    def _sort_input(self, x: Any, axis: int | None, fname: str) -> tuple[Any, int]:
+    @staticmethod
+    def _sample_sorted(x: Any, axis: int | None) -> bool:
+        """Whether sorting along ``axis`` (``None``: the flattened array) needs the sample
+        sort: data split into several chunks along it."""
+        if not x.size:
+            return False
+        return (_flat_blocks(x) if axis is None else x.numblocks[axis]) > 1
+
+    @staticmethod
+    def _sort_input(x: Any, axis: int | None) -> tuple[Any, int]:
+        """``x`` and the axis to sort block by block: the axis is in one chunk, or ``x``
+        holds no data (its empty blocks sort to empty blocks: its chunks are kept);
+        ``axis=None``: ``x`` flattened (one chunk, or no data)."""
         if axis is None:
-            x, axis = (x if x.size else x.rechunk(-1)).reshape(-1), 0
-        nb = x.numblocks[axis]
-        if nb > 1 and not x.size:
-            return x.rechunk({axis: -1}), axis  # no data to gather
-        if nb > 1:
-            raise ValueError(
-                f"{fname} on the dask backend: axis {axis} of the array (shape "
-                f"{tuple(x.shape)}) is split into {nb} chunks {x.chunks[axis]}; sorting "
-                f"along a chunked axis is implemented for 1-D arrays and axis=None only: "
-                f"rechunk that axis into one chunk first, e.g. x.rechunk({{{axis}: -1}})"
-            )
+            return (x if x.size else x.rechunk(-1)).reshape(-1), 0
         return x, axis
 
     def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        if (axis is None or x.ndim == 1) and x.size and _flat_blocks(x) > 1:
-            return _sample_sort(x.reshape(-1), descending, want_indices=False)
-        x, axis = self._sort_input(x, axis, "sort")
+        if self._sample_sorted(x, axis):
+            return _dask_sort.sample_sort(x, axis, descending, want_indices=False)
+        x, axis = self._sort_input(x, axis)
         return x.map_blocks(
             _numpy_sort.sort, axis, descending, stable, dtype=x.dtype, meta=x._meta
         )
 
     def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        if (axis is None or x.ndim == 1) and x.size and _flat_blocks(x) > 1:
-            return _sample_sort(x.reshape(-1), descending, want_indices=True)
-        x, axis = self._sort_input(x, axis, "argsort")
+        if self._sample_sorted(x, axis):
+            return _dask_sort.sample_sort(x, axis, descending, want_indices=True)
+        x, axis = self._sort_input(x, axis)
         return x.map_blocks(
             _numpy_sort.argsort,
             axis,
@@ -193,8 +219,8 @@ class DaskBackend(HostBackend):
         m, n = x.shape[-2:]
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
             k = min(m, n)
-            U, S, Vh = (
-                da.apply_gufunc(
+            with _meta_casts():
+                U, S, Vh = da.apply_gufunc(
                     _svd_block,
                     "(i,j)->(i,p),(k),(q,j)",
                     x,
@@ -207,7 +233,6 @@ class DaskBackend(HostBackend):
                         "q": n if full_matrices else k,
                     },
                 )
-            )
             return U, S.persist(), Vh
         self._check_tall_skinny(x, "svd")
         if full_matrices and m > n:
@@ -227,13 +252,15 @@ class DaskBackend(HostBackend):
     def svdvals(self, x: Any) -> Any:
         da = _dask_array()
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
-            return da.apply_gufunc(
-                _svdvals_block,
-                "(i,j)->(k)",
-                x,
-                output_dtypes=_real_dtype(x.dtype),
-                output_sizes={"k": min(x.shape[-2:])},
-            ).persist()
+            with _meta_casts():
+                S = da.apply_gufunc(
+                    _svdvals_block,
+                    "(i,j)->(k)",
+                    x,
+                    output_dtypes=_real_dtype(x.dtype),
+                    output_sizes={"k": min(x.shape[-2:])},
+                )
+            return S.persist()
         self._check_tall_skinny(x, "svdvals")
         # persisted: the front layer's finiteness check reads S; computed once, not twice
         return _tsqr_svd(da, x)[1].persist()
@@ -340,122 +367,6 @@ class DaskBackend(HostBackend):
         return 2 * (G @ x - c)
 
 
-# -- distributed sample sort (1-D, along a chunked axis) --------------------------------------
-#: samples taken from each chunk to choose the splitters
-_SAMPLES_PER_CHUNK = 64
-
-
-def _flat_blocks(x: Any) -> int:
-    return int(np.prod(x.numblocks)) if x.ndim else 1
-
-
-def _keys(v: Any, descending: bool) -> Any:
-    """Keys whose ascending NumPy order (sort and searchsorted alike) is the contract's order
-    of ``v``: NaN last, ``-0.0 == 0.0``; descending by an exact order-reversing bijection."""
-    k = v.dtype.kind
-    if k == "V":  # bfloat16: exact float32 keys
-        v = v.astype(np.float32)
-        k = "f"
-    if not descending:
-        return v
-    return np.negative(v) if k in "fc" else np.invert(v)
-
-
-def _local_sort(v: Any, offset: int, descending: bool) -> tuple[Any, Any, Any]:
-    """Stable local sort of one chunk: (sorted keys, sorted values, global int64 indices)."""
-    K = _keys(v, descending)
-    perm = np.argsort(K, kind="stable")
-    return K[perm], v[perm], perm.astype(np.int64) + offset
-
-
-def _positions(Ks: Any, G: Any, sk: Any, sg: Any) -> Any:
-    """For each splitter (key ``sk[j]``, global index ``sg[j]``), the number of elements of a
-    sorted chunk that precede it in (key, global index) order."""
-    lo = np.searchsorted(Ks, sk, side="left")
-    hi = np.searchsorted(Ks, sk, side="right")
-    out = np.empty(len(sk), dtype=np.int64)
-    for j in range(len(sk)):  # ties hold increasing global indices (stable local sort)
-        out[j] = lo[j] + np.searchsorted(G[lo[j] : hi[j]], sg[j], side="left")
-    return out
-
-
-def _sample_chunk(v: Any, offset: int, descending: bool) -> tuple[Any, Any]:
-    Ks, _, G = _local_sort(v, offset, descending)
-    n = len(Ks)
-    s = min(n, _SAMPLES_PER_CHUNK)
-    pick = ((np.arange(s) + 0.5) * n / s).astype(np.int64) if s else np.zeros(0, np.int64)
-    return Ks[pick], G[pick]
-
-
-def _count_chunk(v: Any, offset: int, descending: bool, sk: Any, sg: Any) -> Any:
-    Ks, _, G = _local_sort(v, offset, descending)
-    return _positions(Ks, G, sk, sg)
-
-
-def _partition_chunk(
-    v: Any, offset: int, descending: bool, sk: Any, sg: Any
-) -> list[tuple[Any, Any, Any]]:
-    Ks, Vs, G = _local_sort(v, offset, descending)
-    cuts = [0, *_positions(Ks, G, sk, sg).tolist(), len(Ks)]
-    return [(Ks[a:b], Vs[a:b], G[a:b]) for a, b in itertools.pairwise(cuts)]
-
-
-def _merge_bucket(pieces: list[tuple[Any, Any, Any]], want_indices: bool) -> Any:
-    """Sort one bucket: pieces in chunk order, ties already by increasing global index, so a
-    stable sort of the keys keeps ties in global input order."""
-    K = np.concatenate([p[0] for p in pieces])
-    perm = np.argsort(K, kind="stable")
-    if want_indices:
-        return np.concatenate([p[2] for p in pieces])[perm]
-    return np.concatenate([p[1] for p in pieces])[perm]
-
-
-def _sample_sort(x: Any, descending: bool, want_indices: bool) -> Any:
-    """Stable sort of a 1-D ``x`` split into several chunks, never gathered into one.
-
-    1. Splitters (computed now): each chunk is sorted locally and sampled; the samples,
-       ordered by (key, global index), give one splitter per chunk boundary.
-    2. Bucket sizes (computed now): per chunk, how many elements precede each splitter.
-    3. Lazy graph: each chunk is split into one piece per bucket; each bucket task sorts the
-       pieces it receives (about one chunk of data). Ties are broken by global index: stable.
-    The result is rechunked to ``x``'s chunks. Steps 1 and 2 each read ``x`` once.
-    """
-    da = _dask_array()
-    dask: Any = sys.modules["dask"]  # imported with dask.array
-    blocks = x.to_delayed().ravel().tolist()
-    offsets = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(np.int64).tolist()
-    p = len(blocks)
-    task = dask.delayed
-    samples = dask.compute(
-        *[task(_sample_chunk)(b, o, descending) for b, o in zip(blocks, offsets)]
-    )
-    SK = np.concatenate([s[0] for s in samples])
-    SG = np.concatenate([s[1] for s in samples])
-    order = np.argsort(SG, kind="stable")
-    order = order[np.argsort(SK[order], kind="stable")]  # by key, ties by global index
-    pick = np.unique((np.arange(1, p) * len(order)) // p)
-    pick = pick[(pick > 0) & (pick < len(order))]
-    sk, sg = SK[order[pick]], SG[order[pick]]
-    pos = dask.compute(
-        *[task(_count_chunk)(b, o, descending, sk, sg) for b, o in zip(blocks, offsets)]
-    )
-    P = np.stack([np.concatenate([[0], q, [c]]) for q, c in zip(pos, x.chunks[0])])
-    sizes = (P[:, 1:] - P[:, :-1]).sum(axis=0)  # elements per bucket
-    parts = [
-        task(_partition_chunk, nout=len(sizes))(b, o, descending, sk, sg)
-        for b, o in zip(blocks, offsets)
-    ]
-    dtype = _INT64 if want_indices else x.dtype
-    buckets = [
-        da.from_delayed(
-            task(_merge_bucket)([part[j] for part in parts], want_indices),
-            shape=(int(sizes[j]),), dtype=dtype, meta=np.empty((0,), dtype),
-        )
-        for j in range(len(sizes))
-    ]
-    return da.concatenate(buckets).rechunk(x.chunks)
-
-
 def _batch_like(v: Any, A: Any, last: tuple[tuple[int, ...], tuple[int, ...]]) -> Any:
     """``v`` (a stack of matrices) rechunked like ``A`` on the batch axes they share (aligned
     from the right, as they broadcast), its last two axes to ``last``."""
@@ -477,6 +388,10 @@ def _rows_like(y: Any, A: Any) -> Any:
     """``y`` rechunked to ``A``'s row chunks (``y`` is small next to ``A``)."""
     want = (A.chunks[0], *((s,) for s in y.shape[1:]))
     return y if y.chunks == want else y.rechunk(want)
+
+
+def _flat_blocks(x: Any) -> int:
+    return int(np.prod(x.numblocks)) if x.ndim else 1
 
 
 def _canonical_signs(da: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
