@@ -234,7 +234,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     out: list[str] = [f"Machine: {machine_line(env)}", ""]
     ratio_key = {"lstsq-grad": "x_floor", "convert": "speedup_vs_copy", "sort": "vs_raw",
-                 "svd": "vs_raw"}
+                 "svd": "vs_raw", "route": "vs_best"}
     for name, res in doc["benchmarks"].items():
         rows = res["results"]
         out.append(f"### `{name}`: {res['title']}")
