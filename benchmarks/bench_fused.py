@@ -4,12 +4,14 @@
 {256, 512, 1024, 2048}, float32 and float64. Candidates, interleaved round-robin
 (A B C A B C ...), each reported as min and median per-call time. Two blocks, each with one
 untimed call of every candidate first: the library calls (``numpy``, ``torch``, ``xback-auto*``)
-interleaved, then ``fused``, ``floor-read``, ``floor-sum`` interleaved. After a call,
-OpenBLAS's and torch's OpenMP worker threads keep spinning for up to tens of milliseconds,
+interleaved, then ``fused``, ``floor-read``, ``floor-sum`` interleaved, each block after
+``--settle`` seconds (default 0.2) of sleep. After a call, NumPy's OpenBLAS worker thread keeps
+spinning for ~100 ms (measured here: 0.8-1.2 cores busy for 100 ms after one ``A @ x``),
 taking one of this machine's two cores from whatever runs next: interleaving the fused kernel
-with them would time it against a busy core. Each candidate is thus timed back to back with
-calls like its own, as in an iterative solver's loop (after an idle pause of 50 ms, a call
-here took up to 2x longer: the second vCPU has to be woken):
+with NumPy would time it against a busy core. Each candidate is thus timed back to back with
+calls like its own, as in an iterative solver's loop (after an idle pause of 50 ms, a
+2-thread call here took up to 2x longer: the second vCPU has to be woken; the untimed
+warm-up calls absorb that):
 
 * ``fused``: ``xback._fused.lstsq_grad`` (Numba, one pass over ``A``);
 * ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
@@ -35,7 +37,7 @@ average. With ``--rounds R`` the whole measurement is repeated and a summary giv
 the median over the quiet rounds (others below ``--quiet`` cores) of each round's ratios.
 
 Run: ``python benchmarks/bench_fused.py [--sizes 256 512 1024 2048] [--dtypes float32 float64]
-[--repeat 15] [--rounds 1] [--quiet 0.2] [--cold] [--threads N]``.
+[--repeat 15] [--rounds 1] [--settle 0.2] [--quiet 0.2] [--cold] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -147,13 +149,15 @@ def _busy_seconds() -> float | None:
 
 
 def _time(
-    groups: list[dict[str, Callable[[], Any]]], repeat: int
+    groups: list[dict[str, Callable[[], Any]]], repeat: int, settle: float = 0.2
 ) -> tuple[dict[str, list[float]], Any]:
-    """Per-call times: each group in its own block, its candidates interleaved, after one
-    untimed call of each; and the CPU cores other processes used meanwhile."""
+    """Per-call times: each group in its own block, after ``settle`` seconds of sleep and
+    one untimed call of each candidate, its candidates interleaved; and the CPU cores other
+    processes used meanwhile."""
     ts: dict[str, list[float]] = {k: [] for g in groups for k in g}
     b0, c0, w0 = _busy_seconds(), os.times(), time.perf_counter()
     for g in groups:
+        time.sleep(settle)  # the previous block's BLAS worker threads stop spinning
         for f in g.values():  # warm up (page faults, thread pools, compile, spinning)
             f()
         for _ in range(repeat):
@@ -192,7 +196,7 @@ def _candidates(
 
 
 def run(
-    sizes: list[int], dtypes: list[str], repeat: int, rounds: int = 1
+    sizes: list[int], dtypes: list[str], repeat: int, rounds: int = 1, settle: float = 0.2
 ) -> list[dict[str, Any]]:
     """One row per (round, dtype, d, candidate); the arrays are made once."""
     rows: list[dict[str, Any]] = []
@@ -208,7 +212,7 @@ def run(
     for rnd in range(rounds):
         for (dt, d), (A, x, y) in data.items():
             t = _fused.num_threads()
-            ts, others = _time(_candidates(A, x, y, t, read), repeat)
+            ts, others = _time(_candidates(A, x, y, t, read), repeat, settle)
             stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
             floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
             raw = tuple(min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1))
@@ -265,6 +269,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--rounds", type=int, default=1, help="repeat the whole measurement")
     p.add_argument(
+        "--settle", type=float, default=0.2, help="seconds of sleep before each block"
+    )
+    p.add_argument(
         "--quiet", type=float, default=0.2, help="others' CPU cores below which a round counts"
     )
     p.add_argument("--cold", action="store_true", help="also time a cold (uncached) compile")
@@ -303,7 +310,7 @@ def main() -> None:
     )
     for c in info["compiled"]:
         print(f"  {c['kernel']} [{c['signature']}]: {c['seconds']:.2f} s ({c['source']})")
-    rows = run(a.sizes, a.dtypes, a.repeat, a.rounds)
+    rows = run(a.sizes, a.dtypes, a.repeat, a.rounds, a.settle)
     if a.rounds > 1:
         print("summary (ratios of medians, per round):")
         summary(rows, a.quiet)

@@ -555,14 +555,13 @@ def _peel(A: np.ndarray[Any, Any]) -> int:
 
 
 def _aligned_copy(a: np.ndarray[Any, Any], skip: int) -> np.ndarray[Any, Any]:
-    """Read-only C-contiguous copy of ``a`` (1-D or 2-D) whose rows have their byte
-    ``skip`` on a 64-byte boundary (every row when the row length is a multiple of 64
-    bytes, as :func:`_peel` requires for ``skip > 0``)."""
+    """Read-only C-contiguous copy of ``a`` (1-D or 2-D) whose first row has its byte
+    ``skip`` on a 64-byte boundary (so has every row when the row length is a multiple of
+    64 bytes, as :func:`_peel` requires for ``skip > 0``)."""
     isz = a.itemsize
-    n = a.shape[-1]
-    buf = np.empty((*a.shape[:-1], n + 64 // isz), dtype=a.dtype)
-    o = ((-(buf.ctypes.data + skip)) % 64) // isz
-    out = buf[..., o : o + n]
+    flat = np.empty(a.size + 64 // isz, dtype=a.dtype)
+    o = ((-(flat.ctypes.data + skip)) % 64) // isz
+    out = flat[o : o + a.size].reshape(a.shape)
     out[...] = a
     out.flags.writeable = False
     return out
