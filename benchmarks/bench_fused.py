@@ -20,6 +20,8 @@ warm-up calls absorb that):
 * ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``, its loads aligned to
   64 bytes like the fused kernel's) on the same chunks and threads as the fused kernel: the
   one-read floor;
+* ``c-ref`` (``--cref``): ``benchmarks/fused_ref.c``, the same loop hand-written with
+  AVX-512 intrinsics, on the same chunks and threads (is Numba's code the limit?);
 * ``xback-auto`` / ``xback-auto-torch``: ``xback.lstsq_grad(A, x, y)`` on the NumPy arrays
   / the torch tensors (what ``"auto"`` routes to; the time includes the front layer).
 
@@ -37,7 +39,7 @@ average. With ``--rounds R`` the whole measurement is repeated and a summary giv
 the median over the quiet rounds (others below ``--quiet`` cores) of each round's ratios.
 
 Run: ``python benchmarks/bench_fused.py [--sizes 256 512 1024 2048] [--dtypes float32 float64]
-[--repeat 15] [--rounds 1] [--settle 0.2] [--quiet 0.2] [--cold] [--threads N]``.
+[--repeat 15] [--rounds 1] [--settle 0.2] [--quiet 0.2] [--cold] [--cref] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -138,6 +140,49 @@ def _floor_read() -> Callable[[Any, int], Any]:
     return run
 
 
+def _c_reference(path: str) -> Callable[[Any, Any, Any, int], Any]:
+    """``benchmarks/fused_ref.c`` built into ``path`` (a directory) and wrapped to run on the
+    same chunks and threads as the fused kernel (ctypes releases the GIL)."""
+    import ctypes
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_ref.c")
+    lib_path = os.path.join(path, "libfused_ref.so")
+    cc = os.environ.get("CC", "cc")
+    subprocess.run(
+        [cc, "-O3", "-march=native", "-shared", "-fPIC", src, "-o", lib_path], check=True
+    )
+    lib = ctypes.CDLL(lib_path)
+    P, L = ctypes.c_void_p, ctypes.c_long
+    fns = {np.dtype(np.float64): lib.fused_f64, np.dtype(np.float32): lib.fused_f32}
+    for f in fns.values():
+        f.argtypes = [P, L, L, P, P, L, L, L, L, P, L]
+        f.restype = None
+
+    def kern(
+        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, blk: int, parts: Any, p: int
+    ) -> None:
+        m, n = A.shape
+        ptrs = (A.ctypes.data, x.ctypes.data, y.ctypes.data, parts.ctypes.data)
+        fns[A.dtype](ptrs[0], m, n, ptrs[1], ptrs[2], c0, c1, rows, blk, ptrs[3], p)
+
+    def run(A: Any, x: Any, y: Any, t: int) -> Any:
+        m, n = A.shape
+        p = _fused._peel(A)
+        xr = _fused._aligned_copy(x, p * A.itemsize)
+        br = _fused.BLOCK_ROWS
+        rows = br * max(1, _fused.CHUNK_BYTES // (br * n * A.itemsize))
+        nchunks = -(-m // rows)
+        parts = np.zeros((nchunks, n))
+        tail = (rows, br, parts, p)
+        if min(t, nchunks) == 1:
+            kern(A, xr, y, 0, nchunks, *tail)
+        else:
+            _fused._run_parallel(kern, (A, xr, y), tail, nchunks, min(t, nchunks))
+        return np.multiply(parts.sum(axis=0), 2, dtype=A.dtype)
+
+    return run
+
+
 def _busy_seconds() -> float | None:
     """CPU seconds used by all processes since boot (``/proc/stat``), or None."""
     try:
@@ -174,7 +219,7 @@ def _time(
 
 
 def _candidates(
-    A: Any, x: Any, y: Any, t: int, read: Any
+    A: Any, x: Any, y: Any, t: int, read: Any, cref: Any = None
 ) -> list[dict[str, Callable[[], Any]]]:
     """Two groups, timed in separate blocks: the library calls (their BLAS/OpenMP worker
     threads keep spinning for a while after a call, taking a core from whatever runs next),
@@ -192,11 +237,18 @@ def _candidates(
         "floor-read": lambda: read(A, t),
         "floor-sum": lambda: A.sum(),
     }
+    if cref is not None:
+        kernels["c-ref"] = lambda: cref(A, x, y, t)
     return [libs, kernels]
 
 
 def run(
-    sizes: list[int], dtypes: list[str], repeat: int, rounds: int = 1, settle: float = 0.2
+    sizes: list[int],
+    dtypes: list[str],
+    repeat: int,
+    rounds: int = 1,
+    settle: float = 0.2,
+    cref: Any = None,
 ) -> list[dict[str, Any]]:
     """One row per (round, dtype, d, candidate); the arrays are made once."""
     rows: list[dict[str, Any]] = []
@@ -212,7 +264,7 @@ def run(
     for rnd in range(rounds):
         for (dt, d), (A, x, y) in data.items():
             t = _fused.num_threads()
-            ts, others = _time(_candidates(A, x, y, t, read), repeat, settle)
+            ts, others = _time(_candidates(A, x, y, t, read, cref), repeat, settle)
             stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
             floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
             raw = tuple(min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1))
@@ -276,6 +328,11 @@ def main() -> None:
     )
     p.add_argument("--cold", action="store_true", help="also time a cold (uncached) compile")
     p.add_argument(
+        "--cref",
+        action="store_true",
+        help="also time benchmarks/fused_ref.c (AVX-512 intrinsics; needs a C compiler)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -310,7 +367,9 @@ def main() -> None:
     )
     for c in info["compiled"]:
         print(f"  {c['kernel']} [{c['signature']}]: {c['seconds']:.2f} s ({c['source']})")
-    rows = run(a.sizes, a.dtypes, a.repeat, a.rounds, a.settle)
+    with tempfile.TemporaryDirectory() as tmp:
+        cref = _c_reference(tmp) if a.cref else None
+        rows = run(a.sizes, a.dtypes, a.repeat, a.rounds, a.settle, cref)
     if a.rounds > 1:
         print("summary (ratios of medians, per round):")
         summary(rows, a.quiet)

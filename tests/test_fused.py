@@ -118,13 +118,16 @@ def test_accuracy_within_blas(numba: Any, dtype: Any, m: int, n: int, k: int | N
 
 @requires_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [None, 3])
-def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None) -> None:
+@pytest.mark.parametrize(("k", "lines"), [(None, 64), (None, 66), (3, 66)])
+def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None, lines: int) -> None:
     """A at every item offset from a 64-byte boundary (the kernel peels the first columns
-    to align its vector loads; rows of 66 cache lines): within the bound at each offset,
-    and the offsets differ by rounding only."""
+    to align its vector loads), rows of 64 cache lines (8-row steps, then 4, then single
+    rows) and 66 (4-row steps): within the bound at each offset, and the offsets differ by
+    rounding only."""
     isz = np.dtype(dtype).itemsize
-    m, n = 39, 66 * 64 // isz  # 4-row steps (n >= UNROLL_MIN_N) and a tail of 3 rows
+    m, n = 39, lines * 64 // isz
+    assert n >= _fused.UNROLL_MIN_N
+    assert (n * isz <= _fused.EIGHT_ROWS_MAX_BYTES) == (lines == 64)
     A0, x, y = _data(m, n, k, dtype, seed=5)
     buf = np.empty(A0.nbytes + 128, dtype=np.uint8)
     first = (-buf.ctypes.data) % 64
