@@ -3,8 +3,9 @@
 ``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
 {256, 512, 1024, 2048}, float32 and float64. Candidates, interleaved round-robin
 (A B C A B C ...), each reported as min and median per-call time. Two blocks, each with one
-untimed call of every candidate first: the library calls (``numpy``, ``torch``, ``xback-auto*``)
-interleaved, then ``fused``, ``floor-read``, ``floor-sum`` interleaved, each block after
+untimed call of every candidate first: the raw library calls (``numpy``, ``torch``)
+interleaved, then ``fused``, ``floor-read``, ``floor-sum``, ``xback-auto*`` (and ``c-ref``)
+interleaved, each block after
 ``--settle`` seconds (default 0.2) of sleep. After a call, NumPy's OpenBLAS worker thread keeps
 spinning for ~100 ms (measured here: 0.8-1.2 cores busy for 100 ms after one ``A @ x``),
 taking one of this machine's two cores from whatever runs next: interleaving the fused kernel
@@ -221,22 +222,21 @@ def _time(
 def _candidates(
     A: Any, x: Any, y: Any, t: int, read: Any, cref: Any = None
 ) -> list[dict[str, Callable[[], Any]]]:
-    """Two groups, timed in separate blocks: the library calls (their BLAS/OpenMP worker
-    threads keep spinning for a while after a call, taking a core from whatever runs next),
-    then the fused kernel and the floors."""
-    libs: dict[str, Callable[[], Any]] = {
-        "numpy": lambda: 2 * (A.T @ (A @ x - y)),
+    """Two groups, timed in separate blocks: the raw library calls (NumPy's BLAS worker
+    thread keeps spinning for ~100 ms after a call, taking a core from whatever runs next),
+    then the fused kernel, the floors and ``xback.lstsq_grad`` (which takes the fused kernel
+    above the ``"auto"`` thresholds)."""
+    libs: dict[str, Callable[[], Any]] = {"numpy": lambda: 2 * (A.T @ (A @ x - y))}
+    kernels: dict[str, Callable[[], Any]] = {
+        "fused": lambda: _fused.lstsq_grad(A, x, y),
+        "floor-read": lambda: read(A, t),
+        "floor-sum": lambda: A.sum(),
         "xback-auto": lambda: xback.lstsq_grad(A, x, y),
     }
     if torch is not None:
         At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
         libs["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
-        libs["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
-    kernels: dict[str, Callable[[], Any]] = {
-        "fused": lambda: _fused.lstsq_grad(A, x, y),
-        "floor-read": lambda: read(A, t),
-        "floor-sum": lambda: A.sum(),
-    }
+        kernels["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
     if cref is not None:
         kernels["c-ref"] = lambda: cref(A, x, y, t)
     return [libs, kernels]
