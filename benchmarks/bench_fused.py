@@ -2,14 +2,27 @@
 
 ``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
 {256, 512, 1024, 2048}, float32 and float64. Candidates, interleaved round-robin
-(A B C A B C ...), each reported as min and median per-call time:
+(A B C A B C ...), each reported as min and median per-call time. Two blocks, each with one
+untimed call of every candidate first: the raw library calls (``numpy``, ``torch``)
+interleaved, then ``fused``, ``floor-read``, ``floor-sum``, ``xback-auto*`` (and ``c-ref``)
+interleaved, each block after
+``--settle`` seconds (default 0.2) of sleep. After a call, NumPy's OpenBLAS worker thread keeps
+spinning for ~100 ms (measured here: 0.8-1.2 cores busy for 100 ms after one ``A @ x``),
+taking one of this machine's two cores from whatever runs next: interleaving the fused kernel
+with NumPy would time it against a busy core. Each candidate is thus timed back to back with
+calls like its own, as in an iterative solver's loop (after an idle pause of 50 ms, a
+2-thread call here took up to 2x longer: the second vCPU has to be woken; the untimed
+warm-up calls absorb that):
 
 * ``fused``: ``xback._fused.lstsq_grad`` (Numba, one pass over ``A``);
 * ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
 * ``torch``: raw torch ``2 * (A.T @ (A @ x - y))`` on zero-copy views of the same memory;
 * ``floor-sum``: ``A.sum()`` (NumPy's streaming read of ``A`` once);
-* ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``) on the same chunks
-  and threads as the fused kernel: the one-read floor;
+* ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``, its loads aligned to
+  64 bytes like the fused kernel's) on the same chunks and threads as the fused kernel: the
+  one-read floor;
+* ``c-ref`` (``--cref``): ``benchmarks/fused_ref.c``, the same loop hand-written with
+  AVX-512 intrinsics, on the same chunks and threads (is Numba's code the limit?);
 * ``xback-auto`` / ``xback-auto-torch``: ``xback.lstsq_grad(A, x, y)`` on the NumPy arrays
   / the torch tensors (what ``"auto"`` routes to; the time includes the front layer).
 
@@ -21,10 +34,13 @@ signature (:func:`xback._fused.compile_info`), and the first-call latency (a fre
 import + compile/load + first run) with the cache off (``--cold``: a temporary
 ``XBACK_CACHE_DIR``) and on.
 
-The machine may be shared: the load average is printed before and after; run it twice.
+The machine may be shared: each table line ends with ``others=`` (CPU cores used by other
+processes while it was measured, from ``/proc/stat``; ``n/a`` elsewhere) and the load
+average. With ``--rounds R`` the whole measurement is repeated and a summary gives, per size,
+the median over the quiet rounds (others below ``--quiet`` cores) of each round's ratios.
 
 Run: ``python benchmarks/bench_fused.py [--sizes 256 512 1024 2048] [--dtypes float32 float64]
-[--repeat 15] [--cold] [--threads N]``.
+[--repeat 15] [--rounds 1] [--settle 0.2] [--quiet 0.2] [--cold] [--cref] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -81,22 +97,28 @@ _read_kernel: Any = None
 
 
 def _floor_read() -> Callable[[Any, int], Any]:
-    """The one-read floor: a Numba nogil kernel summing ``A`` (vectorised), run on the same
-    chunks and threads as the fused kernel (``xback._fused._run_parallel``)."""
+    """The one-read floor: a Numba nogil kernel summing ``A`` (vectorised, the same 64-byte
+    alignment peel as the fused kernel), run on the same chunks and threads as the fused
+    kernel (``xback._fused._run_parallel``)."""
     global _read_kernel
     if _read_kernel is None:
         import numba
 
         @numba.njit(fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, cache=True)
         def read(  # pragma: no cover - compiled
-            A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any
+            A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
         ) -> None:
             m, n = A.shape
+            up = np.uint64(p)
+            L = np.uint64(n - p)
             for c in range(c0, c1):
                 s = A[0, 0] - A[0, 0]
                 for i in range(c * rows, min(c * rows + rows, m)):
-                    for j in range(n):
-                        s += A[i, j]
+                    a = A[i]
+                    for j in range(p):
+                        s += a[j]
+                    for jj in range(L):
+                        s += a[up + jj]
                 parts[c, 0] = s
 
         _read_kernel = read
@@ -109,78 +131,187 @@ def _floor_read() -> Callable[[Any, int], Any]:
         rows = br * max(1, _fused.CHUNK_BYTES // (br * n * A.itemsize))
         nchunks = -(-A.shape[0] // rows)
         parts = np.zeros((nchunks, 1))
+        tail = (rows, br, parts, _fused._peel(A))
         if t == 1:
-            kern(A, None, None, 0, nchunks, rows, br, parts)
+            kern(A, None, None, 0, nchunks, *tail)
         else:
-            _fused._run_parallel(kern, (A, None, None), rows, parts, nchunks, min(t, nchunks))
+            _fused._run_parallel(kern, (A, None, None), tail, nchunks, min(t, nchunks))
         return parts.sum()
 
     return run
 
 
-def _time(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, list[float]]:
-    for f in fns.values():  # warm up (page faults, thread pools, compile)
-        f()
-    ts: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
+def _c_reference(path: str) -> Callable[[Any, Any, Any, int], Any]:
+    """``benchmarks/fused_ref.c`` built into ``path`` (a directory) and wrapped to run on the
+    same chunks and threads as the fused kernel (ctypes releases the GIL)."""
+    import ctypes
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused_ref.c")
+    lib_path = os.path.join(path, "libfused_ref.so")
+    cc = os.environ.get("CC", "cc")
+    subprocess.run(
+        [cc, "-O3", "-march=native", "-shared", "-fPIC", src, "-o", lib_path], check=True
+    )
+    lib = ctypes.CDLL(lib_path)
+    P, L = ctypes.c_void_p, ctypes.c_long
+    fns = {np.dtype(np.float64): lib.fused_f64, np.dtype(np.float32): lib.fused_f32}
+    for f in fns.values():
+        f.argtypes = [P, L, L, P, P, L, L, L, L, P, L]
+        f.restype = None
+
+    def kern(
+        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, blk: int, parts: Any, p: int
+    ) -> None:
+        m, n = A.shape
+        ptrs = (A.ctypes.data, x.ctypes.data, y.ctypes.data, parts.ctypes.data)
+        fns[A.dtype](ptrs[0], m, n, ptrs[1], ptrs[2], c0, c1, rows, blk, ptrs[3], p)
+
+    def run(A: Any, x: Any, y: Any, t: int) -> Any:
+        m, n = A.shape
+        p = _fused._peel(A)
+        xr = _fused._aligned_copy(x, p * A.itemsize)
+        br = _fused.BLOCK_ROWS
+        rows = br * max(1, _fused.CHUNK_BYTES // (br * n * A.itemsize))
+        nchunks = -(-m // rows)
+        parts = np.zeros((nchunks, n))
+        tail = (rows, br, parts, p)
+        if min(t, nchunks) == 1:
+            kern(A, xr, y, 0, nchunks, *tail)
+        else:
+            _fused._run_parallel(kern, (A, xr, y), tail, nchunks, min(t, nchunks))
+        return np.multiply(parts.sum(axis=0), 2, dtype=A.dtype)
+
+    return run
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds used by all processes since boot (``/proc/stat``), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(a) for a in f.readline().split()[1:]]
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _time(
+    groups: list[dict[str, Callable[[], Any]]], repeat: int, settle: float = 0.2
+) -> tuple[dict[str, list[float]], Any]:
+    """Per-call times: each group in its own block, after ``settle`` seconds of sleep and
+    one untimed call of each candidate, its candidates interleaved; and the CPU cores other
+    processes used meanwhile."""
+    ts: dict[str, list[float]] = {k: [] for g in groups for k in g}
+    b0, c0, w0 = _busy_seconds(), os.times(), time.perf_counter()
+    for g in groups:
+        time.sleep(settle)  # the previous block's BLAS worker threads stop spinning
+        for f in g.values():  # warm up (page faults, thread pools, compile, spinning)
             f()
-            ts[k].append(time.perf_counter() - t0)
-    return ts
+        for _ in range(repeat):
+            for k, f in g.items():
+                t0 = time.perf_counter()
+                f()
+                ts[k].append(time.perf_counter() - t0)
+    b1, c1, w1 = _busy_seconds(), os.times(), time.perf_counter()
+    others = None
+    if b0 is not None and b1 is not None:
+        own = (c1.user - c0.user) + (c1.system - c0.system)
+        others = max(0.0, (b1 - b0) - own) / (w1 - w0)
+    return ts, others
 
 
-def _candidates(A: Any, x: Any, y: Any, t: int, read: Any) -> dict[str, Callable[[], Any]]:
-    fns: dict[str, Callable[[], Any]] = {
+def _candidates(
+    A: Any, x: Any, y: Any, t: int, read: Any, cref: Any = None
+) -> list[dict[str, Callable[[], Any]]]:
+    """Two groups, timed in separate blocks: the raw library calls (NumPy's BLAS worker
+    thread keeps spinning for ~100 ms after a call, taking a core from whatever runs next),
+    then the fused kernel, the floors and ``xback.lstsq_grad`` (which takes the fused kernel
+    above the ``"auto"`` thresholds)."""
+    libs: dict[str, Callable[[], Any]] = {"numpy": lambda: 2 * (A.T @ (A @ x - y))}
+    kernels: dict[str, Callable[[], Any]] = {
         "fused": lambda: _fused.lstsq_grad(A, x, y),
-        "numpy": lambda: 2 * (A.T @ (A @ x - y)),
-        "floor-sum": lambda: A.sum(),
         "floor-read": lambda: read(A, t),
+        "floor-sum": lambda: A.sum(),
         "xback-auto": lambda: xback.lstsq_grad(A, x, y),
     }
     if torch is not None:
         At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
-        fns["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
-        fns["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
-    return fns
+        libs["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
+        kernels["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
+    if cref is not None:
+        kernels["c-ref"] = lambda: cref(A, x, y, t)
+    return [libs, kernels]
 
 
-def run(sizes: list[int], dtypes: list[str], repeat: int) -> list[dict[str, Any]]:
+def run(
+    sizes: list[int],
+    dtypes: list[str],
+    repeat: int,
+    rounds: int = 1,
+    settle: float = 0.2,
+    cref: Any = None,
+) -> list[dict[str, Any]]:
+    """One row per (round, dtype, d, candidate); the arrays are made once."""
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(0)
     read = _floor_read()
+    data = {}
     for dt in dtypes:
         for d in sizes:
             A = rng.standard_normal((10 * d, d)).astype(dt)
             x = rng.standard_normal(d).astype(dt)
             y = rng.standard_normal(10 * d).astype(dt)
+            data[dt, d] = (A, x, y)
+    for rnd in range(rounds):
+        for (dt, d), (A, x, y) in data.items():
             t = _fused.num_threads()
-            fns = _candidates(A, x, y, t, read)
-            ts = _time(fns, repeat)
+            ts, others = _time(_candidates(A, x, y, t, read, cref), repeat, settle)
             stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
             floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
             raw = tuple(min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1))
+            f = stat["fused"]
             for k, (mn, med) in stat.items():
                 rows.append(
                     {
+                        "round": rnd,
                         "d": d,
                         "dtype": dt,
                         "candidate": k,
                         "min_ms": mn * 1e3,
                         "median_ms": med * 1e3,
                         "x_floor_median": med / floor[1],
+                        "raw_over_fused_median": raw[1] / f[1],
                         "threads": t,
+                        "others": others,
                     }
                 )
-            f = stat["fused"]
+            busy = "n/a" if others is None else f"{others:.2f}"
             print(
                 f"{dt:8s} d={d:5d} threads={t}  "
                 + "  ".join(f"{k}={v[0] * 1e3:.2f}/{v[1] * 1e3:.2f}" for k, v in stat.items())
                 + f"  | fused/floor min {f[0] / floor[0]:.2f} med {f[1] / floor[1]:.2f}"
-                + f"  raw/fused min {raw[0] / f[0]:.2f} med {raw[1] / f[1]:.2f}",
+                + f"  raw/fused min {raw[0] / f[0]:.2f} med {raw[1] / f[1]:.2f}"
+                + f"  | others={busy} load={os.getloadavg()[0]:.2f}",
                 flush=True,
             )
     return rows
+
+
+def summary(rows: list[dict[str, Any]], quiet: float) -> None:
+    """Per (dtype, d): medians over the quiet rounds of the per-round median ratios."""
+    keys = sorted({(r["dtype"], r["d"]) for r in rows})
+    for dt, d in keys:
+        fused = [r for r in rows if (r["dtype"], r["d"], r["candidate"]) == (dt, d, "fused")]
+        calm = [r for r in fused if r["others"] is not None and r["others"] < quiet]
+        if not calm:
+            print(f"{dt:8s} d={d:5d}: no round with others < {quiet} cores (of {len(fused)})")
+            continue
+        xf = sorted(r["x_floor_median"] for r in calm)
+        rf = sorted(r["raw_over_fused_median"] for r in calm)
+        print(
+            f"{dt:8s} d={d:5d}: {len(calm)}/{len(fused)} quiet rounds: fused/floor median "
+            f"{statistics.median(xf):.2f} [{xf[0]:.2f}-{xf[-1]:.2f}], raw/fused median "
+            f"{statistics.median(rf):.2f} [{rf[0]:.2f}-{rf[-1]:.2f}]"
+        )
 
 
 def main() -> None:
@@ -188,7 +319,19 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     p.add_argument("--repeat", type=int, default=15)
+    p.add_argument("--rounds", type=int, default=1, help="repeat the whole measurement")
+    p.add_argument(
+        "--settle", type=float, default=0.2, help="seconds of sleep before each block"
+    )
+    p.add_argument(
+        "--quiet", type=float, default=0.2, help="others' CPU cores below which a round counts"
+    )
     p.add_argument("--cold", action="store_true", help="also time a cold (uncached) compile")
+    p.add_argument(
+        "--cref",
+        action="store_true",
+        help="also time benchmarks/fused_ref.c (AVX-512 intrinsics; needs a C compiler)",
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -224,7 +367,12 @@ def main() -> None:
     )
     for c in info["compiled"]:
         print(f"  {c['kernel']} [{c['signature']}]: {c['seconds']:.2f} s ({c['source']})")
-    run(a.sizes, a.dtypes, a.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        cref = _c_reference(tmp) if a.cref else None
+        rows = run(a.sizes, a.dtypes, a.repeat, a.rounds, a.settle, cref)
+    if a.rounds > 1:
+        print("summary (ratios of medians, per round):")
+        summary(rows, a.quiet)
     print(f"load average after: {os.getloadavg()}")
 
 

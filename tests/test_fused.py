@@ -118,6 +118,42 @@ def test_accuracy_within_blas(numba: Any, dtype: Any, m: int, n: int, k: int | N
 
 @requires_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("k", "lines"), [(None, 64), (None, 66), (3, 66)])
+def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None, lines: int) -> None:
+    """A at every item offset from a 64-byte boundary (the kernel peels the first columns
+    to align its vector loads), rows of 64 cache lines (8-row steps, then 4, then single
+    rows) and 66 (4-row steps): within the bound at each offset, and the offsets differ by
+    rounding only."""
+    isz = np.dtype(dtype).itemsize
+    m, n = 39, lines * 64 // isz
+    assert n >= _fused.UNROLL_MIN_N
+    assert (n * isz <= _fused.EIGHT_ROWS_MAX_BYTES) == (lines == 64)
+    A0, x, y = _data(m, n, k, dtype, seed=5)
+    buf = np.empty(A0.nbytes + 128, dtype=np.uint8)
+    first = (-buf.ctypes.data) % 64
+    results = []
+    for off in range(0, 64, isz):
+        A = buf[first + off : first + off + A0.nbytes].view(dtype).reshape(m, n)
+        A[...] = A0
+        assert _fused._peel(A) == ((64 - off) % 64) // isz
+        g = _fused.lstsq_grad(A, x, y)
+        _check_bound(g, A0, x, y)
+        results.append(g)
+    ref = results[0]
+    for g in results[1:]:
+        np.testing.assert_allclose(g, ref, rtol=0, atol=float(np.abs(ref).max()) * n * EPS[dtype])
+
+
+def test_peel() -> None:
+    """No peeling when the rows do not share one alignment or the data is misaligned."""
+    A = np.zeros((4, 17))  # 136-byte rows
+    assert _fused._peel(A) == 0
+    raw = np.zeros(8 * 16 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(2, 8)
+    assert not raw.flags.aligned and _fused._peel(raw) == 0
+
+
+@requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_many_chunks_and_threads(numba: Any, small_chunks: None, dtype: Any) -> None:
     """Chunks of 8 rows (m not a multiple): the result does not depend on the threads."""
     A, x, y = _data(203, 17, None, dtype, seed=2)
@@ -351,7 +387,9 @@ def test_backend_fused_equals_explicit(data_target: Target, dtype: Any, k: int |
     data_target.check(g)
     gn = data_target.numpy(g)
     assert gn.dtype == dtype and gn.shape == x.shape
-    np.testing.assert_array_equal(gn, _fused.lstsq_grad(A, x, y))
+    # the same memory (the rounding depends on A's offset from a 64-byte boundary)
+    same = [xback.to_numpy(a, copy=False) for a in (An, xn, yn)]
+    np.testing.assert_array_equal(gn, _fused.lstsq_grad(*same))
     _check_bound(gn, A, x, y)
     e = data_target.numpy(b.lstsq_grad(An, xn, yn, "explicit"))
     rtol = 1e-4 if dtype == np.float32 else 1e-12
@@ -434,8 +472,10 @@ def test_auto_uses_kernel_above_threshold(
     monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
     monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float64): 16})
     A, x, y = _data(500, 16, None, np.float64, seed=4)
-    g = xback.lstsq_grad(_to(data_target, A), _to(data_target, x), _to(data_target, y))
-    np.testing.assert_array_equal(data_target.numpy(g), _fused.lstsq_grad(A, x, y))
+    args = [_to(data_target, a) for a in (A, x, y)]
+    g = xback.lstsq_grad(*args)
+    same = [xback.to_numpy(a, copy=False) for a in args]  # the same memory: same rounding
+    np.testing.assert_array_equal(data_target.numpy(g), _fused.lstsq_grad(*same))
 
 
 def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,9 +3,16 @@
 At large sizes the gradient ``2 Aᵀ (A x - y)`` is memory-bound: BLAS evaluates it in two
 passes over ``A`` (``A @ x``, then ``Aᵀ @ r``), so it costs at least twice the time to read
 ``A`` once. This kernel reads ``A`` once: the rows are cut into chunks, each thread takes
-chunks and, for each row ``a_i`` (still in L1 cache), computes ``r_i = a_i · x - y_i`` and
+chunks and, for each row ``a_i`` (still in cache), computes ``r_i = a_i · x - y_i`` and
 accumulates ``g += a_i r_i`` into the chunk's partial gradient; the partials are summed at
-the end (4 rows per step when ``n >= UNROLL_MIN_N``).
+the end (4 rows per step when ``n >= UNROLL_MIN_N``; vector loads aligned to 64 bytes, see
+the kernel section).
+
+Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md): on the 2-vCPU CI machine, for A
+of (10d, d) with d >= 1024, the kernel takes 1.15-1.3x the time of one aligned read of ``A``,
+1.6-2.1x less than NumPy's or torch's two passes, and runs as fast as the same loop
+hand-written with AVX-512 intrinsics (``benchmarks/fused_ref.c``); the gap to the read is
+the second pass over each row group from L1/L2, which does not overlap the memory stream.
 
 Why Numba (and not a C extension): it is one optional wheel (``xback[fast]``) on every
 platform NumPy supports, needs no compiler on the user's machine and no per-platform
@@ -34,9 +41,11 @@ so ``threadpool_limits(1)``, ``torch.set_num_threads(1)`` or ``numba.set_num_thr
 make it single-threaded. The threads are the caller and a small pool of xback's own
 (the kernels release the GIL), not Numba's threading layer; no BLAS runs at the same time,
 so the process never runs more compute threads than the libraries allow. Rows are cut into
-chunks of about :data:`CHUNK_BYTES` of ``A`` handed out dynamically (robust on a loaded
+chunks of about :data:`CHUNK_BYTES` of ``A``, handed out dynamically in ranges of a
+``1 / (2 t)`` share of what is left (few kernel calls, small last ones: robust on a loaded
 machine); the chunk partials are summed in chunk order, so the result is bitwise independent
-of the number of threads.
+of the number of threads (it may differ by rounding with ``A``'s offset from a 64-byte
+boundary).
 
 Compilation: on first use (Numba is imported then, never by ``import xback``), cached on
 disk (``cache=True``). The cache goes to ``$XBACK_CACHE_DIR`` when set, else Numba's rule
@@ -47,7 +56,6 @@ compile (or cache-load) times; :func:`warmup` compiles ahead of time.
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import threading
@@ -80,6 +88,8 @@ _F64 = np.dtype(np.float64)
 BLOCK_ROWS = 256
 #: from this n on, the k == 1 kernel handles 4 rows per step
 UNROLL_MIN_N = 512
+#: ... and 8 rows per step when a row has at most this many bytes (8 rows in half of L1)
+EIGHT_ROWS_MAX_BYTES = 4096
 #: bytes of A per chunk (a multiple of BLOCK_ROWS rows), the unit of work of one thread
 CHUNK_BYTES = 1 << 20
 
@@ -213,12 +223,29 @@ def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
 # Chunk c covers rows [c * rows, min((c + 1) * rows, m)) and writes its partial gradient
 # to parts[c]; the partials are summed in chunk order, so the result does not depend on the
 # number of threads or on which thread ran which chunk.
+#
+# Alignment: NumPy's data pointers are usually 16 bytes past a 64-byte boundary, so every
+# 64-byte (AVX-512) load of a row would straddle two cache lines; measured here that costs
+# ~1.5x in L2 and ~15% even when streaming from memory. The first ``p`` columns of each row
+# (``p`` from :func:`_peel`, 0 when rows of A do not all share one alignment) are done
+# separately, the rest of the row from its first 64-byte boundary; ``x`` is copied so that
+# ``x[p]`` is on a 64-byte boundary as well, and so is the kernel's own ``gb[p]``. The
+# column index of the vector loops is unsigned (``np.uint64``): with signed indices Numba's
+# negative-index wraparound turns the offset loops into gathers.
 
 
-def _chunks1(A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any) -> None:
+def _chunks1(
+    A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+) -> None:
     """k == 1: ``x (n,)``, ``y (m,)``; ``parts[c] = sum_i a_i (a_i . x - y_i)`` (float64)."""
     m, n = A.shape
-    gb = np.zeros(n, dtype=A.dtype)
+    isz = A.itemsize
+    gbuf = np.zeros(n + 64 // isz, dtype=A.dtype)
+    o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz  # gb[p] on a 64-byte boundary
+    gb = gbuf[o : o + n]
+    z = gb[0] - gb[0]  # zero of A's dtype: the dots and the block sums stay in it
+    up = np.uint64(p)
+    L = np.uint64(n - p)
     for c in range(c0, c1):
         pc = parts[c]
         lo = c * rows
@@ -228,46 +255,131 @@ def _chunks1(A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, pa
             gb[:] = 0
             i = b0
             if n >= UNROLL_MIN_N:
-                # 4 rows at a time: 4 independent dot products, and gb loaded and stored
-                # once per 4 rows (~25% less CPU at n = 2048, same accumulation order)
+                # 8 (or 4) rows at a time: independent dot products sharing the loads of x,
+                # and gb loaded and stored once per 8 (4) rows; 8 only while 8 rows fit in L1
+                # with x and gb (the second pass over them then stays in L1)
+                if n * isz <= EIGHT_ROWS_MAX_BYTES:
+                    while i + 8 <= b1:
+                        a0 = A[i]
+                        a1 = A[i + 1]
+                        a2 = A[i + 2]
+                        a3 = A[i + 3]
+                        a4 = A[i + 4]
+                        a5 = A[i + 5]
+                        a6 = A[i + 6]
+                        a7 = A[i + 7]
+                        s0 = z
+                        s1 = z
+                        s2 = z
+                        s3 = z
+                        s4 = z
+                        s5 = z
+                        s6 = z
+                        s7 = z
+                        for j in range(p):
+                            xj = x[j]
+                            s0 += a0[j] * xj
+                            s1 += a1[j] * xj
+                            s2 += a2[j] * xj
+                            s3 += a3[j] * xj
+                            s4 += a4[j] * xj
+                            s5 += a5[j] * xj
+                            s6 += a6[j] * xj
+                            s7 += a7[j] * xj
+                        for jj in range(L):
+                            j = up + jj
+                            xj = x[j]
+                            s0 += a0[j] * xj
+                            s1 += a1[j] * xj
+                            s2 += a2[j] * xj
+                            s3 += a3[j] * xj
+                            s4 += a4[j] * xj
+                            s5 += a5[j] * xj
+                            s6 += a6[j] * xj
+                            s7 += a7[j] * xj
+                        r0 = s0 - y[i]
+                        r1 = s1 - y[i + 1]
+                        r2 = s2 - y[i + 2]
+                        r3 = s3 - y[i + 3]
+                        r4 = s4 - y[i + 4]
+                        r5 = s5 - y[i + 5]
+                        r6 = s6 - y[i + 6]
+                        r7 = s7 - y[i + 7]
+                        for j in range(p):
+                            gb[j] += (a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3) + (
+                                a4[j] * r4 + a5[j] * r5 + a6[j] * r6 + a7[j] * r7
+                            )
+                        for jj in range(L):
+                            j = up + jj
+                            gb[j] += (a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3) + (
+                                a4[j] * r4 + a5[j] * r5 + a6[j] * r6 + a7[j] * r7
+                            )
+                        i += 8
                 while i + 4 <= b1:
-                    s0 = gb[0] - gb[0]  # zero of A's dtype (gb is zeroed): dots stay in it
-                    s1 = s0
-                    s2 = s0
-                    s3 = s0
-                    for j in range(n):
+                    a0 = A[i]
+                    a1 = A[i + 1]
+                    a2 = A[i + 2]
+                    a3 = A[i + 3]
+                    s0 = z
+                    s1 = z
+                    s2 = z
+                    s3 = z
+                    for j in range(p):
                         xj = x[j]
-                        s0 += A[i, j] * xj
-                        s1 += A[i + 1, j] * xj
-                        s2 += A[i + 2, j] * xj
-                        s3 += A[i + 3, j] * xj
+                        s0 += a0[j] * xj
+                        s1 += a1[j] * xj
+                        s2 += a2[j] * xj
+                        s3 += a3[j] * xj
+                    for jj in range(L):
+                        j = up + jj
+                        xj = x[j]
+                        s0 += a0[j] * xj
+                        s1 += a1[j] * xj
+                        s2 += a2[j] * xj
+                        s3 += a3[j] * xj
                     r0 = s0 - y[i]
                     r1 = s1 - y[i + 1]
                     r2 = s2 - y[i + 2]
                     r3 = s3 - y[i + 3]
-                    for j in range(n):
-                        gb[j] += (
-                            A[i, j] * r0 + A[i + 1, j] * r1 + A[i + 2, j] * r2 + A[i + 3, j] * r3
-                        )
+                    for j in range(p):
+                        gb[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
+                    for jj in range(L):
+                        j = up + jj
+                        gb[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
                     i += 4
             while i < b1:
-                s = gb[0] - gb[0]
-                for j in range(n):
-                    s += A[i, j] * x[j]
+                a0 = A[i]
+                s = z
+                for j in range(p):
+                    s += a0[j] * x[j]
+                for jj in range(L):
+                    j = up + jj
+                    s += a0[j] * x[j]
                 r = s - y[i]
-                for j in range(n):
-                    gb[j] += A[i, j] * r
+                for j in range(p):
+                    gb[j] += a0[j] * r
+                for jj in range(L):
+                    j = up + jj
+                    gb[j] += a0[j] * r
                 i += 1
             for j in range(n):
                 pc[j] += gb[j]
 
 
-def _chunksk(A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any) -> None:
+def _chunksk(
+    A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+) -> None:
     """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64."""
     m, n = A.shape
     k = xt.shape[0]
-    gb = np.zeros((k, n), dtype=A.dtype)
+    isz = A.itemsize
+    gbuf = np.zeros((k, n + 64 // isz), dtype=A.dtype)
+    o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz
+    gb = gbuf[:, o : o + n]  # gb[q, p] on a 64-byte boundary when (n + 64 // isz) * isz is
     r = np.zeros(k, dtype=A.dtype)
+    z = r[0] - r[0]
+    up = np.uint64(p)
+    L = np.uint64(n - p)
     for c in range(c0, c1):
         pc = parts[c]
         lo = c * rows
@@ -276,15 +388,24 @@ def _chunksk(A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, p
             b1 = min(b0 + block, hi)
             gb[:, :] = 0
             for i in range(b0, b1):
+                a = A[i]
                 for q in range(k):
-                    s = gb[0, 0] - gb[0, 0]
-                    for j in range(n):
-                        s += A[i, j] * xt[q, j]
+                    xq = xt[q]
+                    s = z
+                    for j in range(p):
+                        s += a[j] * xq[j]
+                    for jj in range(L):
+                        j = up + jj
+                        s += a[j] * xq[j]
                     r[q] = s - y[i, q]
                 for q in range(k):
                     rq = r[q]
-                    for j in range(n):
-                        gb[q, j] += A[i, j] * rq
+                    gq = gb[q]
+                    for j in range(p):
+                        gq[j] += a[j] * rq
+                    for jj in range(L):
+                        j = up + jj
+                        gq[j] += a[j] * rq
             for q in range(k):
                 for j in range(n):
                     pc[q, j] += gb[q, j]
@@ -366,6 +487,9 @@ def _compile(st: dict[str, Any], name: str, args: tuple[Any, ...]) -> None:
 
 
 # -- threads --------------------------------------------------------------------------------
+_CPUS = os.cpu_count() or 1  # os.cpu_count() costs ~10 us per call here: once
+
+
 def _controller() -> Any:
     ctl = _state.get("controller")
     if ctl is None:
@@ -379,6 +503,16 @@ def _controller() -> Any:
     return ctl
 
 
+def _numba_threads(numba: Any) -> int:
+    """``numba.get_num_threads()`` without starting Numba's threading layer for it: until the
+    layer is launched (``numba.set_num_threads`` launches it) the answer is the configured
+    ``NUMBA_NUM_THREADS``."""
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if par is not None and not getattr(par, "_is_initialized", True):
+        return int(numba.config.NUMBA_NUM_THREADS)
+    return int(numba.get_num_threads())
+
+
 def num_threads() -> int:
     """Worker threads the kernel uses now.
 
@@ -387,7 +521,7 @@ def num_threads() -> int:
     when torch is imported)``, at least 1. Imports Numba.
     """
     st = _build()
-    t = min(os.cpu_count() or 1, int(st["numba"].get_num_threads()))
+    t = min(_CPUS, _numba_threads(st["numba"]))
     ctl = _controller()
     if ctl:
         for lib in ctl.lib_controllers:
@@ -451,22 +585,25 @@ def lstsq_grad(
         xs, ys = x.T, y
         name = "_gradk"
     # read-only C-contiguous views: one compiled signature per dtype whatever the caller's
-    # flags, and the kernel cannot write to the caller's arrays (x, y copied if strided)
-    Ar, xr, yr = _readonly(A), _readonly(xs), _readonly(ys)
+    # flags, and the kernel cannot write to the caller's arrays; x copied next to A's alignment
+    p = _peel(A)
+    Ar, yr = _readonly(A), _readonly(ys)
+    xr = _aligned_copy(xs, p * A.itemsize)
     rows = BLOCK_ROWS * max(1, CHUNK_BYTES // (BLOCK_ROWS * n * A.itemsize))
     nchunks = -(-m // rows)
     parts = np.zeros((nchunks, n) if k == 1 else (nchunks, k, n), dtype=np.float64)
     kern = st[name]
+    tail = (rows, BLOCK_ROWS, parts, p)
     if (name, A.dtype) not in _ready:
         with _lock:
-            _compile(st, name, (Ar, xr, yr, 0, 0, rows, BLOCK_ROWS, parts))
+            _compile(st, name, (Ar, xr, yr, 0, 0, *tail))
             _ready.add((name, A.dtype))
     t = num_threads() if threads is None else max(1, int(threads))
     t = min(t, nchunks)
     if t == 1:
-        kern(Ar, xr, yr, 0, nchunks, rows, BLOCK_ROWS, parts)
+        kern(Ar, xr, yr, 0, nchunks, *tail)
     else:
-        _run_parallel(kern, (Ar, xr, yr), rows, parts, nchunks, t)
+        _run_parallel(kern, (Ar, xr, yr), tail, nchunks, t)
     g = parts.sum(axis=0)  # in chunk order: independent of the threads
     if not vector:
         g = g[:, None] if k == 1 else g.T
@@ -474,35 +611,70 @@ def lstsq_grad(
     return out
 
 
+def _peel(A: np.ndarray[Any, Any]) -> int:
+    """Columns before the first 64-byte boundary of every row of ``A``; 0 when the rows do
+    not all start at the same offset from a boundary (row length not a multiple of 64
+    bytes) or the data is not aligned to its item size."""
+    isz = A.itemsize
+    addr = int(A.ctypes.data)
+    n = int(A.shape[1])
+    if (n * isz) % 64 or addr % isz:
+        return 0
+    return min(((-addr) % 64) // isz, n)
+
+
+def _aligned_copy(a: np.ndarray[Any, Any], skip: int) -> np.ndarray[Any, Any]:
+    """Read-only C-contiguous copy of ``a`` (1-D or 2-D) whose first row has its byte
+    ``skip`` on a 64-byte boundary (so has every row when the row length is a multiple of
+    64 bytes, as :func:`_peel` requires for ``skip > 0``)."""
+    isz = a.itemsize
+    flat = np.empty(a.size + 64 // isz, dtype=a.dtype)
+    o = ((-(flat.ctypes.data + skip)) % 64) // isz
+    out: np.ndarray[Any, Any] = flat[o : o + a.size].reshape(a.shape)
+    out[...] = a
+    out.flags.writeable = False
+    return out
+
+
 class _Job:
-    """Chunks handed out dynamically to the caller and ``t - 1`` pool threads."""
+    """Chunk ranges handed out to the caller and ``t - 1`` pool threads, largest first."""
 
-    __slots__ = ("args", "done", "error", "event", "lock", "nchunks", "next", "parts", "rows")
+    __slots__ = ("args", "done", "error", "event", "lock", "nchunks", "next", "t", "tail")
 
-    def __init__(self, args: tuple[Any, ...], rows: int, parts: Any, nchunks: int) -> None:
+    def __init__(self, args: tuple[Any, ...], tail: tuple[Any, ...], nchunks: int, t: int):
         self.args = args
-        self.rows = rows
-        self.parts = parts
+        self.tail = tail
         self.nchunks = nchunks
-        self.next = itertools.count()  # next() is atomic under the GIL
+        self.t = t
+        self.next = 0
         self.done = 0
         self.error: BaseException | None = None
         self.lock = threading.Lock()
         self.event = threading.Event()
 
+    def take(self) -> tuple[int, int]:
+        """The next range of chunks: a ``1 / (2 t)`` share of what is left (at least one),
+        so there are few kernel calls (each costs a few microseconds) and the last ones are
+        small (the threads finish together even when one of them was descheduled)."""
+        with self.lock:
+            c0 = self.next
+            c1 = min(self.nchunks, c0 + max(1, (self.nchunks - c0) // (2 * self.t)))
+            self.next = c1
+        return c0, c1
+
 
 def _work(kern: Any, job: _Job) -> None:
     A, x, y = job.args
     while True:
-        c = next(job.next)
-        if c >= job.nchunks:
+        c0, c1 = job.take()
+        if c0 >= c1:
             return
         try:
-            kern(A, x, y, c, c + 1, job.rows, BLOCK_ROWS, job.parts)
+            kern(A, x, y, c0, c1, *job.tail)
         except BaseException as exc:  # pragma: no cover - the kernel does not raise
             job.error = exc
         with job.lock:
-            job.done += 1
+            job.done += c1 - c0
             if job.done == job.nchunks:
                 job.event.set()
 
@@ -512,7 +684,7 @@ def _pool() -> Any:
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        workers = max(1, (os.cpu_count() or 1) - 1)
+        workers = max(1, _CPUS - 1)
         pool = _state["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="xback-fused")
     return pool
 
@@ -527,14 +699,15 @@ if hasattr(os, "register_at_fork"):
 
 
 def _run_parallel(
-    kern: Any, args: tuple[Any, ...], rows: int, parts: Any, nchunks: int, t: int
+    kern: Any, args: tuple[Any, ...], tail: tuple[Any, ...], nchunks: int, t: int
 ) -> None:
-    """Run the chunks on the calling thread and ``t - 1`` pool threads (nogil kernels).
+    """Run ``kern(*args, c0, c1, *tail)`` over the chunks on the calling thread and ``t - 1``
+    pool threads (nogil kernels).
 
     The caller waits for the chunks, not for the pool tasks: a task that starts late
     (the pool busy with another call) finds no chunk left and returns.
     """
-    job = _Job(args, rows, parts, nchunks)
+    job = _Job(args, tail, nchunks, t)
     pool = _pool()
     for _ in range(t - 1):
         pool.submit(_work, kern, job)
