@@ -419,9 +419,14 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_env_var_turns_routing_off(tmp_path: Path) -> None:
+def _cache_with_table(tmp_path: Path) -> str:
+    """A cache directory holding a table that routes NumPy input to torch, for a child."""
     _routing.save_table(make_table("torch"), tmp_path / "routing-table.json")
-    _routing.reload()
+    return str(tmp_path)
+
+
+def test_env_var_turns_routing_off(tmp_path: Path) -> None:
+    cache = _cache_with_table(tmp_path)
     code = (
         "import numpy as np, torch, xback\n"
         "from xback import _routing\n"
@@ -429,10 +434,10 @@ def test_env_var_turns_routing_off(tmp_path: Path) -> None:
         "print(_routing.enabled(), "
         "_routing.kernel_backend('sort/1d', load_backend('numpy'), np.arange(10)))\n"
     )
-    off = _run(code, XBACK_CACHE_DIR=str(tmp_path), XBACK_ROUTE="0")
+    off = _run(code, XBACK_CACHE_DIR=cache, XBACK_ROUTE="0")
     assert off.returncode == 0, off.stderr
     assert off.stdout.split() == ["False", "None"]
-    on = _run(code, XBACK_CACHE_DIR=str(tmp_path))
+    on = _run(code, XBACK_CACHE_DIR=cache)
     assert on.stdout.split() == ["True", "<xback", "backend", "'torch'>"]
 
 
@@ -447,8 +452,7 @@ def test_env_var_values(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_numpy_only_use_never_imports_torch(tmp_path: Path) -> None:
-    _routing.save_table(make_table("torch"), tmp_path / "routing-table.json")
-    _routing.reload()
+    cache = _cache_with_table(tmp_path)
     code = (
         "import sys, numpy as np, xback\n"
         "a = np.arange(10**5, 0, -1)\n"
@@ -457,7 +461,7 @@ def test_numpy_only_use_never_imports_torch(tmp_path: Path) -> None:
         "assert (r == np.arange(1, 10**5 + 1)).all()\n"
         "print('torch' in sys.modules)\n"
     )
-    out = _run(code, XBACK_CACHE_DIR=str(tmp_path))
+    out = _run(code, XBACK_CACHE_DIR=cache)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
