@@ -42,7 +42,7 @@ import numpy as np
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
-from xback._routing import back, kernel_backend, there
+from xback._routing import back, route
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -158,19 +158,16 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
 
 
 def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
-    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` shared
-    with it: routed for single tall (M >= 2N) and square-ish (N <= M < 2N) matrices, as
+    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` as its
+    array: routed for single tall (M >= 2N) and square-ish (N <= M < 2N) matrices, as
     measured; stacks and wide matrices stay on ``b``."""
     shape = x.shape
     if len(shape) != 2:
         return b, x
     m, n = shape
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
-    kb = kernel_backend(f"svd/{variant}-{layout}", b, x)
-    shared = None if kb is None else there(b, kb, x)
-    if kb is None or shared is None:
-        return b, x
-    return kb, shared[0]
+    kb, (kx,) = route(f"svd/{variant}-{layout}", b, x)
+    return kb, kx
 
 
 def _nonfinite(fname: str) -> ValueError:
@@ -639,12 +636,7 @@ def lstsq_grad(
             dt = A.dtype
             fast = _VEC_FAST.get(b)
             if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
-                kb = kernel_backend("lstsq_grad/vec", b, A, dt)
-                shared = None if kb is None else there(b, kb, A, x, y)
-                if kb is None or shared is None:
-                    return b.lstsq_grad(A, x, y, "auto")
-                kA, kx, ky = shared
-                return back(b, kb, kb.lstsq_grad(kA, kx, ky, "auto"))
+                return _lstsq_grad_on(b, A, x, y, "auto", dt)
     _check_method(method, b, "lstsq_grad")
     _check_A(A, "lstsq_grad")
     vector = _check_x(A, x, "lstsq_grad")
@@ -661,16 +653,18 @@ def lstsq_grad(
         x = b.astype(x, cdt)
     if dy != cdt:
         y = b.astype(y, cdt)
-    kb = None
-    if method == "auto" and len(A.shape) == 2 and len(x.shape) == 1:
-        kb = kernel_backend("lstsq_grad/vec", b, A)
-        shared = None if kb is None else there(b, kb, A, x, y)
-    if kb is None or shared is None:
-        g = b.lstsq_grad(A, x, y, method)
-    else:
-        kA, kx, ky = shared
-        g = back(b, kb, kb.lstsq_grad(kA, kx, ky, method))
+    g = _lstsq_grad_on(b, A, x, y, method)
     return g if rdt == cdt else b.astype(g, rdt)
+
+
+def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
+    """``b.lstsq_grad`` on clean inputs, or on the routed library's kernel (``"auto"`` with
+    a matrix ``A`` and a vector ``x``: the measured layout) with the result back on ``b``."""
+    if method != "auto" or len(A.shape) != 2 or len(x.shape) != 1:
+        return b.lstsq_grad(A, x, y, method)
+    kb, (kA, kx, ky) = route("lstsq_grad/vec", b, A, x, y, dtype=dtype)
+    g = kb.lstsq_grad(kA, kx, ky, method)
+    return g if kb is b else back(b, kb, g)
 
 
 def lstsq_grad_fn(

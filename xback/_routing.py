@@ -58,6 +58,7 @@ __all__ = [
     "load_table",
     "plan_summary",
     "reload",
+    "route",
     "save_table",
     "user_table_path",
 ]
@@ -334,6 +335,20 @@ def there(b: Backend, kb: Backend, *xs: Any) -> tuple[Any, ...] | None:
         return tuple(kb.from_numpy(b.to_numpy(x, False), "cpu", False) for x in xs)
     except (ValueError, TypeError):
         return None
+
+
+def route(
+    case: str, b: Backend, *xs: Any, dtype: Any = None
+) -> tuple[Backend, tuple[Any, ...]]:
+    """The backend that computes ``case`` and the inputs ``xs`` as its arrays: ``(kb, shared
+    inputs)`` when :func:`kernel_backend` routes the call and every input can be shared,
+    else ``(b, xs)``. ``xs[0]`` is the input the table's size refers to."""
+    kb = kernel_backend(case, b, xs[0], dtype)
+    if kb is not None:
+        shared = there(b, kb, *xs)
+        if shared is not None:
+            return kb, shared
+    return b, xs
 
 
 def back(b: Backend, kb: Backend, out: Any) -> Any:
