@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import xback
+from xback import _routing
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -170,3 +173,22 @@ def target(request: pytest.FixtureRequest) -> Target:
 def data_target(request: pytest.FixtureRequest) -> Target:
     """Every backend and device that holds data (numpy, torch CPU, CUDA when present)."""
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    """Install a table (as the user's tuned table, in a private cache directory)."""
+    monkeypatch.setenv("XBACK_CACHE_DIR", str(tmp_path))
+
+    def install(t: dict[str, Any] | None) -> Path:
+        path = _routing.user_table_path()
+        if t is None:
+            path.unlink(missing_ok=True)
+            monkeypatch.setattr(_routing, "default_table_path", lambda: tmp_path / "none.json")
+            _routing.reload()
+            return path
+        return _routing.save_table(t)
+
+    yield install
+    monkeypatch.undo()
+    _routing.reload()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import xback
-from xback import _fused
+from xback import _fused, _routing
 from xback.backends.numpy import BACKEND as NP
 
 from .conftest import HAS_TORCH, Target, requires_torch, torch
@@ -348,7 +348,7 @@ def test_cache_dir_env(numba: Any, tmp_path: Any) -> None:
     code = textwrap.dedent(
         """
         import numpy as np
-        from xback import _fused
+        from xback import _fused, _routing
         A = np.ones((4, 3)); x = np.ones(3); y = np.ones(4)
         assert (_fused.lstsq_grad(A, x, y) == 2 * (A.T @ (A @ x - y))).all()
         info = _fused.compile_info()
@@ -448,34 +448,129 @@ def test_torch_autograd_is_kept() -> None:
     np.testing.assert_array_equal(g2.numpy(), _fused.lstsq_grad(A, x, y))
 
 
-def test_auto_routing_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ "auto" takes the kernel only above the AUTO_* thresholds (and with Numba)."""
-    A, x, y = _data(64, 32, None, np.float32)
-    assert not _fused.use_for_auto(A, x, y)  # below AUTO_MIN_BYTES
-    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
-    monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float32): 32})
-    assert _fused.use_for_auto(A, x, y) is HAS_NUMBA
-    assert not _fused.use_for_auto(A[:, :31], x[:31], y)  # n below AUTO_MIN_N
-    assert not _fused.use_for_auto(A.astype(np.float64), x.astype(np.float64), y.astype(np.float64))
-    xk = np.ones((32, _fused.AUTO_MAX_K + 1), np.float32)
-    assert not _fused.use_for_auto(A, xk, np.ones((64, _fused.AUTO_MAX_K + 1), np.float32))
-    monkeypatch.setattr(_fused, "_available", False)
-    assert not _fused.use_for_auto(A, x, y)
+def fused_table(from_size: int, *, dtypes: tuple[str, ...] = ("float32", "float64"),
+                fused: bool = True) -> dict[str, Any]:
+    """A routing table for ``lstsq_grad/vec`` in which the fused kernel is 10x faster than
+    both libraries from ``from_size`` elements of ``A`` on (even below), or has no column."""
+    entries = []
+    for dt in dtypes:
+        for size, fast in ((from_size // 2, False), (from_size, True)):
+            secs = {"numpy": 1e-3, "torch": 1e-3}
+            if fused:
+                secs["fused"] = 1e-4 if fast else 1e-3
+            entries.append({"op": "lstsq_grad", "layout": "vec", "dtype": dt, "shape": [size],
+                            "size": size, "arrays": 4, "seconds": secs})
+    return {
+        "format": _routing.TABLE_FORMAT, "created": "test", "machine": {},
+        "libraries": {"numpy": np.__version__, "torch": "test"}, "threads": {},
+        "convert_seconds": 0.0, "entries": entries,
+    }
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of ``A`` each call of the kernel received."""
+    seen: list[tuple[int, ...]] = []
+    orig = _fused.lstsq_grad
+
+    def spy(A: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(A.shape)
+        return orig(A, *args, **kw)
+
+    monkeypatch.setattr(_fused, "lstsq_grad", spy)
+    return seen
+
+
+def test_auto_applies() -> None:
+    """The kernel's own limits on top of the table: Numba, and rows of AUTO_MIN_N columns."""
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert _fused.auto_applies(_fused.AUTO_MIN_N[f32], f32) is HAS_NUMBA
+    assert not _fused.auto_applies(_fused.AUTO_MIN_N[f32] - 1, f32)
+    assert _fused.auto_applies(_fused.AUTO_MIN_N[f64], f64) is HAS_NUMBA
+    assert not _fused.auto_applies(10**6, np.dtype(np.complex128))
 
 
 @requires_numba
-def test_auto_uses_kernel_above_threshold(
-    data_target: Target, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_follows_the_table(
+    data_target: Target, dtype: Any, table: Any, kernel_calls: list[tuple[int, ...]]
 ) -> None:
+    """ "auto" takes the kernel exactly where the table measured it faster, for NumPy arrays
+    and CPU tensors alike, with the kernel's bits; below that size, with routing off, or
+    for rows shorter than AUTO_MIN_N, the BLAS formula."""
     if data_target.backend not in ("numpy", "torch"):
         pytest.skip("the Numba kernel serves NumPy arrays and CPU tensors only")
-    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
-    monkeypatch.setattr(_fused, "AUTO_MIN_N", {np.dtype(np.float64): 16})
-    A, x, y = _data(500, 16, None, np.float64, seed=4)
+    n = _fused.AUTO_MIN_N[np.dtype(dtype)]
+    A, x, y = _data(4 * n, n, None, dtype, seed=4)
+    table(fused_table(A.size))
     args = [_to(data_target, a) for a in (A, x, y)]
     g = xback.lstsq_grad(*args)
+    assert kernel_calls == [A.shape]
+    data_target.check(g)
+    assert g.dtype == args[0].dtype
     same = [xback.to_numpy(a, copy=False) for a in args]  # the same memory: same rounding
     np.testing.assert_array_equal(data_target.numpy(g), _fused.lstsq_grad(*same))
+    kernel_calls.clear()
+    # a matrix x of at most AUTO_MAX_K columns too; more columns: BLAS
+    for k, used in ((2, True), (_fused.AUTO_MAX_K + 1, False)):
+        _, xk, yk = _data(4 * n, n, k, dtype, seed=5)
+        gk = xback.lstsq_grad(args[0], _to(data_target, xk), _to(data_target, yk))
+        assert kernel_calls == ([A.shape] if used else [])
+        kernel_calls.clear()
+        _check_bound(data_target.numpy(gk), A, xk, yk)
+    with xback.use(route=False):
+        g0 = xback.lstsq_grad(*args)
+    assert kernel_calls == []
+    _check_bound(data_target.numpy(g0), A, x, y)
+    half = [_to(data_target, a) for a in (A[: 2 * n], x, y[: 2 * n])]  # below the size
+    xback.lstsq_grad(*half)
+    narrow = [_to(data_target, a) for a in (A[:, 1:].copy(), x[1:], y)]  # n < AUTO_MIN_N
+    xback.lstsq_grad(*narrow)
+    xback.lstsq_grad(*args, method="explicit")
+    assert kernel_calls == []
+
+
+@requires_numba
+def test_auto_without_a_fused_column_never_uses_it(
+    table: Any, kernel_calls: list[tuple[int, ...]]
+) -> None:
+    A, x, y = _data(400, 100, None, np.float64)
+    for t in (fused_table(1, fused=False), fused_table(1, dtypes=("float32",)), None):
+        table(t)
+        np.testing.assert_allclose(xback.lstsq_grad(A, x, y), 2 * (A.T @ (A @ x - y)),
+                                   rtol=1e-12)
+    assert kernel_calls == []
+
+
+@requires_torch
+@requires_numba
+def test_auto_keeps_autograd_and_layouts(table: Any, kernel_calls: list[tuple[int, ...]]) -> None:
+    """Where the table picks the kernel but it cannot serve the call (autograd must see it,
+    a non-contiguous A), "auto" computes the BLAS formula, differentiable on torch."""
+    A, x, y = _data(400, 100, None, np.float64)
+    table(fused_table(1))
+    At, yt = torch.from_numpy(A), torch.from_numpy(y)
+    for leaf in ("A", "x"):
+        xt = torch.from_numpy(x.copy())
+        Al = At.clone().requires_grad_(True) if leaf == "A" else At
+        if leaf == "x":
+            xt.requires_grad_(True)
+        g = xback.lstsq_grad(Al, xt, yt)
+        assert g.requires_grad and g.grad_fn is not None
+        np.testing.assert_allclose(g.detach().numpy(), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
+    At_f = np.asfortranarray(A)
+    np.testing.assert_allclose(xback.lstsq_grad(At_f, x, y), 2 * (A.T @ (A @ x - y)),
+                               rtol=1e-12)
+    assert kernel_calls == []
+
+
+def test_route_decision_counts_the_kernels_conversions() -> None:
+    """The fused column is measured on NumPy arrays: torch inputs pay the conversions."""
+    times = {"numpy": 1.0, "torch": 1.0, "fused": 0.9}
+    assert _routing._decide(times, "numpy", 0.05) == "fused"
+    assert _routing._decide(times, "torch", 0.1) is None  # (0.9 + 0.1) * 1.05 > 1
+    assert _routing._decide(times, "torch", 0.0) == "fused"
+    assert _routing._decide({"numpy": 1.0, "torch": 0.5, "fused": 0.6}, "numpy", 0.0) == "torch"
 
 
 def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -487,7 +582,7 @@ def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     ):
         with pytest.raises(ValueError, match=r"pip install 'xback\[fast\]'"):
             xback.lstsq_grad(*a, method="fused")
-    monkeypatch.setattr(_fused, "AUTO_MIN_BYTES", 0)
+    assert not _fused.auto_applies(1000, np.dtype(np.float64))  # "auto": never the kernel
     np.testing.assert_allclose(xback.lstsq_grad(A, x, y), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
     if "_grad1" not in _fused._state:
         with pytest.raises(ValueError, match="pip install"):

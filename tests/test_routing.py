@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xback
-from xback import _routing
+from xback import _fused, _routing
 from xback._dispatch import load_backend
 from xback.bench import tune as tune_mod
 
@@ -61,25 +61,6 @@ def make_table(faster: str, *, from_size: int = 1, ratio: float = 10.0) -> dict[
         "convert_seconds": 0.0,
         "entries": entries,
     }
-
-
-@pytest.fixture
-def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
-    """Install a table (as the user's tuned table, in a private cache directory)."""
-    monkeypatch.setenv("XBACK_CACHE_DIR", str(tmp_path))
-
-    def install(t: dict[str, Any] | None) -> Path:
-        path = _routing.user_table_path()
-        if t is None:
-            path.unlink(missing_ok=True)
-            monkeypatch.setattr(_routing, "default_table_path", lambda: tmp_path / "none.json")
-            _routing.reload()
-            return path
-        return _routing.save_table(t)
-
-    yield install
-    monkeypatch.undo()
-    _routing.reload()
 
 
 @pytest.fixture
@@ -401,7 +382,9 @@ def test_shipped_default_table_is_valid() -> None:
     assert set(t["libraries"]) == {"numpy", "torch"}
     ops = {e["op"] for e in t["entries"]}
     assert ops == {"sort", "argsort", "svd", "lstsq_grad"}
-    assert all(set(e["seconds"]) == {"numpy", "torch"} for e in t["entries"])
+    for e in t["entries"]:  # the fused kernel's column: lstsq_grad only (Numba was there)
+        extra = {"fused"} if e["op"] == "lstsq_grad" else set()
+        assert set(e["seconds"]) == {"numpy", "torch"} | extra, e
 
 
 def test_plan_summary_ranges(table: Callable[..., Path]) -> None:
@@ -480,6 +463,9 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     t = _routing.load_table(out)
     assert t["quick"] is True and t["threads"]["torch"] >= 1
     assert all(v > 0 for e in t["entries"] for v in e["seconds"].values())
+    fused = {"fused" in e["seconds"] for e in t["entries"] if e["op"] == "lstsq_grad"}
+    assert fused == {_fused.available()}  # the kernel is measured when Numba is installed
+    assert (t["fused"] is not None) is _fused.available()
     assert t["tune_seconds"] < 60
 
 

@@ -66,10 +66,10 @@ import numpy as np
 
 __all__ = [
     "AUTO_MAX_K",
-    "AUTO_MIN_BYTES",
     "AUTO_MIN_N",
     "BLOCK_ROWS",
     "INSTALL_HINT",
+    "auto_applies",
     "available",
     "compile_info",
     "grad_numpy",
@@ -77,7 +77,6 @@ __all__ = [
     "lstsq_grad",
     "num_threads",
     "supports",
-    "use_for_auto",
     "warmup",
 ]
 
@@ -93,19 +92,18 @@ EIGHT_ROWS_MAX_BYTES = 4096
 #: bytes of A per chunk (a multiple of BLOCK_ROWS rows), the unit of work of one thread
 CHUNK_BYTES = 1 << 20
 
-# -- routing table for method="auto" (benchmarks/bench_fused.py, 2-core CI machine) ---------
-# "auto" takes the fused kernel only where it measured faster than both BLAS paths: A too
-# large for the caches (two BLAS passes then stream it twice from memory), rows long enough
-# for the vector loops, and few right-hand sides (each extra column of x adds a dot product
-# per row; BLAS's gemm amortises those better). Measured single-threaded (min ms, A of
-# 32-335 MB, fused / NumPy): float32 n=32 7.97/2.64 (slower: per-row overhead), n=64
-# 3.31/6.75, n=128 2.52/5.24, n=2048 21.6/31.2; float64 n=16 14.7/15.5 (even), n=32
-# 6.37/15.6, n=128 6.59/11.6, n=2048 44.8/53.3; the fused kernel ran at the one-read floor
-# (``A.sum()``) from n=64 (float32) / n=32 (float64) up to n=65536.
+# -- method="auto" ---------------------------------------------------------------------------
+# Where "auto" takes the kernel is measured, not assumed: ``xback tune`` times it beside
+# NumPy's and torch's BLAS for each dtype and size of A (the "fused" column of the routing
+# table, :mod:`xback._routing`), and "auto" takes it for the sizes where it beat both. The
+# kernel's own limits below apply on top: the table measures A of shape (10 n, n), so these
+# keep "auto" off shapes it did not measure and where the kernel is known to lose. Measured
+# single-threaded (min ms, A of 32-335 MB, fused / NumPy): float32 n=32 7.97/2.64 (slower:
+# per-row overhead), n=64 3.31/6.75, n=128 2.52/5.24; float64 n=16 14.7/15.5 (even), n=32
+# 6.37/15.6; more right-hand sides than AUTO_MAX_K: BLAS's gemm amortises the extra dot
+# products per row better.
 #: smallest n (columns of A) for which "auto" uses the fused kernel, per dtype
 AUTO_MIN_N: dict[np.dtype[Any], int] = {_F32: 128, _F64: 64}
-#: smallest size of A in bytes for which "auto" uses the fused kernel
-AUTO_MIN_BYTES: int = 32 << 20
 #: largest k (columns of x) for which "auto" uses the fused kernel
 AUTO_MAX_K: int = 4
 
@@ -146,19 +144,12 @@ def supports(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any
     return bool(x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and y.shape == (m, x.shape[1]))
 
 
-def use_for_auto(A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> bool:
-    """Whether ``method="auto"`` takes the fused kernel for these NumPy arrays: the
-    ``AUTO_*`` table, :func:`supports`, and Numba installed."""
-    if A.nbytes < AUTO_MIN_BYTES or A.ndim != 2:  # cheap exit first: the common case
-        return False
-    min_n = AUTO_MIN_N.get(A.dtype)
-    return (
-        min_n is not None
-        and A.shape[1] >= min_n
-        and (x.ndim == 1 or x.shape[-1] <= AUTO_MAX_K)
-        and supports(A, x, y)
-        and available()
-    )
+def auto_applies(n: int, dtype: np.dtype[Any]) -> bool:
+    """Whether ``method="auto"`` may take the kernel for an ``A`` with ``n`` columns of
+    ``dtype`` where the cost table measured it faster: Numba installed and ``n`` at least
+    :data:`AUTO_MIN_N` (the size itself is the table's decision, :mod:`xback._routing`)."""
+    min_n = AUTO_MIN_N.get(dtype)
+    return min_n is not None and n >= min_n and available()
 
 
 def _need_numba() -> None:
@@ -168,37 +159,27 @@ def _need_numba() -> None:
         )
 
 
-def grad_numpy(A: Any, x: Any, y: Any, method: str) -> Any:
-    """For the numpy backend: ``2 Aᵀ (A x - y)`` by the fused kernel, or ``None`` when the
-    backend's explicit formula should run (``"auto"`` below the thresholds; ``"fused"`` for
-    inputs the kernel does not cover: complex, integer-free but not float32/float64,
-    batched or non-C-contiguous ``A``).
+def grad_numpy(A: Any, x: Any, y: Any) -> Any:
+    """For the numpy backend's ``method="fused"``: ``2 Aᵀ (A x - y)`` by the kernel, or
+    ``None`` for inputs it does not cover (complex, not float32/float64, batched or
+    non-C-contiguous ``A``): the backend then takes its BLAS formula.
 
-    Raises ``ValueError`` for ``method="fused"`` when Numba is not installed.
+    Raises ``ValueError`` when Numba is not installed.
     """
-    if method == "fused":
-        _need_numba()
-        return lstsq_grad(A, x, y) if supports(A, x, y) else None
-    return lstsq_grad(A, x, y) if use_for_auto(A, x, y) else None
+    _need_numba()
+    return lstsq_grad(A, x, y) if supports(A, x, y) else None
 
 
-def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
+def grad_torch(A: Any, x: Any, y: Any) -> Any:
     """For the torch backend: as :func:`grad_numpy` on zero-copy NumPy views of CPU
-    tensors, the result wrapped back with ``torch.from_numpy``; ``None`` (the explicit
-    formula) for other devices, layouts and dtypes, and whenever autograd must see the
-    operation (grad mode on and an input requires grad): the result then stays
-    differentiable."""
-    if method == "fused":
-        _need_numba()
-    elif (
-        A.dim() != 2
-        or A.numel() * A.element_size() < AUTO_MIN_BYTES
-        or (x.dim() == 2 and x.shape[1] > AUTO_MAX_K)
-    ):
-        return None  # "auto", small or batched: cheap exit before anything else
+    tensors, the result wrapped back with ``torch.from_numpy``; ``None`` (the BLAS formula)
+    for other devices, layouts and dtypes, and whenever autograd must see the operation
+    (grad mode on and an input requires grad): the result then stays differentiable."""
+    _need_numba()
     torch = sys.modules["torch"]  # the torch backend is loaded, so torch is imported
     if (
-        A.device.type != "cpu"
+        A.dim() != 2
+        or A.device.type != "cpu"
         or A.layout is not torch.strided
         or (torch.is_grad_enabled() and (A.requires_grad or x.requires_grad or y.requires_grad))
         or A.dtype not in (torch.float32, torch.float64)
@@ -211,8 +192,7 @@ def grad_torch(A: Any, x: Any, y: Any, method: str) -> Any:
     ):
         return None
     An, xn, yn = A.detach().numpy(), x.detach().numpy(), y.detach().numpy()
-    g = grad_numpy(An, xn, yn, method)
-    return None if g is None else torch.from_numpy(g)
+    return torch.from_numpy(g) if (g := grad_numpy(An, xn, yn)) is not None else None
 
 
 # -- kernel ---------------------------------------------------------------------------------

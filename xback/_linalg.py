@@ -42,7 +42,7 @@ import numpy as np
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
-from xback._routing import back, route
+from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -594,11 +594,14 @@ def lstsq_grad(
         ``ValueError`` without Numba), which reads ``A`` once instead of twice; it applies
         to a 2-D C-contiguous real float32/float64 ``A`` on the CPU (NumPy arrays and torch
         CPU tensors when autograd need not see the call); other inputs (complex, batched,
-        other layouts or devices, torch inputs requiring grad) get the explicit formula.
-        Compiled on first use (about 1 s from the on-disk cache, a few seconds the first
-        time). ``"auto"``: the fastest exact method for the backend and shape (the fused
-        kernel above the size thresholds of :data:`xback._fused.AUTO_MIN_N` /
-        ``AUTO_MIN_BYTES`` when Numba is installed).
+        other layouts or devices, torch inputs requiring grad) get the ``"auto"`` BLAS
+        formula. Compiled on first use (about 1 s from the on-disk cache, a few seconds the
+        first time). ``"auto"``: the fastest exact method measured for the dtype and size
+        by the routing cost table (``xback tune``, :mod:`xback._routing`): the fused kernel
+        where it beat both libraries' BLAS (Numba installed, ``A`` with at least
+        :data:`xback._fused.AUTO_MIN_N` columns, ``x`` with at most ``AUTO_MAX_K``), else
+        the faster library's BLAS formula; with routing off (``use(route=False)``,
+        ``XBACK_ROUTE=0``) always the backend's own BLAS formula.
     backend, device : optional
         Backend/device rule of :func:`xback.use`: per-call > ``use(...)`` > the inputs' own.
 
@@ -658,13 +661,28 @@ def lstsq_grad(
 
 
 def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
-    """``b.lstsq_grad`` on clean inputs, or on the routed library's kernel (``"auto"`` with
-    a matrix ``A`` and a vector ``x``: the measured layout) with the result back on ``b``."""
-    if method != "auto" or len(A.shape) != 2 or len(x.shape) != 1:
+    """``b.lstsq_grad`` on clean inputs; for ``"auto"`` with a matrix ``A`` (the measured
+    layout ``"lstsq_grad/vec"``) what the cost table picks at this size: the fused kernel
+    (also for ``x`` of at most :data:`xback._fused.AUTO_MAX_K` columns), or, for a vector
+    ``x``, the faster library's BLAS (zero-copy there, the result back on ``b``)."""
+    if method != "auto" or len(A.shape) != 2:
         return b.lstsq_grad(A, x, y, method)
-    kb, (kA, kx, ky) = route("lstsq_grad/vec", b, A, x, y, dtype=dtype)
-    g = kb.lstsq_grad(kA, kx, ky, method)
-    return g if kb is b else back(b, kb, g)
+    vector = len(x.shape) == 1
+    if not vector and (len(x.shape) > 2 or len(y.shape) > 2 or x.shape[-1] > _fused.AUTO_MAX_K):
+        return b.lstsq_grad(A, x, y, "auto")  # batched or wide right-hand sides: BLAS
+    kb = kernel_target("lstsq_grad/vec", b, A, dtype)
+    if kb is None:
+        return b.lstsq_grad(A, x, y, "auto")
+    if isinstance(kb, str):  # FUSED, the only non-library target
+        # the kernel's own limits (Numba installed, rows long enough for its vector loops);
+        # inputs it does not cover (layouts, autograd) get the BLAS formula from the backend
+        fused = _fused.auto_applies(A.shape[1], b.dtype_of(A))
+        return b.lstsq_grad(A, x, y, "fused" if fused else "auto")
+    shared = there(b, kb, A, x, y) if vector else None
+    if shared is None:
+        return b.lstsq_grad(A, x, y, "auto")
+    kA, kx, ky = shared
+    return back(b, kb, kb.lstsq_grad(kA, kx, ky, "auto"))
 
 
 def lstsq_grad_fn(

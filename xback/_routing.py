@@ -49,12 +49,14 @@ from xback.backends import KNOWN_BACKENDS, Backend
 
 __all__ = [
     "ENV_VAR",
+    "FUSED",
     "MARGIN",
     "TABLE_FORMAT",
     "active_table",
     "default_table_path",
     "enabled",
     "kernel_backend",
+    "kernel_target",
     "load_table",
     "plan_summary",
     "reload",
@@ -69,6 +71,11 @@ ENV_VAR = "XBACK_ROUTE"
 MARGIN = 1.05
 #: version of the table's JSON layout
 TABLE_FORMAT = "xback-routing/1"
+#: a column of the table that is not a library: xback's own one-pass ``lstsq_grad`` kernel
+#: (:mod:`xback._fused`, Numba), measured on NumPy arrays (torch inputs reach it zero-copy)
+FUSED = "fused"
+#: the library whose arrays a non-library column is measured on
+_HOME = {FUSED: "numpy"}
 
 _OFF = frozenset({"0", "false", "off", "no"})
 _ON = frozenset({"1", "true", "on", "yes", ""})
@@ -203,14 +210,21 @@ def _bucket(n: int) -> int:
 def _decide(
     times: dict[str, float], source: str, extra_s: float
 ) -> str | None:
-    """The library to run on instead of ``source``, or None to stay."""
+    """The library (or :data:`FUSED`) to run on instead of ``source``, or None to stay.
+
+    A candidate measured on another library's arrays pays ``extra_s`` (the zero-copy
+    conversions there and back); it must beat the best so far by :data:`MARGIN`.
+    """
     own = times.get(source)
     if own is None:
         return None
     best, best_t = None, own
     for lib, t in times.items():
-        if lib != source and (t + extra_s) * MARGIN < best_t:
-            best, best_t = lib, (t + extra_s) * MARGIN
+        if lib == source:
+            continue
+        cost = (t + (0.0 if _HOME.get(lib) == source else extra_s)) * MARGIN
+        if cost < best_t:
+            best, best_t = lib, cost
     return best
 
 
@@ -253,9 +267,10 @@ def _build(b: Backend) -> dict[str, dict[Any, _Plan]]:
     return plans
 
 
-def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:
-    """The backend that should compute a call with input ``x`` of backend ``b``, or
-    ``None`` when ``b`` computes it itself (see the module docstring for every reason).
+def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | str | None:
+    """What should compute a call with input ``x`` of backend ``b``: another backend, the
+    string :data:`FUSED` (xback's fused kernel, ``"lstsq_grad/vec"`` only), or ``None``
+    when ``b`` computes it itself (see the module docstring for every reason).
 
     ``case`` is ``"op/layout"``: the operation and the shape class of the call as measured
     by ``xback tune`` — ``"sort/1d"``, ``"argsort/rows"`` (one array / along the last axis
@@ -276,10 +291,12 @@ def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend 
     name = targets[size_of(x).bit_length()]
     if name is None:
         return None
-    # a large input with a faster library measured: now the (rarer, dearer) checks
+    # a large input with a faster kernel measured: now the (rarer, dearer) checks
     r = _STATE.get().route
     if not (_ENABLED if r is None else r):
         return None
+    if name == FUSED:
+        return FUSED if b.routable(x) else None  # the kernel reads x's memory as NumPy
     kb = _LOADED.get(name)
     if kb is None:
         package = KNOWN_BACKENDS[name][1]
@@ -289,6 +306,14 @@ def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend 
     if not b.routable(x) or not _threads_fit(b, kb):
         return None
     return kb
+
+
+def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:
+    """The backend that should compute a call with input ``x`` of backend ``b``, or
+    ``None`` when ``b`` computes it itself: :func:`kernel_target` for the cases that only
+    libraries compute (every case but ``"lstsq_grad/vec"``)."""
+    kb = kernel_target(case, b, x, dtype)
+    return None if kb.__class__ is str else kb  # type: ignore[return-value]
 
 
 # -- threads --------------------------------------------------------------------------------

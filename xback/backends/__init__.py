@@ -193,12 +193,13 @@ class Backend:
         ``(..., n)``) or ``x (..., n, k)``, ``y (..., m, k)`` (result ``(..., n, k)``).
 
         The three inputs share one floating or complex dtype (the front layer cast them) and
-        their batch dimensions broadcast. ``method`` is ``"auto"`` (the backend picks its
-        fastest exact method for the shape), ``"explicit"``, ``"autograd"`` (only when
+        their batch dimensions broadcast. ``method`` is ``"auto"`` (the backend's fastest
+        exact BLAS formula for the shape; whether the fused kernel runs instead is the front
+        layer's decision, from the cost table), ``"explicit"``, ``"autograd"`` (only when
         :attr:`has_autograd`; never touches the inputs' ``requires_grad`` or ``.grad``), or
         ``"fused"`` (the one-pass Numba kernel of :mod:`xback._fused` where it applies: CPU,
         real float32/float64, 2-D C-contiguous ``A``, no autograd needed; elsewhere the
-        explicit formula; a backend without such a kernel computes the explicit formula).
+        ``"auto"`` formula; a backend without such a kernel computes that formula).
         """
         raise NotImplementedError
 

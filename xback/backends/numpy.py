@@ -75,12 +75,8 @@ class NumpyBackend(HostBackend):
         return bool(np.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        if (
-            method == "auto"
-            and A.ndim == 2
-            and A.nbytes < _fused.AUTO_MIN_BYTES
-            and A.dtype.kind == "f"
-        ):  # the common small case: the two BLAS calls, nothing else to decide
+        if method != "fused" and A.ndim == 2 and x.ndim == 1 and A.dtype.kind == "f":
+            # the common case: the two BLAS calls, nothing else to decide
             r = A @ x
             r -= y  # 2-D A: the front layer checked that y has r's shape
             g = A.T @ r
@@ -88,11 +84,11 @@ class NumpyBackend(HostBackend):
             return g
         if x.ndim == 1 and A.ndim > 2:
             return self.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
-        if method == "fused" or method == "auto":
-            g = _fused.grad_numpy(A, x, y, method)  # None: not covered / not faster
+        if method == "fused":
+            g = _fused.grad_numpy(A, x, y)  # None: inputs the kernel does not cover
             if g is not None:
                 return g
-        if method == "auto" and _use_blocked(A, x, y):
+        if method != "explicit" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
         r = _sub(A @ x, y)
         g = _adjoint_matmul(A, r)

@@ -258,7 +258,7 @@ class TorchBackend(Backend):
         if (
             method == "auto"
             and A.dim() == 2
-            and A.numel() * A.element_size() < _fused.AUTO_MIN_BYTES
+            and A.numel() * A.element_size() < _BLOCKED_MIN_BYTES
             and not A.is_complex()
         ):  # the common small case: the two BLAS calls, nothing else to decide
             return (A.mT @ (A @ x - y)).mul_(2)
@@ -266,11 +266,11 @@ class TorchBackend(Backend):
             return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
             return _lstsq_grad_autograd(A, x, y)
-        if method == "fused" or method == "auto":
-            g = _fused.grad_torch(A, x, y, method)  # None: not covered / not faster
+        if method == "fused":
+            g = _fused.grad_torch(A, x, y)  # None: inputs the kernel does not cover
             if g is not None:
                 return g
-        if method == "auto" and _use_blocked(A, x, y):
+        if method != "explicit" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
         g = A.mH @ (A @ x - y)
         return g.mul_(2)  # matmul's backward keeps its inputs, not g: in place is safe

@@ -165,6 +165,18 @@ def _sample(c: Candidate, number: int) -> float:
     return (_timer() - t0) / number
 
 
+def _warm(c: Candidate, seconds: float) -> None:
+    """Call ``c`` untimed until ``seconds`` have passed (at least once)."""
+    end = _timer() + seconds
+    fn = c.fn
+    while True:
+        fn()
+        if c.sync is not None:
+            c.sync()
+        if _timer() >= end:
+            return
+
+
 def measure(
     candidates: Sequence[Candidate],
     *,
@@ -173,8 +185,15 @@ def measure(
     progress: Progress | None = None,
     base: dict[str, Any] | None = None,
     baseline: str | None = None,
+    warm_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Time ``candidates`` interleaved round-robin and return one row per candidate.
+
+    ``warm_s > 0``: before each sample, the candidate runs untimed for that long, so that
+    it is timed in its steady state, as in a loop of its own calls, and not in the wake of
+    the previous candidate (OpenBLAS's idle threads keep spinning on a core for about
+    0.1 s after a call, which halves a two-thread kernel timed right after it on two
+    cores).
 
     Each row holds ``base`` (the table's parameters), the candidate's ``params``, and
     ``median_s``, ``min_s``, ``max_s``, ``spread`` (interquartile range / median),
@@ -186,6 +205,8 @@ def measure(
     samples: list[list[float]] = [[] for _ in candidates]
     for _ in range(repeat):
         for i, c in enumerate(candidates):
+            if warm_s > 0:
+                _warm(c, warm_s)
             samples[i].append(_sample(c, numbers[i]))
             if progress is not None:
                 progress.advance(1)

@@ -2,10 +2,13 @@
 
 For every routed case (operation, layout, dtype, size) the backends' own implementations —
 exactly what a routed call runs, ``Backend.sort(x, axis, descending, stable)`` and so on —
-are timed on the same data, shared zero-copy, interleaved round-robin (medians). The
-conversion round trip is timed too: routing only pays off when the gain exceeds it.
+are timed on the same data, shared zero-copy, interleaved round-robin (lower quartiles).
+``lstsq_grad`` has a third column when Numba is installed: xback's fused one-pass kernel
+(:mod:`xback._fused`, compiled before it is timed), which ``method="auto"`` takes for the
+sizes where it beats both libraries' BLAS. The conversion round trip is timed too: routing
+only pays off when the gain exceeds it.
 
-The full table takes about half a minute on a 2-core machine (``--quick``: a few seconds,
+The full table takes about a minute on a 2-core machine (``--quick``: a few seconds,
 fewer sizes); sizes beyond the largest measured one take the largest one's decision.
 """
 
@@ -21,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from xback import _fused
 from xback._dispatch import load_backend
-from xback._routing import TABLE_FORMAT, blas_threads, now_iso
+from xback._routing import FUSED, TABLE_FORMAT, blas_threads, now_iso
 from xback.backends import Backend
 from xback.bench._harness import Candidate, Progress, _cpu_name, measure
 
@@ -35,7 +39,9 @@ SORT_SIZES_QUICK = tuple(1 << k for k in (10, 14))
 SVD_TALL = (8, 16, 32, 64, 128)  # A of shape (10d, d)
 SVD_SQUARE = (16, 32, 64, 128, 256)
 SVD_QUICK = (8, 16)
-LSTSQ_D = (16, 32, 64, 128, 256, 512, 1024)  # A of shape (10d, d)
+# A of shape (10d, d), one d per power of two of A's size: up to 335 MB (float64), far past
+# the caches, where the fused kernel's single read of A pays off
+LSTSQ_D = (16, 32, 64, 128, 256, 362, 512, 724, 1024, 1448, 2048)
 LSTSQ_QUICK = (16, 64)
 
 
@@ -101,6 +107,20 @@ def _call(case: Case, b: Backend, xs: list[Any]) -> Callable[[], Any]:
         return lambda: b.svd(x, full, False)
     A, v, y = xs
     return lambda: b.lstsq_grad(A, v, y, "auto")
+
+
+def _candidates(case: Case, backends: list[Backend], data: list[Any]) -> list[Candidate]:
+    """One candidate per library on the same memory; for ``lstsq_grad`` also the fused
+    kernel (on the NumPy arrays; compiled here, before it is timed) when Numba is there."""
+    cands = []
+    for b in backends:
+        xs = [b.from_numpy(a, "cpu", False) for a in data]  # shares the same memory
+        cands.append(Candidate(b.name, _call(case, b, xs)))
+    if case.op == "lstsq_grad" and _fused.available():
+        A, v, y = data
+        _fused.warmup((A.dtype,))
+        cands.append(Candidate(FUSED, lambda: _fused.lstsq_grad(A, v, y)))
+    return cands
 
 
 def _convert_seconds(backends: list[Backend]) -> float:
@@ -169,11 +189,9 @@ def tune(
     entries = []
     for case in cases(quick):
         data = _data(case, rng)
-        cands = []
-        for b in backends:
-            xs = [b.from_numpy(a, "cpu", False) for a in data]  # shares the same memory
-            cands.append(Candidate(b.name, _call(case, b, xs)))
-        rows = measure(cands, repeat=repeat, sample_time=0.003, progress=progress)
+        cands = _candidates(case, backends, data)
+        rows = measure(cands, repeat=repeat, sample_time=0.003, progress=progress,
+                       warm_s=_warm_seconds(case))
         entries.append(
             {
                 "op": case.op,
@@ -203,10 +221,34 @@ def tune(
             "python": platform.python_version(),
         },
         "libraries": _versions(list(libraries)),
+        # the fused kernel's column, when measured: what compiled it and with how many threads
+        "fused": _fused_info(),
         "threads": threads,
         "convert_seconds": _convert_seconds(backends),
         "entries": entries,
     }
+
+
+#: multi-threaded kernels on inputs from this many bytes are timed in their steady state
+WARM_MIN_BYTES = 4 << 20
+#: ... after this long untimed (longer than OpenBLAS's idle threads spin after a call)
+WARM_SECONDS = 0.12
+
+
+def _warm_seconds(case: Case) -> float:
+    """Untimed running before each sample (:func:`measure`'s ``warm_s``): the BLAS-bound
+    ``lstsq_grad`` and ``svd`` cases on large inputs, whose candidates use every core and
+    would otherwise be timed in the wake of the previous library's spinning threads."""
+    itemsize = np.dtype(case.dtype).itemsize
+    big = case.size * itemsize >= WARM_MIN_BYTES
+    return WARM_SECONDS if big and case.op in ("lstsq_grad", "svd") else 0.0
+
+
+def _fused_info() -> dict[str, Any] | None:
+    if not _fused.available():
+        return None
+    info = _fused.compile_info()
+    return {"numba": info["numba_version"], "threads": info["threads"]}
 
 
 def _lower_quartile(samples: list[float]) -> float:
@@ -215,4 +257,6 @@ def _lower_quartile(samples: list[float]) -> float:
 
 def n_samples(quick: bool = False, repeat: int = 5, libraries: int = 2) -> int:
     """Number of samples :func:`tune` takes (for a progress bar)."""
-    return sum(1 for _ in cases(quick)) * repeat * libraries
+    fused = _fused.available()
+    per_case = [libraries + (fused and c.op == "lstsq_grad") for c in cases(quick)]
+    return sum(per_case) * repeat
