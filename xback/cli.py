@@ -151,7 +151,8 @@ def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("routing table problem", r["problem"]))
     for src, routes in r["routes"].items():
         if routes:
-            targets = sorted({x["to"] for x in routes})
+            targets = sorted({"xback's fused kernel" if x["to"] == _routing.FUSED else x["to"]
+                              for x in routes})
             rows.append((f"routes for {src} input",
                          f"{len(routes)} size ranges run on {', '.join(targets)} "
                          f"(xback info --routes lists them)"))

@@ -189,11 +189,13 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Time ``candidates`` interleaved round-robin and return one row per candidate.
 
-    ``warm_s > 0``: before each sample, the candidate runs untimed for that long, so that
-    it is timed in its steady state, as in a loop of its own calls, and not in the wake of
-    the previous candidate (OpenBLAS's idle threads keep spinning on a core for about
-    0.1 s after a call, which halves a two-thread kernel timed right after it on two
-    cores).
+    ``warm_s > 0``: the samples are taken in blocks instead, each candidate's block after
+    ``warm_s`` seconds of untimed calls, so that it is timed in its steady state, as in a
+    loop of its own calls, and not in the wake of the previous candidate: OpenBLAS's idle
+    threads keep spinning on a core for about 0.1 s after a call, which on two cores
+    halves a two-thread kernel timed right after it (and made torch's LAPACK up to 50x
+    slower here). Two rounds, the second in reverse order, so that slow drift of the
+    machine affects every candidate alike.
 
     Each row holds ``base`` (the table's parameters), the candidate's ``params``, and
     ``median_s``, ``min_s``, ``max_s``, ``spread`` (interquartile range / median),
@@ -203,13 +205,22 @@ def measure(
     load_before = load_average()
     numbers = [_calibrate(c, sample_time)[0] for c in candidates]
     samples: list[list[float]] = [[] for _ in candidates]
-    for _ in range(repeat):
-        for i, c in enumerate(candidates):
-            if warm_s > 0:
-                _warm(c, warm_s)
-            samples[i].append(_sample(c, numbers[i]))
-            if progress is not None:
-                progress.advance(1)
+    if warm_s > 0:
+        order = list(range(len(candidates)))
+        for r, block in enumerate((repeat - repeat // 2, repeat // 2)):
+            for i in order if r == 0 else order[::-1]:
+                if block:
+                    _warm(candidates[i], warm_s)
+                for _ in range(block):
+                    samples[i].append(_sample(candidates[i], numbers[i]))
+                    if progress is not None:
+                        progress.advance(1)
+    else:
+        for _ in range(repeat):
+            for i, c in enumerate(candidates):
+                samples[i].append(_sample(c, numbers[i]))
+                if progress is not None:
+                    progress.advance(1)
     load_after = load_average()
     rows: list[dict[str, Any]] = []
     for c, number, ts in zip(candidates, numbers, samples, strict=True):

@@ -229,19 +229,21 @@ def tune(
     }
 
 
-#: multi-threaded kernels on inputs from this many bytes are timed in their steady state
-WARM_MIN_BYTES = 4 << 20
+#: BLAS/LAPACK-bound cases from this many bytes of input are timed in their steady state
+WARM_MIN_BYTES = {"lstsq_grad": 1 << 20, "svd": 32 << 10}
 #: ... after this long untimed (longer than OpenBLAS's idle threads spin after a call)
 WARM_SECONDS = 0.12
 
 
 def _warm_seconds(case: Case) -> float:
-    """Untimed running before each sample (:func:`measure`'s ``warm_s``): the BLAS-bound
-    ``lstsq_grad`` and ``svd`` cases on large inputs, whose candidates use every core and
-    would otherwise be timed in the wake of the previous library's spinning threads."""
-    itemsize = np.dtype(case.dtype).itemsize
-    big = case.size * itemsize >= WARM_MIN_BYTES
-    return WARM_SECONDS if big and case.op in ("lstsq_grad", "svd") else 0.0
+    """Untimed running before each block of samples (:func:`measure`'s ``warm_s``) for the
+    cases whose candidates use every core: measured here, interleaving them put torch's
+    LAPACK in the wake of OpenBLAS's spinning threads (up to 50x slower) and flipped
+    decisions from one run to the next; in blocks, two runs agree within ~10%. Sorting is
+    single-threaded in NumPy and needs none."""
+    least = WARM_MIN_BYTES.get(case.op)
+    nbytes = case.size * np.dtype(case.dtype).itemsize
+    return WARM_SECONDS if least is not None and nbytes >= least else 0.0
 
 
 def _fused_info() -> dict[str, Any] | None:
