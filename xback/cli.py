@@ -135,6 +135,8 @@ def _routing_info() -> dict[str, Any]:
 
 def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     """``xback info`` rows about routing: on/off, the active table, the routes' count."""
+    from xback._routing import FUSED
+
     state = "on" if r["enabled"] else "off"
     if r["env"] is not None:
         state += f" (XBACK_ROUTE={r['env']})"
@@ -151,7 +153,7 @@ def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("routing table problem", r["problem"]))
     for src, routes in r["routes"].items():
         if routes:
-            targets = sorted({"xback's fused kernel" if x["to"] == _routing.FUSED else x["to"]
+            targets = sorted({"xback's fused kernel" if x["to"] == FUSED else x["to"]
                               for x in routes})
             rows.append((f"routes for {src} input",
                          f"{len(routes)} size ranges run on {', '.join(targets)} "
