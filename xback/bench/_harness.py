@@ -207,8 +207,8 @@ def measure(
     samples: list[list[float]] = [[] for _ in candidates]
     if warm_s > 0:
         order = list(range(len(candidates)))
-        for r, block in enumerate((repeat - repeat // 2, repeat // 2)):
-            for i in order if r == 0 else order[::-1]:
+        for rnd, block in enumerate((repeat - repeat // 2, repeat // 2)):
+            for i in order if rnd == 0 else order[::-1]:
                 if block:
                     _warm(candidates[i], warm_s)
                 for _ in range(block):
