@@ -1,18 +1,17 @@
 """Benchmark of the fused one-pass ``lstsq_grad`` kernel (issue 10, ``xback._fused``).
 
 ``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
-{256, 512, 1024, 2048}, float32 and float64. Candidates, interleaved round-robin
-(A B C A B C ...), each reported as min and median per-call time. Two blocks, each with one
-untimed call of every candidate first: the raw library calls (``numpy``, ``torch``)
-interleaved, then ``fused``, ``floor-read``, ``floor-sum``, ``xback-auto*`` (and ``c-ref``)
-interleaved, each block after
-``--settle`` seconds (default 0.2) of sleep. After a call, NumPy's OpenBLAS worker thread keeps
-spinning for ~100 ms (measured here: 0.8-1.2 cores busy for 100 ms after one ``A @ x``),
-taking one of this machine's two cores from whatever runs next: interleaving the fused kernel
-with NumPy would time it against a busy core. Each candidate is thus timed back to back with
-calls like its own, as in an iterative solver's loop (after an idle pause of 50 ms, a
-2-thread call here took up to 2x longer: the second vCPU has to be woken; the untimed
-warm-up calls absorb that):
+{256, 512, 1024, 2048}, float32 and float64. Candidates in blocks, each reported as min and
+median per-call time: NumPy alone, torch alone, then ``fused``, ``floor-read``, ``floor-sum``,
+``xback-auto*`` (and ``c-ref``) interleaved round-robin (A B C A B C ...); each block after
+``--settle`` seconds (default 0.2) of untimed calls of its own candidates. After a call,
+NumPy's OpenBLAS worker thread keeps spinning for ~100 ms (measured here: 0.8-1.2 cores busy
+for 100 ms after one ``A @ x``), taking one of this machine's two cores from whatever runs
+next: interleaving the fused kernel, or torch, with NumPy would time it against a busy core
+(interleaved, NumPy's and torch's two-thread calls here took a 4 ms scheduler tick instead
+of 0.4 ms). Each candidate is thus timed back to back with calls like its own, as in an
+iterative solver's loop; the warm-up is calls, not a sleep (after an idle pause of 50 ms, a
+2-thread call here took up to 2x longer: the second vCPU has to be woken):
 
 * ``fused``: ``xback._fused.lstsq_grad`` (Numba, one pass over ``A``);
 * ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
@@ -197,15 +196,21 @@ def _busy_seconds() -> float | None:
 def _time(
     groups: list[dict[str, Callable[[], Any]]], repeat: int, settle: float = 0.2
 ) -> tuple[dict[str, list[float]], Any]:
-    """Per-call times: each group in its own block, after ``settle`` seconds of sleep and
-    one untimed call of each candidate, its candidates interleaved; and the CPU cores other
-    processes used meanwhile."""
+    """Per-call times: each group in its own block, after ``settle`` seconds of untimed
+    calls of its candidates (round-robin, at least one each), its candidates interleaved;
+    and the CPU cores other processes used meanwhile."""
     ts: dict[str, list[float]] = {k: [] for g in groups for k in g}
     b0, c0, w0 = _busy_seconds(), os.times(), time.perf_counter()
     for g in groups:
-        time.sleep(settle)  # the previous block's BLAS worker threads stop spinning
-        for f in g.values():  # warm up (page faults, thread pools, compile, spinning)
-            f()
+        # warm up (page faults, thread pools, compile) for longer than the previous block's
+        # BLAS worker threads spin: a sleep instead would leave the vCPUs idle, and the first
+        # calls after it run up to 2x slower (the second vCPU has to be woken)
+        end = time.perf_counter() + settle
+        while True:
+            for f in g.values():
+                f()
+            if time.perf_counter() >= end:
+                break
         for _ in range(repeat):
             for k, f in g.items():
                 t0 = time.perf_counter()
@@ -222,10 +227,11 @@ def _time(
 def _candidates(
     A: Any, x: Any, y: Any, t: int, read: Any, cref: Any = None
 ) -> list[dict[str, Callable[[], Any]]]:
-    """Two groups, timed in separate blocks: the raw library calls (NumPy's BLAS worker
-    thread keeps spinning for ~100 ms after a call, taking a core from whatever runs next),
-    then the fused kernel, the floors and ``xback.lstsq_grad`` (which takes the fused kernel
-    above the ``"auto"`` thresholds)."""
+    """Groups timed in separate blocks: each raw library on its own (NumPy's BLAS worker
+    thread keeps spinning for ~100 ms after a call, taking a core from whatever runs next:
+    interleaved, each library's two-thread calls waited for a 4 ms scheduler tick behind the
+    other's spinning threads), then the fused kernel, the floors and ``xback.lstsq_grad``
+    (which takes the fused kernel where the routing table measured it faster)."""
     libs: dict[str, Callable[[], Any]] = {"numpy": lambda: 2 * (A.T @ (A @ x - y))}
     kernels: dict[str, Callable[[], Any]] = {
         "fused": lambda: _fused.lstsq_grad(A, x, y),
@@ -233,13 +239,14 @@ def _candidates(
         "floor-sum": lambda: A.sum(),
         "xback-auto": lambda: xback.lstsq_grad(A, x, y),
     }
+    groups = [libs]
     if torch is not None:
         At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
-        libs["torch"] = lambda: 2 * (At.T @ (At @ xt - yt))
+        groups.append({"torch": lambda: 2 * (At.T @ (At @ xt - yt))})
         kernels["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
     if cref is not None:
         kernels["c-ref"] = lambda: cref(A, x, y, t)
-    return [libs, kernels]
+    return [*groups, kernels]
 
 
 def run(
@@ -321,7 +328,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--rounds", type=int, default=1, help="repeat the whole measurement")
     p.add_argument(
-        "--settle", type=float, default=0.2, help="seconds of sleep before each block"
+        "--settle", type=float, default=0.2, help="seconds of untimed calls before each block"
     )
     p.add_argument(
         "--quiet", type=float, default=0.2, help="others' CPU cores below which a round counts"
