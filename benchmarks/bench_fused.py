@@ -2,8 +2,9 @@
 
 ``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
 {256, 512, 1024, 2048}, float32 and float64. Candidates in blocks, each reported as min and
-median per-call time: NumPy alone, torch alone, then ``fused``, ``floor-read``, ``floor-sum``,
-``xback-auto*`` (and ``c-ref``) interleaved round-robin (A B C A B C ...); each block after
+median per-call time: NumPy alone, ``xback-auto`` alone, torch alone, ``xback-auto-torch``
+alone, then ``fused``, ``floor-read``, ``floor-sum`` (and ``c-ref``) interleaved round-robin
+(A B C A B C ...); each block after
 ``--settle`` seconds (default 0.2) of untimed calls of its own candidates. After a call,
 NumPy's OpenBLAS worker thread keeps spinning for ~100 ms (measured here: 0.8-1.2 cores busy
 for 100 ms after one ``A @ x``), taking one of this machine's two cores from whatever runs
@@ -26,7 +27,10 @@ iterative solver's loop; the warm-up is calls, not a sleep (after an idle pause 
   / the torch tensors (what ``"auto"`` routes to; the time includes the front layer).
 
 The floor is the faster of ``floor-sum`` and ``floor-read`` (per statistic). Ratios printed:
-``fused / floor`` (target <= 1.2 at d >= 1024) and ``best raw / fused`` (target >= 1.5).
+``fused / floor`` (target <= 1.2 at d >= 1024), ``best raw / fused`` (target >= 1.5) and
+``xback-auto / best raw`` and ``xback-auto / own library`` (the worse of NumPy input over raw
+NumPy and torch input over raw torch): ``"auto"`` never slower, <= 1 up to noise and the
+front layer.
 
 Before the timings: ``import numba`` time, compile (or disk-cache load) time of each kernel
 signature (:func:`xback._fused.compile_info`), and the first-call latency (a fresh process:
@@ -237,13 +241,13 @@ def _candidates(
         "fused": lambda: _fused.lstsq_grad(A, x, y),
         "floor-read": lambda: read(A, t),
         "floor-sum": lambda: A.sum(),
-        "xback-auto": lambda: xback.lstsq_grad(A, x, y),
     }
-    groups = [libs]
+    # "auto" may run any library's BLAS or the kernel: a block of its own, like the libraries
+    groups = [libs, {"xback-auto": lambda: xback.lstsq_grad(A, x, y)}]
     if torch is not None:
         At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
         groups.append({"torch": lambda: 2 * (At.T @ (At @ xt - yt))})
-        kernels["xback-auto-torch"] = lambda: xback.lstsq_grad(At, xt, yt)
+        groups.append({"xback-auto-torch": lambda: xback.lstsq_grad(At, xt, yt)})
     if cref is not None:
         kernels["c-ref"] = lambda: cref(A, x, y, t)
     return [*groups, kernels]
@@ -287,6 +291,12 @@ def run(
                         "median_ms": med * 1e3,
                         "x_floor_median": med / floor[1],
                         "raw_over_fused_median": raw[1] / f[1],
+                        "auto_over_raw_median": stat["xback-auto"][1] / raw[1],
+                        "auto_over_own_median": max(
+                            stat["xback-auto"][1] / stat["numpy"][1],
+                            stat["xback-auto-torch"][1] / stat["torch"][1]
+                            if "torch" in stat else 0.0,
+                        ),
                         "threads": t,
                         "others": others,
                     }
@@ -297,6 +307,8 @@ def run(
                 + "  ".join(f"{k}={v[0] * 1e3:.2f}/{v[1] * 1e3:.2f}" for k, v in stat.items())
                 + f"  | fused/floor min {f[0] / floor[0]:.2f} med {f[1] / floor[1]:.2f}"
                 + f"  raw/fused min {raw[0] / f[0]:.2f} med {raw[1] / f[1]:.2f}"
+                + f"  auto/raw med {stat['xback-auto'][1] / raw[1]:.2f}"
+                + f"  auto/own med {rows[-1]['auto_over_own_median']:.2f}"
                 + f"  | others={busy} load={os.getloadavg()[0]:.2f}",
                 flush=True,
             )
@@ -314,10 +326,14 @@ def summary(rows: list[dict[str, Any]], quiet: float) -> None:
             continue
         xf = sorted(r["x_floor_median"] for r in calm)
         rf = sorted(r["raw_over_fused_median"] for r in calm)
+        af = sorted(r["auto_over_raw_median"] for r in calm)
+        ao = sorted(r["auto_over_own_median"] for r in calm)
         print(
             f"{dt:8s} d={d:5d}: {len(calm)}/{len(fused)} quiet rounds: fused/floor median "
             f"{statistics.median(xf):.2f} [{xf[0]:.2f}-{xf[-1]:.2f}], raw/fused median "
-            f"{statistics.median(rf):.2f} [{rf[0]:.2f}-{rf[-1]:.2f}]"
+            f"{statistics.median(rf):.2f} [{rf[0]:.2f}-{rf[-1]:.2f}], xback-auto/raw median "
+            f"{statistics.median(af):.2f} [{af[0]:.2f}-{af[-1]:.2f}], xback-auto/own library "
+            f"median {statistics.median(ao):.2f} [{ao[0]:.2f}-{ao[-1]:.2f}]"
         )
 
 

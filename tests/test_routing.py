@@ -387,6 +387,21 @@ def test_shipped_default_table_is_valid() -> None:
         assert set(e["seconds"]) == {"numpy", "torch"} | extra, e
 
 
+def test_confirmed_route_must_still_win(table: Callable[..., Path]) -> None:
+    """A route that the tune timed as it really runs (wrappers, conversions) and found no
+    faster than the source's own call by the margin is dropped; a confirmed one is kept."""
+    t = make_table("torch", from_size=4096)
+    for e in t["entries"]:
+        e["confirmed"] = {"numpy": {"own": 1e-3, "torch": 1e-3 / _routing.MARGIN}}
+    table(t)
+    assert _routing.plan_summary("numpy") == []
+    for e in t["entries"]:
+        e["confirmed"] = {"numpy": {"own": 1e-3, "torch": 0.5e-3}}
+    table(t)
+    assert len(_routing.plan_summary("numpy")) == len({(e["op"], e["layout"], e["dtype"])
+                                                       for e in t["entries"]})
+
+
 def test_plan_summary_ranges(table: Callable[..., Path]) -> None:
     table(make_table("torch", from_size=4096))
     rows = _routing.plan_summary("numpy")
@@ -463,6 +478,9 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     t = _routing.load_table(out)
     assert t["quick"] is True and t["threads"]["torch"] >= 1
     assert all(v > 0 for e in t["entries"] for v in e["seconds"].values())
+    for e in t["entries"]:  # routes timed as they run: the source's own call and the route
+        for src, times in e.get("confirmed", {}).items():
+            assert src in ("numpy", "torch") and set(times) == {"own", OTHER[src]}, e
     fused = {"fused" in e["seconds"] for e in t["entries"] if e["op"] == "lstsq_grad"}
     assert fused == {_fused.available()}  # the kernel is measured when Numba is installed
     assert (t["fused"] is not None) is _fused.available()

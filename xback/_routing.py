@@ -243,7 +243,13 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
             # measured size, the largest
             _, e = min(measured, key=lambda m: (abs(m[0] - b), m[0]))
             conversions = int(e.get("arrays", 2))
-            targets[b] = _decide(e["seconds"], source, conversions * convert_s)
+            target = _decide(e["seconds"], source, conversions * convert_s)
+            # the route timed as it runs (xback tune's "confirmed"): it must still win by the
+            # margin, or the call stays
+            check = e.get("confirmed", {}).get(source, {})
+            if target in check and not check[target] * MARGIN < check["own"]:
+                target = None
+            targets[b] = target
         if any(targets):
             plans[key] = targets
     return plans

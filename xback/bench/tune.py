@@ -6,9 +6,11 @@ are timed on the same data, shared zero-copy, interleaved round-robin (lower qua
 ``lstsq_grad`` has a third column when Numba is installed: xback's fused one-pass kernel
 (:mod:`xback._fused`, compiled before it is timed), which ``method="auto"`` takes for the
 sizes where it beats both libraries' BLAS. The conversion round trip is timed too: routing
-only pays off when the gain exceeds it.
+only pays off when the gain exceeds it. Every route this predicts is then timed as it really
+runs, against the source library's own call (:func:`_confirm`), and kept only if it still
+wins by the margin.
 
-The full table takes about a minute on a 2-core machine (``--quick``: a few seconds,
+The full table takes about a minute and a half on a 2-core machine (``--quick``: a few seconds,
 fewer sizes); sizes beyond the largest measured one take the largest one's decision.
 """
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from xback import _fused
 from xback._dispatch import load_backend
-from xback._routing import FUSED, TABLE_FORMAT, blas_threads, now_iso
+from xback._routing import FUSED, TABLE_FORMAT, _decide, back, blas_threads, now_iso, there
 from xback.backends import Backend
 from xback.bench._harness import Candidate, Progress, _cpu_name, measure
 
@@ -123,6 +125,54 @@ def _candidates(case: Case, backends: list[Backend], data: list[Any]) -> list[Ca
     return cands
 
 
+def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callable[[], Any]:
+    """The whole routed call as the front layer makes it: ``b``'s arrays shared with ``kb``
+    (new wrappers every call), ``kb`` computes, the results shared back to ``b``."""
+    xs = [b.from_numpy(a, "cpu", False) for a in data]
+
+    def call() -> Any:
+        shared = there(b, kb, *xs)
+        assert shared is not None  # the tune's arrays are all shareable
+        out = _call(case, kb, list(shared))()
+        if isinstance(out, tuple):
+            return tuple(back(b, kb, o) for o in out)
+        return back(b, kb, out)
+
+    return call
+
+
+def _confirm(
+    case: Case,
+    backends: list[Backend],
+    data: list[Any],
+    seconds: dict[str, float],
+    extra_s: float,
+    repeat: int,
+    warm_s: float,
+) -> dict[str, dict[str, float]]:
+    """Time each route the kernels' times predict as it really runs (:func:`_routed_call`)
+    against the source library's own call: ``{source: {"own": s, target: s}}``.
+
+    The prediction adds a fixed cost per conversion, but a routed call also computes on
+    fresh tensor wrappers and returns fresh results (measured here: ~8 µs more than on
+    reused ones for a torch matrix-vector product of 2.6 MB); :func:`xback._routing._plans`
+    keeps a route only where the confirmed time beats the own one by the margin.
+    """
+    out: dict[str, dict[str, float]] = {}
+    by_name = {b.name: b for b in backends}
+    for b in backends:
+        target = _decide(seconds, b.name, extra_s)
+        kb = by_name.get(target) if target is not None else None
+        if kb is None:
+            continue  # no route, or to the fused kernel (measured as it runs already)
+        xs = [b.from_numpy(a, "cpu", False) for a in data]
+        cands = [Candidate("own", _call(case, b, xs)),
+                 Candidate(kb.name, _routed_call(case, b, kb, data))]
+        rows = measure(cands, repeat=repeat, sample_time=0.003, warm_s=warm_s)
+        out[b.name] = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
+    return out
+
+
 def _convert_seconds(backends: list[Backend]) -> float:
     """Slowest zero-copy round trip between two of ``backends`` for a small array."""
     a = np.zeros(16)
@@ -185,26 +235,32 @@ def tune(
     """
     backends = [load_backend(n) for n in libraries]
     t0 = time.perf_counter()
+    convert_s = _convert_seconds(backends)
     rng = np.random.default_rng(20261122)
     entries = []
     for case in cases(quick):
         data = _data(case, rng)
         cands = _candidates(case, backends, data)
+        warm_s = _warm_seconds(case)
         rows = measure(cands, repeat=repeat, sample_time=0.003, progress=progress,
-                       warm_s=_warm_seconds(case))
-        entries.append(
-            {
-                "op": case.op,
-                "layout": case.layout,
-                "dtype": case.dtype,
-                "shape": list(case.shape),
-                "size": case.size,
-                "arrays": case.arrays,
-                # lower quartile of the samples: robust to the other processes of a busy
-                # machine (they only ever add time) without trusting one lucky sample
-                "seconds": {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows},
-            }
-        )
+                       warm_s=warm_s)
+        # lower quartile of the samples: robust to the other processes of a busy machine
+        # (they only ever add time) without trusting one lucky sample
+        seconds = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
+        entry: dict[str, Any] = {
+            "op": case.op,
+            "layout": case.layout,
+            "dtype": case.dtype,
+            "shape": list(case.shape),
+            "size": case.size,
+            "arrays": case.arrays,
+            "seconds": seconds,
+        }
+        confirmed = _confirm(case, backends, data, seconds, case.arrays * convert_s,
+                             repeat, warm_s)
+        if confirmed:
+            entry["confirmed"] = confirmed
+        entries.append(entry)
     threads: dict[str, Any] = {"blas": blas_threads()}
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -224,7 +280,7 @@ def tune(
         # the fused kernel's column, when measured: what compiled it and with how many threads
         "fused": _fused_info(),
         "threads": threads,
-        "convert_seconds": _convert_seconds(backends),
+        "convert_seconds": convert_s,
         "entries": entries,
     }
 
