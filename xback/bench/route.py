@@ -1,6 +1,8 @@
 """``route``: xback with routing on and off, against the faster of raw NumPy and raw torch.
 
-For each operation, dtype and size, six candidates run interleaved in one table: the raw
+For each operation, dtype and size, six candidates run interleaved in one table (in warm
+blocks for the multi-threaded SVD and ``lstsq_grad`` on larger inputs, as ``xback tune``
+times them: :func:`xback.bench.tune.warm_seconds`): the raw
 NumPy call, the raw torch call (each with the guarantee xback gives: stable sort, thin SVD,
 the explicit gradient), and xback on NumPy input and on torch input, routed and
 ``use(route=False)``. ``vs_best`` is each xback median over the faster raw median (issue #7's
@@ -20,6 +22,7 @@ import numpy as np
 import xback
 from xback import _routing
 from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
+from xback.bench.tune import warm_seconds
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
@@ -135,7 +138,8 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                 if progress is not None:
                     progress.add(repeat * len(cands), f"route {op} {size} {dtype}")
                 rows = measure(cands, repeat=repeat, sample_time=cfg.sample_time,
-                               progress=progress, base={"op": op, "size": size, "dtype": dtype})
+                               progress=progress, base={"op": op, "size": size, "dtype": dtype},
+                               warm_s=warm_seconds(op, data[0].nbytes))
                 raw = {r["input"]: r["median_s"] for r in rows if r["impl"] == "raw"}
                 best = min(raw.values())
                 for r in rows:

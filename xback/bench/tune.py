@@ -32,7 +32,7 @@ from xback._routing import FUSED, TABLE_FORMAT, _decide, back, blas_threads, now
 from xback.backends import Backend
 from xback.bench._harness import Candidate, Progress, _cpu_name, measure
 
-__all__ = ["Case", "cases", "tune"]
+__all__ = ["Case", "cases", "tune", "warm_seconds"]
 
 SORT_DTYPES = ("float32", "float64", "int32", "int64")
 LINALG_DTYPES = ("float32", "float64")
@@ -291,15 +291,19 @@ WARM_MIN_BYTES = {"lstsq_grad": 1 << 20, "svd": 32 << 10}
 WARM_SECONDS = 0.12
 
 
-def _warm_seconds(case: Case) -> float:
-    """Untimed running before each block of samples (:func:`measure`'s ``warm_s``) for the
-    cases whose candidates use every core: measured here, interleaving them put torch's
-    LAPACK in the wake of OpenBLAS's spinning threads (up to 50x slower) and flipped
-    decisions from one run to the next; in blocks, two runs agree within ~10%. Sorting is
-    single-threaded in NumPy and needs none."""
-    least = WARM_MIN_BYTES.get(case.op)
-    nbytes = case.size * np.dtype(case.dtype).itemsize
+def warm_seconds(op: str, nbytes: int) -> float:
+    """Untimed running before each block of samples (:func:`measure`'s ``warm_s``) for an
+    operation (``"svd"``, ``"svdvals"``, ``"lstsq_grad"``...) on ``nbytes`` of input whose
+    candidates use every core: measured here, interleaving them put torch's LAPACK in the
+    wake of OpenBLAS's spinning threads (up to 50x slower) and flipped decisions from one
+    run to the next; in blocks, two runs agree within ~10%. Sorting is single-threaded in
+    NumPy and needs none."""
+    least = WARM_MIN_BYTES.get("svd" if op == "svdvals" else op)
     return WARM_SECONDS if least is not None and nbytes >= least else 0.0
+
+
+def _warm_seconds(case: Case) -> float:
+    return warm_seconds(case.op, case.size * np.dtype(case.dtype).itemsize)
 
 
 def _fused_info() -> dict[str, Any] | None:
