@@ -610,3 +610,30 @@ def test_lstsq_grad_property(
         rtol=tol,
         atol=tol * scale * 10,
     )
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "complex64"])
+@pytest.mark.parametrize("n", [5, (1 << 16) + 1])  # NumPy's check on a view / torch's own
+def test_torch_all_finite(dtype: str, n: int) -> None:
+    """The torch backend's finiteness check (used by svd/svdvals) on every dtype and view
+    kind: NaN, +inf and -inf anywhere are found; conj/neg views and tensors that require
+    grad are read correctly."""
+    from xback._dispatch import load_backend
+
+    tb = load_backend("torch")
+    dt = getattr(torch, dtype)
+    x = torch.zeros(n, dtype=dt)
+    assert tb.all_finite(x)
+    assert tb.all_finite(x.clone().requires_grad_(dt.is_floating_point or dt.is_complex))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for where in (0, n - 1):
+            y = x.clone()
+            y[where] = bad
+            assert not tb.all_finite(y), (bad, where)
+            assert not tb.all_finite(y.flip(0)), (bad, where)
+            assert not tb.all_finite(y.reshape(-1, 1).expand(-1, 2)[:, 1]), (bad, where)
+            if dt.is_complex:
+                assert not tb.all_finite(y.conj()), (bad, where)
+            else:
+                assert not tb.all_finite(torch._neg_view(y)), (bad, where)

@@ -252,6 +252,11 @@ class TorchBackend(Backend):
         return torch.linalg.svdvals(x)
 
     def all_finite(self, x: Any) -> bool:
+        if x.numel() <= _NUMPY_FINITE_MAX and x.device.type == "cpu" and x.dtype in _NP_FINITE:
+            try:  # small CPU tensors: NumPy's check on a view, 1.6 µs instead of 5 µs here
+                return bool(np.isfinite(x.detach().numpy()).all())
+            except (RuntimeError, TypeError):  # conj/neg-bit views: torch's own check
+                pass
         return bool(torch.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
@@ -283,6 +288,14 @@ class TorchBackend(Backend):
         if x.dim() == 1 and G.dim() > 2:
             return self.gram_grad(G, c.unsqueeze(-1), x.unsqueeze(-1)).squeeze(-1)
         return (G @ x - c).mul_(2)
+
+
+#: up to this many elements, ``all_finite`` of a CPU tensor runs NumPy's check on a view
+#: (torch's ``isfinite(x).all()`` costs two kernel launches; NumPy's is single-threaded, so
+#: larger tensors keep torch's parallel one)
+_NUMPY_FINITE_MAX = 1 << 16
+_NP_FINITE = frozenset({torch.float16, torch.float32, torch.float64, torch.complex64,
+                        torch.complex128})
 
 
 def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
