@@ -7,7 +7,7 @@ import itertools
 import time
 
 from xback.bench import tune as tune_mod
-from xback.bench._harness import Candidate, measure
+from xback.bench._harness import WARM_SECONDS, Candidate, measure
 
 
 def _recorder(log: list[str], name: str, seconds: float = 0.0) -> Candidate:
@@ -50,7 +50,7 @@ def test_tune_warms_only_multithreaded_large_cases() -> None:
     def case(op: str, dtype: str, shape: tuple[int, ...]) -> tune_mod.Case:
         return tune_mod.Case(op, "x", dtype, shape, 2)
 
-    W = tune_mod.WARM_SECONDS
+    W = WARM_SECONDS
     assert tune_mod._warm_seconds(case("sort", "float64", (1 << 20,))) == 0.0
     assert tune_mod._warm_seconds(case("svd", "float32", (80, 8))) == 0.0
     assert tune_mod._warm_seconds(case("svd", "float64", (64, 64))) == W  # 32 KB

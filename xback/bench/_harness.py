@@ -30,6 +30,7 @@ __all__ = [
     "load_average",
     "measure",
     "thread_limits",
+    "warm_seconds",
 ]
 
 
@@ -163,6 +164,23 @@ def _sample(c: Candidate, number: int) -> float:
     if sync is not None:
         sync()
     return (_timer() - t0) / number
+
+
+#: BLAS/LAPACK-bound cases from this many bytes of input are timed in their steady state
+WARM_MIN_BYTES = {"lstsq_grad": 1 << 20, "svd": 32 << 10}
+#: ... after this long untimed (longer than OpenBLAS's idle threads spin after a call)
+WARM_SECONDS = 0.12
+
+
+def warm_seconds(op: str, nbytes: int) -> float:
+    """Untimed running before each block of samples (:func:`measure`'s ``warm_s``) for an
+    operation (``"svd"``, ``"svdvals"``, ``"lstsq_grad"``...) on ``nbytes`` of input whose
+    candidates use every core: measured here, interleaving them put torch's LAPACK in the
+    wake of OpenBLAS's spinning threads (up to 50x slower) and flipped decisions from one
+    run to the next; in blocks, two runs agree within ~10%. Sorting is single-threaded in
+    NumPy and needs none."""
+    least = WARM_MIN_BYTES.get("svd" if op == "svdvals" else op)
+    return WARM_SECONDS if least is not None and nbytes >= least else 0.0
 
 
 def _warm(c: Candidate, seconds: float) -> None:

@@ -27,6 +27,7 @@ from xback.bench._harness import (
     Progress,
     measure,
     time_once,
+    warm_seconds,
 )
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
@@ -126,6 +127,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                 cands, repeat=repeat, sample_time=cfg.sample_time, progress=progress,
                 base={"d": d, "shape": [10 * d, d], "dtype": dtype, "device": cfg.device,
                       "A_bytes": int(A.nbytes)},
+                warm_s=warm_seconds("lstsq_grad", int(A.nbytes)),
             )
             floors = [r["median_s"] for r in rows if r["impl"] == "floor"]
             floor = min(floors) if floors else None

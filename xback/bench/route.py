@@ -2,7 +2,7 @@
 
 For each operation, dtype and size, six candidates run interleaved in one table (in warm
 blocks for the multi-threaded SVD and ``lstsq_grad`` on larger inputs, as ``xback tune``
-times them: :func:`xback.bench.tune.warm_seconds`): the raw
+times them: :func:`xback.bench._harness.warm_seconds`): the raw
 NumPy call, the raw torch call (each with the guarantee xback gives: stable sort, thin SVD,
 the explicit gradient), and xback on NumPy input and on torch input, routed and
 ``use(route=False)``. ``vs_best`` is each xback median over the faster raw median (issue #7's
@@ -21,8 +21,14 @@ import numpy as np
 
 import xback
 from xback import _routing
-from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
-from xback.bench.tune import warm_seconds
+from xback.bench._harness import (
+    BenchConfig,
+    BenchResult,
+    Candidate,
+    Progress,
+    measure,
+    warm_seconds,
+)
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 

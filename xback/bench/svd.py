@@ -9,7 +9,14 @@ import numpy as np
 
 from xback.bench._common import missing_note, np_dtype, pair_ratios, sync_for, torch_for
 from xback.bench._common import xback_function as _xf
-from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
+from xback.bench._harness import (
+    BenchConfig,
+    BenchResult,
+    Candidate,
+    Progress,
+    measure,
+    warm_seconds,
+)
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
@@ -62,6 +69,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             rows = measure(
                 cands, repeat=repeat, sample_time=cfg.sample_time, progress=progress,
                 base={"d": d, "shape": [10 * d, d], "dtype": dtype, "device": cfg.device},
+                warm_s=warm_seconds("svd", 10 * d * d * np.dtype(dtype).itemsize),
             )
             pair_ratios(rows, ("backend",))
             res.rows.extend(rows)

@@ -30,9 +30,9 @@ from xback import _fused
 from xback._dispatch import load_backend
 from xback._routing import FUSED, TABLE_FORMAT, _decide, back, blas_threads, now_iso, there
 from xback.backends import Backend
-from xback.bench._harness import Candidate, Progress, _cpu_name, measure
+from xback.bench._harness import Candidate, Progress, _cpu_name, measure, warm_seconds
 
-__all__ = ["Case", "cases", "tune", "warm_seconds"]
+__all__ = ["Case", "cases", "tune"]
 
 SORT_DTYPES = ("float32", "float64", "int32", "int64")
 LINALG_DTYPES = ("float32", "float64")
@@ -283,23 +283,6 @@ def tune(
         "convert_seconds": convert_s,
         "entries": entries,
     }
-
-
-#: BLAS/LAPACK-bound cases from this many bytes of input are timed in their steady state
-WARM_MIN_BYTES = {"lstsq_grad": 1 << 20, "svd": 32 << 10}
-#: ... after this long untimed (longer than OpenBLAS's idle threads spin after a call)
-WARM_SECONDS = 0.12
-
-
-def warm_seconds(op: str, nbytes: int) -> float:
-    """Untimed running before each block of samples (:func:`measure`'s ``warm_s``) for an
-    operation (``"svd"``, ``"svdvals"``, ``"lstsq_grad"``...) on ``nbytes`` of input whose
-    candidates use every core: measured here, interleaving them put torch's LAPACK in the
-    wake of OpenBLAS's spinning threads (up to 50x slower) and flipped decisions from one
-    run to the next; in blocks, two runs agree within ~10%. Sorting is single-threaded in
-    NumPy and needs none."""
-    least = WARM_MIN_BYTES.get("svd" if op == "svdvals" else op)
-    return WARM_SECONDS if least is not None and nbytes >= least else 0.0
 
 
 def _warm_seconds(case: Case) -> float:
