@@ -116,6 +116,11 @@ class TorchBackend(Backend):
         return _device_str(x.device)
 
     def same_device(self, *xs: Any) -> bool:
+        for x in xs:  # is_cpu: ~60 ns a tensor; comparing torch.device objects ~180 ns
+            if not x.is_cpu:
+                break
+        else:
+            return True
         d = xs[0].device
         return all(x.device == d for x in xs[1:])
 
