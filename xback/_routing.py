@@ -4,15 +4,19 @@ NumPy and torch can read each other's CPU memory without a copy, and xback's con
 their answers identical (sorting bit for bit, linear algebra to float rounding with the same
 ``canonical_signs``). Neither library is faster everywhere: on the machine the defaults come
 from, torch's integer sorts and float32 SVD are several times faster than NumPy's, NumPy's
-float sorts and small matrix products several times faster than torch's. So the front layer
+small matrix products several times faster than torch's and its float sorts ~1.2x. So the front layer
 asks :func:`kernel_backend` which backend should *compute* an operation; when it names
 another library, the inputs go there zero-copy and the results come back zero-copy, as the
 caller's kind, dtype and device.
 
 The decision comes from a cost table: measured seconds per library for each (operation,
-layout, dtype, size). ``xback tune`` measures this machine and stores the table in the user's
-cache directory (:func:`user_table_path`); without one, the table shipped with xback
-(measured on a 2-core x86-64 machine) is used. ``xback info`` shows which one is active.
+layout, dtype, size), and for ``lstsq_grad`` a :data:`FUSED` column for xback's own one-pass
+kernel, which ``method="auto"`` takes where it beat both libraries. Each predicted route was
+also timed as it really runs (``"confirmed"``: conversions, fresh wrappers, results back) and
+is kept only if it still wins by :data:`MARGIN`. ``xback tune`` measures this machine and
+stores the table in the user's cache directory (:func:`user_table_path`); without one, the
+table shipped with xback (measured on a 2-core x86-64 machine) is used. ``xback info`` shows
+which one is active.
 
 Routing never changes what a call means. It is skipped (the backend computes itself) when:
 
