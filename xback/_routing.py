@@ -4,8 +4,8 @@ NumPy and torch can read each other's CPU memory without a copy, and xback's con
 their answers identical (sorting bit for bit, linear algebra to float rounding with the same
 ``canonical_signs``). Neither library is faster everywhere: on the machine the defaults come
 from, torch's integer sorts and float32 SVD are several times faster than NumPy's, NumPy's
-small matrix products several times faster than torch's and its float sorts ~1.2x. So the front layer
-asks :func:`kernel_backend` which backend should *compute* an operation; when it names
+small matrix products several times faster than torch's and its float sorts ~1.2x. So the
+front layer asks :func:`kernel_target` what should *compute* an operation; when it names
 another library, the inputs go there zero-copy and the results come back zero-copy, as the
 caller's kind, dtype and device.
 
