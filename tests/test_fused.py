@@ -605,3 +605,19 @@ def test_after_fork(numba: Any, small_chunks: None) -> None:
     os.close(w)
     assert os.read(r, 1) == b"1"
     os.waitpid(pid, 0)
+
+
+def test_info_names_the_kernel_and_says_when_it_is_inert(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``xback info`` lists routes to the fused kernel as such, and says when Numba is
+    missing (the table's fused ranges then never run)."""
+    from xback.cli import _routing_rows, info_dict
+
+    table(fused_table(1 << 20))
+    rows = dict(_routing_rows(info_dict()["routing"]))
+    assert "xback's fused kernel" in rows["routes for numpy input"]
+    assert ("inert" in rows["routes for numpy input"]) is not HAS_NUMBA
+    monkeypatch.setattr(_fused, "_available", False)
+    rows = dict(_routing_rows(info_dict()["routing"]))
+    assert "inert: Numba is not installed" in rows["routes for torch input"]

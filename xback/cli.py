@@ -135,6 +135,7 @@ def _routing_info() -> dict[str, Any]:
 
 def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     """``xback info`` rows about routing: on/off, the active table, the routes' count."""
+    from xback import _fused
     from xback._routing import FUSED
 
     state = "on" if r["enabled"] else "off"
@@ -153,8 +154,11 @@ def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("routing table problem", r["problem"]))
     for src, routes in r["routes"].items():
         if routes:
-            targets = sorted({"xback's fused kernel" if x["to"] == FUSED else x["to"]
-                              for x in routes})
+            fused = "xback's fused kernel" + (
+                "" if _fused.available() else " (inert: Numba is not installed, "
+                "pip install 'xback[fast]')"
+            )
+            targets = sorted({fused if x["to"] == FUSED else x["to"] for x in routes})
             rows.append((f"routes for {src} input",
                          f"{len(routes)} size ranges run on {', '.join(targets)} "
                          f"(xback info --routes lists them)"))
