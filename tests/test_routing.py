@@ -495,3 +495,30 @@ def test_info_reports_routing(table: Callable[..., Path]) -> None:
     assert d["source"] == "user" and d["path"] == str(path) and d["enabled"]
     assert d["routes"]["numpy"] and not d["routes"]["torch"]
     assert d["routes"]["numpy"][0]["from_size"] == 4096
+
+
+@requires_torch
+@pytest.mark.parametrize(("op", "layout", "shape"), [("sort", "1d", (300,)),
+                                                     ("argsort", "rows", (4, 50)),
+                                                     ("svd", "thin-tall", (40, 6)),
+                                                     ("svd", "vals-square", (7, 7)),
+                                                     ("lstsq_grad", "vec", (40, 6))])
+def test_tune_times_the_whole_routed_call(op: str, layout: str, shape: tuple[int, ...]) -> None:
+    """What ``xback tune`` confirms a route with is the real routed call: the source's
+    arrays in, the other library computes, the source's kind out, equal to its own call."""
+    case = tune_mod.Case(op, layout, "float64", shape, 2)
+    data = tune_mod._data(case, np.random.default_rng(1))
+    for src, dst in (("numpy", "torch"), ("torch", "numpy")):
+        b, kb = load_backend(src), load_backend(dst)
+        got = tune_mod._routed_call(case, b, kb, data)()
+        own = tune_mod._call(case, b, [b.from_numpy(a, "cpu", False) for a in data])()
+        got_t = got if isinstance(got, tuple) else (got,)
+        own_t = own if isinstance(own, tuple) else (own,)
+        for g, o in zip(got_t, own_t, strict=True):
+            assert type(g) is type(o)
+            if op in ("sort", "argsort"):
+                np.testing.assert_array_equal(as_np(g), as_np(o))
+            elif layout.startswith("vals") or op == "lstsq_grad" or g.ndim == 1:
+                np.testing.assert_allclose(as_np(g), as_np(o), rtol=1e-10, atol=1e-12)
+            else:  # singular vectors: up to sign
+                np.testing.assert_allclose(np.abs(as_np(g)), np.abs(as_np(o)), atol=1e-10)
