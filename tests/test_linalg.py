@@ -614,7 +614,7 @@ def test_lstsq_grad_property(
 
 @requires_torch
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "complex64"])
-@pytest.mark.parametrize("n", [5, (1 << 16) + 1])  # NumPy's check on a view / torch's own
+@pytest.mark.parametrize("n", [5, 257, (1 << 16) + 1])  # Python numbers / NumPy / torch
 def test_torch_all_finite(dtype: str, n: int) -> None:
     """The torch backend's finiteness check (used by svd/svdvals) on every dtype and view
     kind: NaN, +inf and -inf anywhere are found; conj/neg views and tensors that require
@@ -625,6 +625,7 @@ def test_torch_all_finite(dtype: str, n: int) -> None:
     dt = getattr(torch, dtype)
     x = torch.zeros(n, dtype=dt)
     assert tb.all_finite(x)
+    assert tb.all_finite(x.reshape(1, n)) and tb.all_finite(x[:0])
     assert tb.all_finite(x.clone().requires_grad_(dt.is_floating_point or dt.is_complex))
     for bad in (float("nan"), float("inf"), -float("inf")):
         for where in (0, n - 1):

@@ -5,6 +5,7 @@ Imported only when the caller has imported torch or asked for ``backend="torch"`
 
 from __future__ import annotations
 
+import cmath
 import warnings
 from typing import Any
 
@@ -257,11 +258,18 @@ class TorchBackend(Backend):
         return torch.linalg.svdvals(x)
 
     def all_finite(self, x: Any) -> bool:
-        if x.numel() <= _NUMPY_FINITE_MAX and x.device.type == "cpu" and x.dtype in _NP_FINITE:
-            try:  # small CPU tensors: NumPy's check on a view, 1.6 µs instead of 5 µs here
-                return bool(np.isfinite(x.detach().numpy()).all())
-            except (RuntimeError, TypeError):  # conj/neg-bit views: torch's own check
-                pass
+        # torch's isfinite(x).all() costs two kernel launches (~4.8 µs here): on the CPU,
+        # a short vector (singular values) is checked as Python numbers (~0.4 µs), a small
+        # tensor by NumPy on a view (~1.7 µs); larger ones keep torch's parallel check
+        if x.is_cpu:
+            n = x.numel()
+            if n <= _LIST_FINITE_MAX and x.dim() == 1:
+                return all(map(cmath.isfinite, x.tolist()))  # floats and complex alike
+            if n <= _NUMPY_FINITE_MAX and x.dtype in _NP_FINITE:
+                try:
+                    return bool(np.isfinite(x.detach().numpy()).all())
+                except (RuntimeError, TypeError):  # conj/neg-bit views: torch's own check
+                    pass
         return bool(torch.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
@@ -299,6 +307,8 @@ class TorchBackend(Backend):
 #: (torch's ``isfinite(x).all()`` costs two kernel launches; NumPy's is single-threaded, so
 #: larger tensors keep torch's parallel one)
 _NUMPY_FINITE_MAX = 1 << 16
+#: up to this many elements, ``all_finite`` of a CPU vector reads it as Python numbers
+_LIST_FINITE_MAX = 256
 _NP_FINITE = frozenset({torch.float16, torch.float32, torch.float64, torch.complex64,
                         torch.complex128})
 
