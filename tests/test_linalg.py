@@ -638,3 +638,24 @@ def test_torch_all_finite(dtype: str, n: int) -> None:
                 assert not tb.all_finite(y.conj()), (bad, where)
             else:
                 assert not tb.all_finite(torch._neg_view(y)), (bad, where)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex64", "complex128",
+                                   ml_dtypes.bfloat16])
+@pytest.mark.parametrize("n", [5, 257])  # Python numbers / NumPy's isfinite
+def test_numpy_all_finite(dtype: Any, n: int) -> None:
+    """The NumPy backend's finiteness check (svd/svdvals) on short and longer vectors, 2-D
+    arrays and strided views: NaN, +inf and -inf anywhere are found."""
+    from xback._dispatch import load_backend
+
+    nb = load_backend("numpy")
+    x = np.zeros(n, dtype=dtype)
+    assert nb.all_finite(x) and nb.all_finite(x.reshape(1, n)) and nb.all_finite(x[:0])
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in (0, n - 1):
+            y = x.copy()
+            y[where] = bad
+            assert not nb.all_finite(y), (bad, where)
+            assert not nb.all_finite(y[::-1]), (bad, where)
+            assert not nb.all_finite(np.repeat(y, 2)[::2]), (bad, where)
+            assert not nb.all_finite(y.reshape(1, n)), (bad, where)

@@ -17,11 +17,22 @@ line in :data:`KNOWN_BACKENDS`.
 
 from __future__ import annotations
 
+import cmath
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["KNOWN_BACKENDS", "Backend", "HostBackend"]
+__all__ = ["FINITE_LIST_MAX", "KNOWN_BACKENDS", "Backend", "HostBackend", "finite_values"]
+
+#: a CPU vector of at most this many elements is checked for NaN/inf as Python numbers
+#: (``tolist``: ~0.3 µs for the singular values of a small matrix, against ~0.9 µs for
+#: NumPy's ``isfinite(x).all()`` and ~4.8 µs for torch's two kernel launches)
+FINITE_LIST_MAX = 256
+
+
+def finite_values(values: list[Any]) -> bool:
+    """Whether every Python number (float or complex) of ``values`` is finite."""
+    return all(map(cmath.isfinite, values))
 
 #: name -> (module holding ``BACKEND``, top-level package it needs, pip requirement)
 KNOWN_BACKENDS: dict[str, tuple[str, str, str]] = {

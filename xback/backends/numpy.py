@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from xback import _fused  # no Numba import: only on first fused call
-from xback.backends import HostBackend, _numpy_sort
+from xback.backends import FINITE_LIST_MAX, HostBackend, _numpy_sort, finite_values
 
 __all__ = ["BACKEND", "NumpyBackend"]
 
@@ -72,6 +72,8 @@ class NumpyBackend(HostBackend):
         return np.linalg.svd(x, compute_uv=False)
 
     def all_finite(self, x: Any) -> bool:
+        if x.ndim == 1 and x.size <= FINITE_LIST_MAX and x.dtype.char in "efdFD":
+            return finite_values(x.tolist())  # e.g. singular values: 0.3 µs, not 0.9
         return bool(np.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:

@@ -5,7 +5,6 @@ Imported only when the caller has imported torch or asked for ``backend="torch"`
 
 from __future__ import annotations
 
-import cmath
 import warnings
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from xback import _fused  # no Numba import: only on first fused call
-from xback.backends import Backend, _torch_sort
+from xback.backends import FINITE_LIST_MAX, Backend, _torch_sort, finite_values
 
 __all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
 
@@ -263,8 +262,8 @@ class TorchBackend(Backend):
         # tensor by NumPy on a view (~1.7 µs); larger ones keep torch's parallel check
         if x.is_cpu:
             n = x.numel()
-            if n <= _LIST_FINITE_MAX and x.dim() == 1:
-                return all(map(cmath.isfinite, x.tolist()))  # floats and complex alike
+            if n <= FINITE_LIST_MAX and x.dim() == 1:
+                return finite_values(x.tolist())
             if n <= _NUMPY_FINITE_MAX and x.dtype in _NP_FINITE:
                 try:
                     return bool(np.isfinite(x.detach().numpy()).all())
@@ -307,8 +306,6 @@ class TorchBackend(Backend):
 #: (torch's ``isfinite(x).all()`` costs two kernel launches; NumPy's is single-threaded, so
 #: larger tensors keep torch's parallel one)
 _NUMPY_FINITE_MAX = 1 << 16
-#: up to this many elements, ``all_finite`` of a CPU vector reads it as Python numbers
-_LIST_FINITE_MAX = 256
 _NP_FINITE = frozenset({torch.float16, torch.float32, torch.float64, torch.complex64,
                         torch.complex128})
 
