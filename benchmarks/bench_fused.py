@@ -2,9 +2,8 @@
 
 ``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
 {256, 512, 1024, 2048}, float32 and float64. Candidates in blocks, each reported as min and
-median per-call time: NumPy alone, ``xback-auto`` alone, torch alone, ``xback-auto-torch``
-alone, then ``fused``, ``floor-read``, ``floor-sum`` (and ``c-ref``) interleaved round-robin
-(A B C A B C ...); each block after
+median per-call time: NumPy, ``xback-auto``, torch, ``xback-auto-torch``, ``fused``,
+``floor-read``, ``floor-sum`` (and ``c-ref``), each alone, in that order; each block after
 ``--settle`` seconds (default 0.2) of untimed calls of its own candidates. After a call,
 NumPy's OpenBLAS worker thread keeps spinning for ~100 ms (measured here: 0.8-1.2 cores busy
 for 100 ms after one ``A @ x``), taking one of this machine's two cores from whatever runs
@@ -250,7 +249,10 @@ def _candidates(
         groups.append({"xback-auto-torch": lambda: xback.lstsq_grad(At, xt, yt)})
     if cref is not None:
         kernels["c-ref"] = lambda: cref(A, x, y, t)
-    return [*groups, kernels]
+    # every kernel in a block of its own too, like the libraries (and the harness's rule for
+    # multi-threaded cases): interleaved with each other they measured ~0.1 higher ratios
+    # to the floor than each in a loop of its own calls
+    return [*groups, *({k: f} for k, f in kernels.items())]
 
 
 def run(
@@ -369,7 +371,7 @@ def main() -> None:
         if torch is not None:
             torch.set_num_threads(a.threads)
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
-    print("times in ms as min/median over interleaved repeats")
+    print("times in ms as min/median over repeats, each candidate in a warm block")
     for dt in a.dtypes:
         if a.cold:
             with tempfile.TemporaryDirectory() as tmp:
