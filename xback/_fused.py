@@ -8,11 +8,13 @@ accumulates ``g += a_i r_i`` into the chunk's partial gradient; the partials are
 the end (4 rows per step when ``n >= UNROLL_MIN_N``; vector loads aligned to 64 bytes, see
 the kernel section).
 
-Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md): on the 2-vCPU CI machine, for A
-of (10d, d) with d >= 1024, the kernel takes 1.15-1.3x the time of one aligned read of ``A``,
-1.6-2.1x less than NumPy's or torch's two passes, and runs as fast as the same loop
-hand-written with AVX-512 intrinsics (``benchmarks/fused_ref.c``); the gap to the read is
-the second pass over each row group from L1/L2, which does not overlap the memory stream.
+Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md), A of (10d, d) with d >= 1024, on
+2-vCPU machines: 1.15-1.3x the time of one aligned read of ``A`` and 1.6-2.1x faster than
+the faster of NumPy's and torch's two passes (AMD EPYC); 1.16-1.29x the read and 1.43-1.60x
+faster (Intel Xeon, whose raw two passes take only ~1.8x the read). It runs as fast as the
+same loop hand-written with AVX-512 intrinsics (``benchmarks/fused_ref.c``); the gap to the
+read is the second pass over each row group from L1/L2, which does not overlap the memory
+stream (software prefetching did not help on either machine).
 
 Why Numba (and not a C extension): it is one optional wheel (``xback[fast]``) on every
 platform NumPy supports, needs no compiler on the user's machine and no per-platform
