@@ -522,3 +522,20 @@ def test_tune_times_the_whole_routed_call(op: str, layout: str, shape: tuple[int
                 np.testing.assert_allclose(as_np(g), as_np(o), rtol=1e-10, atol=1e-12)
             else:  # singular vectors: up to sign
                 np.testing.assert_allclose(np.abs(as_np(g)), np.abs(as_np(o)), atol=1e-10)
+
+
+def test_tune_measures_the_fused_kernel_only_with_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``fused`` column: an ``lstsq_grad`` candidate when Numba is installed, never for
+    other operations, and absent without Numba (such a table never picks the kernel)."""
+    backends = [load_backend("numpy"), load_backend("torch")]
+    rng = np.random.default_rng(0)
+    lstsq = tune_mod.Case("lstsq_grad", "vec", "float64", (40, 4), 4)
+    sort = tune_mod.Case("sort", "1d", "float64", (40,), 2)
+    names = [c.name for c in tune_mod._candidates(lstsq, backends, tune_mod._data(lstsq, rng))]
+    assert names == ["numpy", "torch"] + (["fused"] if _fused.available() else [])
+    assert [c.name for c in tune_mod._candidates(sort, backends, tune_mod._data(sort, rng))] == [
+        "numpy", "torch"]
+    monkeypatch.setattr(_fused, "_available", False)
+    names = [c.name for c in tune_mod._candidates(lstsq, backends, tune_mod._data(lstsq, rng))]
+    assert names == ["numpy", "torch"]
+    assert tune_mod._fused_info() is None
