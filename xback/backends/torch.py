@@ -306,8 +306,7 @@ class TorchBackend(Backend):
 #: (torch's ``isfinite(x).all()`` costs two kernel launches; NumPy's is single-threaded, so
 #: larger tensors keep torch's parallel one)
 _NUMPY_FINITE_MAX = 1 << 16
-_NP_FINITE = frozenset({torch.float16, torch.float32, torch.float64, torch.complex64,
-                        torch.complex128})
+_NP_FINITE = frozenset(t for t, d in TORCH_TO_NP.items() if d.char in "efdFD")
 
 
 def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:

@@ -111,13 +111,15 @@ def _call(case: Case, b: Backend, xs: list[Any]) -> Callable[[], Any]:
     return lambda: b.lstsq_grad(A, v, y, "auto")
 
 
+def _shared(b: Backend, data: list[Any]) -> list[Any]:
+    """``data`` as arrays of ``b`` sharing its memory: every candidate reads the same bytes."""
+    return [b.from_numpy(a, "cpu", False) for a in data]
+
+
 def _candidates(case: Case, backends: list[Backend], data: list[Any]) -> list[Candidate]:
     """One candidate per library on the same memory; for ``lstsq_grad`` also the fused
     kernel (on the NumPy arrays; compiled here, before it is timed) when Numba is there."""
-    cands = []
-    for b in backends:
-        xs = [b.from_numpy(a, "cpu", False) for a in data]  # shares the same memory
-        cands.append(Candidate(b.name, _call(case, b, xs)))
+    cands = [Candidate(b.name, _call(case, b, _shared(b, data))) for b in backends]
     if case.op == "lstsq_grad" and _fused.available():
         A, v, y = data
         _fused.warmup((A.dtype,))
@@ -128,7 +130,7 @@ def _candidates(case: Case, backends: list[Backend], data: list[Any]) -> list[Ca
 def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callable[[], Any]:
     """The whole routed call as the front layer makes it: ``b``'s arrays shared with ``kb``
     (new wrappers every call), ``kb`` computes, the results shared back to ``b``."""
-    xs = [b.from_numpy(a, "cpu", False) for a in data]
+    xs = _shared(b, data)
 
     def call() -> Any:
         shared = there(b, kb, *xs)
@@ -166,8 +168,7 @@ def _confirm(
         kb = by_name.get(target) if target is not None else None
         if kb is None:
             continue  # no route, or to the fused kernel (measured as it runs already)
-        xs = [b.from_numpy(a, "cpu", False) for a in data]
-        cands = [Candidate("own", _call(case, b, xs)),
+        cands = [Candidate("own", _call(case, b, _shared(b, data))),
                  Candidate(kb.name, _routed_call(case, b, kb, data))]
         rows = measure(cands, repeat=repeat, sample_time=0.003, warm_s=warm_s)
         out[b.name] = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
