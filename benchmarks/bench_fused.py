@@ -1,17 +1,17 @@
 """Benchmark of the fused one-pass ``lstsq_grad`` kernel (issue 10, ``xback._fused``).
 
-``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d`` in
-{256, 512, 1024, 2048}, float32 and float64. Candidates in blocks, each reported as min and
-median per-call time: NumPy, ``xback-auto``, torch, ``xback-auto-torch``, ``fused``,
-``floor-read``, ``floor-sum`` (and ``c-ref``), each alone, in that order; each block after
-``--settle`` seconds (default 0.2) of untimed calls of its own candidates. After a call,
-NumPy's OpenBLAS worker thread keeps spinning for ~100 ms (measured here: 0.8-1.2 cores busy
-for 100 ms after one ``A @ x``), taking one of this machine's two cores from whatever runs
-next: interleaving the fused kernel, or torch, with NumPy would time it against a busy core
-(interleaved, NumPy's and torch's two-thread calls here took a 4 ms scheduler tick instead
-of 0.4 ms). Each candidate is thus timed back to back with calls like its own, as in an
-iterative solver's loop; the warm-up is calls, not a sleep (after an idle pause of 50 ms, a
-2-thread call here took up to 2x longer: the second vCPU has to be woken):
+``A`` of shape ``(10d, d)``, ``x`` of shape ``(d,)``, ``y`` of shape ``(10d,)``, for ``d``
+in {256, 512, 1024, 2048}, float32 and float64. Candidates in blocks, each reported as min
+and median per-call time: NumPy, ``xback-auto``, torch, ``xback-auto-torch``, ``fused``,
+``floor-read``, ``floor-read4``, ``floor-sum`` (and ``c-ref``), each alone, in that order;
+each block after ``--settle`` seconds (default 0.2) of untimed calls of its own candidates.
+After a call, NumPy's OpenBLAS worker thread keeps spinning for ~100 ms (measured here:
+0.8-1.2 cores busy for 100 ms after one ``A @ x``), taking one of this machine's two cores
+from whatever runs next: interleaving the fused kernel, or torch, with NumPy would time it
+against a busy core (interleaved, NumPy's and torch's two-thread calls here took a 4 ms
+scheduler tick instead of 0.4 ms). Each candidate is thus timed back to back with calls like
+its own, as in an iterative solver's loop; the warm-up is calls, not a sleep (after an idle
+pause of 50 ms, a 2-thread call here took up to 2x longer: the second vCPU has to be woken):
 
 * ``fused``: ``xback._fused.lstsq_grad`` (Numba, one pass over ``A``);
 * ``numpy``: raw NumPy ``2 * (A.T @ (A @ x - y))`` (two BLAS passes);
@@ -20,12 +20,17 @@ iterative solver's loop; the warm-up is calls, not a sleep (after an idle pause 
 * ``floor-read``: a Numba read-only kernel (vectorised sum of ``A``, its loads aligned to
   64 bytes like the fused kernel's) on the same chunks and threads as the fused kernel: the
   one-read floor;
-* ``c-ref`` (``--cref``): ``benchmarks/fused_ref.c``, the same loop hand-written with
-  AVX-512 intrinsics, on the same chunks and threads (is Numba's code the limit?);
+* ``floor-read4``: the same, reading 4 rows at a time (four streams, as the fused kernel's
+  first pass does; on the Intel machine this read float32 A of d = 2048 18 % faster than one
+  stream, so a floor of one stream alone would flatter the kernel);
+* ``c-ref`` (``--cref``): ``benchmarks/fused_ref.c``, the kernel's loop as it was before
+  the prefetching was added, hand-written with AVX-512 intrinsics, on the same chunks and
+  threads (it showed that Numba's code was not the limit);
 * ``xback-auto`` / ``xback-auto-torch``: ``xback.lstsq_grad(A, x, y)`` on the NumPy arrays
   / the torch tensors (what ``"auto"`` routes to; the time includes the front layer).
 
-The floor is the faster of ``floor-sum`` and ``floor-read`` (per statistic). Ratios printed:
+The floor is the fastest of ``floor-sum``, ``floor-read`` and ``floor-read4`` (per
+statistic). Ratios printed:
 ``fused / floor`` (target <= 1.2 at d >= 1024), ``best raw / fused`` (target >= 1.5) and
 ``xback-auto / best raw`` and ``xback-auto / own library`` (the worse of NumPy input over raw
 NumPy and torch input over raw torch): ``"auto"`` never slower, <= 1 up to noise and the
@@ -95,37 +100,77 @@ def first_call(dtype: str, cache_dir: str | None) -> tuple[float, float, float, 
     return float(out[0]), float(out[1]), float(out[2]), out[3]
 
 
-_read_kernel: Any = None
+_FLOORS = ("floor-sum", "floor-read", "floor-read4")
+_read_kernels: dict[int, Any] = {}
 
 
-def _floor_read() -> Callable[[Any, int], Any]:
-    """The one-read floor: a Numba nogil kernel summing ``A`` (vectorised, the same 64-byte
-    alignment peel as the fused kernel), run on the same chunks and threads as the fused
-    kernel (``xback._fused._run_parallel``)."""
-    global _read_kernel
-    if _read_kernel is None:
-        import numba
+def _read_kernel(streams: int) -> Any:
+    """A Numba nogil kernel summing the rows of ``A`` (vectorised, the same 64-byte alignment
+    peel as the fused kernel), one row at a time (``streams=1``: one sequential stream) or 4
+    rows at a time (``streams=4``: four streams, as the fused kernel's first pass reads them;
+    on the Intel machine that read float32 A of d = 2048 18 % faster than one stream)."""
+    if streams in _read_kernels:
+        return _read_kernels[streams]
+    import numba
 
-        @numba.njit(fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, cache=True)
-        def read(  # pragma: no cover - compiled
-            A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
-        ) -> None:
-            m, n = A.shape
-            up = np.uint64(p)
-            L = np.uint64(n - p)
-            for c in range(c0, c1):
-                s = A[0, 0] - A[0, 0]
-                for i in range(c * rows, min(c * rows + rows, m)):
-                    a = A[i]
-                    for j in range(p):
-                        s += a[j]
-                    for jj in range(L):
-                        s += a[up + jj]
-                parts[c, 0] = s
+    fm = {"reassoc", "contract", "nsz", "arcp"}
 
-        _read_kernel = read
+    @numba.njit(fastmath=fm, nogil=True, cache=True)
+    def read1(  # pragma: no cover - compiled
+        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+    ) -> None:
+        m, n = A.shape
+        up = np.uint64(p)
+        L = np.uint64(n - p)
+        for c in range(c0, c1):
+            s = A[0, 0] - A[0, 0]
+            for i in range(c * rows, min(c * rows + rows, m)):
+                a = A[i]
+                for j in range(p):
+                    s += a[j]
+                for jj in range(L):
+                    s += a[up + jj]
+            parts[c, 0] = s
 
-    kern = _read_kernel
+    @numba.njit(fastmath=fm, nogil=True, cache=True)
+    def read4(  # pragma: no cover - compiled
+        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+    ) -> None:
+        m, n = A.shape
+        up = np.uint64(p)
+        L = np.uint64(n - p)
+        for c in range(c0, c1):
+            z = A[0, 0] - A[0, 0]
+            s0, s1, s2, s3 = z, z, z, z
+            hi = min(c * rows + rows, m)
+            i = c * rows
+            while i < hi:
+                a0 = A[i]
+                a1 = A[min(i + 1, hi - 1)]  # the last rows re-read (in cache) when m % 4
+                a2 = A[min(i + 2, hi - 1)]
+                a3 = A[min(i + 3, hi - 1)]
+                for j in range(p):
+                    s0 += a0[j]
+                    s1 += a1[j]
+                    s2 += a2[j]
+                    s3 += a3[j]
+                for jj in range(L):
+                    j = up + jj
+                    s0 += a0[j]
+                    s1 += a1[j]
+                    s2 += a2[j]
+                    s3 += a3[j]
+                i += 4
+            parts[c, 0] = s0 + s1 + s2 + s3
+
+    _read_kernels.update({1: read1, 4: read4})
+    return _read_kernels[streams]
+
+
+def _floor_read(streams: int = 1) -> Callable[[Any, int], Any]:
+    """The one-read floor: :func:`_read_kernel` run on the same chunks and threads as the
+    fused kernel (``xback._fused._run_parallel``)."""
+    kern = _read_kernel(streams)
 
     def run(A: Any, t: int) -> Any:
         n = A.shape[1]
@@ -228,7 +273,7 @@ def _time(
 
 
 def _candidates(
-    A: Any, x: Any, y: Any, t: int, read: Any, cref: Any = None
+    A: Any, x: Any, y: Any, t: int, reads: dict[str, Any], cref: Any = None
 ) -> list[dict[str, Callable[[], Any]]]:
     """Groups timed in separate blocks: each raw library on its own (NumPy's BLAS worker
     thread keeps spinning for ~100 ms after a call, taking a core from whatever runs next:
@@ -238,7 +283,7 @@ def _candidates(
     libs: dict[str, Callable[[], Any]] = {"numpy": lambda: 2 * (A.T @ (A @ x - y))}
     kernels: dict[str, Callable[[], Any]] = {
         "fused": lambda: _fused.lstsq_grad(A, x, y),
-        "floor-read": lambda: read(A, t),
+        **{name: (lambda read=read: read(A, t)) for name, read in reads.items()},
         "floor-sum": lambda: A.sum(),
     }
     # "auto" may run any library's BLAS or the kernel: a block of its own, like the libraries
@@ -266,7 +311,7 @@ def run(
     """One row per (round, dtype, d, candidate); the arrays are made once."""
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(0)
-    read = _floor_read()
+    reads = {"floor-read": _floor_read(1), "floor-read4": _floor_read(4)}
     data = {}
     for dt in dtypes:
         for d in sizes:
@@ -277,9 +322,9 @@ def run(
     for rnd in range(rounds):
         for (dt, d), (A, x, y) in data.items():
             t = _fused.num_threads()
-            ts, others = _time(_candidates(A, x, y, t, read, cref), repeat, settle)
+            ts, others = _time(_candidates(A, x, y, t, reads, cref), repeat, settle)
             stat = {k: (min(v), statistics.median(v)) for k, v in ts.items()}
-            floor = tuple(min(stat["floor-sum"][i], stat["floor-read"][i]) for i in (0, 1))
+            floor = tuple(min(stat[k][i] for k in _FLOORS) for i in (0, 1))
             raw = tuple(min(stat[k][i] for k in ("numpy", "torch") if k in stat) for i in (0, 1))
             f = stat["fused"]
             for k, (mn, med) in stat.items():
@@ -297,7 +342,8 @@ def run(
                         "auto_over_own_median": max(
                             stat["xback-auto"][1] / stat["numpy"][1],
                             stat["xback-auto-torch"][1] / stat["torch"][1]
-                            if "torch" in stat else 0.0,
+                            if "torch" in stat
+                            else 0.0,
                         ),
                         "threads": t,
                         "others": others,

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <stdlib.h>
 /* Reference for benchmarks/bench_fused.py --cref: the fused lstsq_grad loop of
- * xback._fused._chunks1 (k == 1, 4 rows per step, the same chunks, blocks and 64-byte
+ * xback._fused._chunks1 before it prefetched the next rows (k == 1, 4 rows per step, the same chunks, blocks and 64-byte
  * alignment peel) hand-written with AVX-512 intrinsics. It answers "is Numba's code the
  * limit?": built with `cc -O3 -march=native -shared -fPIC` (needs an AVX-512 CPU) and
  * timed next to the Numba kernel. Not part of the package. */

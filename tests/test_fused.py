@@ -121,13 +121,14 @@ def test_accuracy_within_blas(numba: Any, dtype: Any, m: int, n: int, k: int | N
 @pytest.mark.parametrize(("k", "lines"), [(None, 64), (None, 66), (3, 66)])
 def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None, lines: int) -> None:
     """A at every item offset from a 64-byte boundary (the kernel peels the first columns
-    to align its vector loads), rows of 64 cache lines (8-row steps, then 4, then single
-    rows) and 66 (4-row steps): within the bound at each offset, and the offsets differ by
-    rounding only."""
+    to align its vector loads), rows of 64 cache lines (4-row steps whose update segments
+    cover an aligned row exactly) and 66 (segments and a remainder), 4-row steps with and
+    without prefetching (the last ones) and single rows: within the bound at each offset,
+    and the offsets differ by rounding only."""
     isz = np.dtype(dtype).itemsize
     m, n = 39, lines * 64 // isz
     assert n >= _fused.UNROLL_MIN_N
-    assert (n * isz <= _fused.EIGHT_ROWS_MAX_BYTES) == (lines == 64)
+    assert (lines % _fused.PREFETCH_SEGMENT_LINES == 0) == (lines == 64)
     A0, x, y = _data(m, n, k, dtype, seed=5)
     buf = np.empty(A0.nbytes + 128, dtype=np.uint8)
     first = (-buf.ctypes.data) % 64
@@ -142,6 +143,27 @@ def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None, lines: int)
     ref = results[0]
     for g in results[1:]:
         np.testing.assert_allclose(g, ref, rtol=0, atol=float(np.abs(ref).max()) * n * EPS[dtype])
+
+
+@requires_numba
+def test_prefetch_intrinsic(numba: Any) -> None:
+    """The kernels' ``_prefetch`` is ``llvm.prefetch`` once built (a hint: no value, no fault
+    past the data), and only 1-D arrays with an integer index are accepted."""
+    _fused._build()
+    pf = _fused._prefetch
+
+    @numba.njit
+    def touch(a: Any, i: Any) -> Any:  # pragma: no cover - compiled
+        pf(a, i)
+        return a[0]
+
+    a = np.arange(64.0)
+    assert touch(a, np.uint64(8)) == 0.0
+    assert touch(a, 10**9) == 0.0  # far past the end: a prefetch never faults
+    ir = touch.inspect_llvm(touch.signatures[0])
+    assert "llvm.prefetch" in ir
+    with pytest.raises(numba.core.errors.TypingError):
+        touch(np.zeros((2, 2)), 0)
 
 
 def test_peel() -> None:
@@ -448,8 +470,9 @@ def test_torch_autograd_is_kept() -> None:
     np.testing.assert_array_equal(g2.numpy(), _fused.lstsq_grad(A, x, y))
 
 
-def fused_table(from_size: int, *, dtypes: tuple[str, ...] = ("float32", "float64"),
-                fused: bool = True) -> dict[str, Any]:
+def fused_table(
+    from_size: int, *, dtypes: tuple[str, ...] = ("float32", "float64"), fused: bool = True
+) -> dict[str, Any]:
     """A routing table for ``lstsq_grad/vec`` in which the fused kernel is 10x faster than
     both libraries from ``from_size`` elements of ``A`` on (even below), or has no column."""
     entries = []
@@ -458,12 +481,25 @@ def fused_table(from_size: int, *, dtypes: tuple[str, ...] = ("float32", "float6
             secs = {"numpy": 1e-3, "torch": 1e-3}
             if fused:
                 secs["fused"] = 1e-4 if fast else 1e-3
-            entries.append({"op": "lstsq_grad", "layout": "vec", "dtype": dt, "shape": [size],
-                            "size": size, "arrays": 4, "seconds": secs})
+            entries.append(
+                {
+                    "op": "lstsq_grad",
+                    "layout": "vec",
+                    "dtype": dt,
+                    "shape": [size],
+                    "size": size,
+                    "arrays": 4,
+                    "seconds": secs,
+                }
+            )
     return {
-        "format": _routing.TABLE_FORMAT, "created": "test", "machine": {},
-        "libraries": {"numpy": np.__version__, "torch": "test"}, "threads": {},
-        "convert_seconds": 0.0, "entries": entries,
+        "format": _routing.TABLE_FORMAT,
+        "created": "test",
+        "machine": {},
+        "libraries": {"numpy": np.__version__, "torch": "test"},
+        "threads": {},
+        "convert_seconds": 0.0,
+        "entries": entries,
     }
 
 
@@ -537,8 +573,7 @@ def test_auto_without_a_fused_column_never_uses_it(
     A, x, y = _data(400, 100, None, np.float64)
     for t in (fused_table(1, fused=False), fused_table(1, dtypes=("float32",)), None):
         table(t)
-        np.testing.assert_allclose(xback.lstsq_grad(A, x, y), 2 * (A.T @ (A @ x - y)),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(xback.lstsq_grad(A, x, y), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
     assert kernel_calls == []
 
 
@@ -559,8 +594,7 @@ def test_auto_keeps_autograd_and_layouts(table: Any, kernel_calls: list[tuple[in
         assert g.requires_grad and g.grad_fn is not None
         np.testing.assert_allclose(g.detach().numpy(), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
     At_f = np.asfortranarray(A)
-    np.testing.assert_allclose(xback.lstsq_grad(At_f, x, y), 2 * (A.T @ (A @ x - y)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(xback.lstsq_grad(At_f, x, y), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
     assert kernel_calls == []
 
 

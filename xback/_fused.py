@@ -5,16 +5,14 @@ passes over ``A`` (``A @ x``, then ``Aᵀ @ r``), so it costs at least twice the
 ``A`` once. This kernel reads ``A`` once: the rows are cut into chunks, each thread takes
 chunks and, for each row ``a_i`` (still in cache), computes ``r_i = a_i · x - y_i`` and
 accumulates ``g += a_i r_i`` into the chunk's partial gradient; the partials are summed at
-the end (4 rows per step when ``n >= UNROLL_MIN_N``; vector loads aligned to 64 bytes, see
-the kernel section).
+the end (4 rows per step when ``n >= UNROLL_MIN_N``, prefetching the next 4 rows while
+the update runs; vector loads aligned to 64 bytes; see the kernel section).
 
 Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md), A of (10d, d) with d >= 1024, on
-2-vCPU machines: 1.15-1.3x the time of one aligned read of ``A`` and 1.6-2.1x faster than
-the faster of NumPy's and torch's two passes (AMD EPYC); 1.16-1.29x the read and 1.43-1.60x
-faster (Intel Xeon, whose raw two passes take only ~1.8x the read). It runs as fast as the
-same loop hand-written with AVX-512 intrinsics (``benchmarks/fused_ref.c``); the gap to the
-read is the second pass over each row group from L1/L2, which does not overlap the memory
-stream (software prefetching did not help on either machine).
+2-vCPU machines, against the fastest one-pass read of ``A`` (a Numba sum reading 1 or 4 rows
+at a time, or ``A.sum()``): 1.14-1.17x that read and 1.63-1.71x faster than the faster of
+NumPy's and torch's two passes (Intel Xeon, with the prefetching below); 1.15-1.3x and
+1.6-2.1x before it (AMD EPYC, one-row read).
 
 Why Numba (and not a C extension): it is one optional wheel (``xback[fast]``) on every
 platform NumPy supports, needs no compiler on the user's machine and no per-platform
@@ -89,8 +87,10 @@ _F64 = np.dtype(np.float64)
 BLOCK_ROWS = 256
 #: from this n on, the k == 1 kernel handles 4 rows per step
 UNROLL_MIN_N = 512
-#: ... and 8 rows per step when a row has at most this many bytes (8 rows in half of L1)
-EIGHT_ROWS_MAX_BYTES = 4096
+#: cache lines of a row updated per prefetched line of each next row: while the update
+#: (from cache) of 4 rows runs, the first ``1 / PREFETCH_SEGMENT_LINES`` of the next 4 rows
+#: is prefetched
+PREFETCH_SEGMENT_LINES = 4
 #: bytes of A per chunk (a multiple of BLOCK_ROWS rows), the unit of work of one thread
 CHUNK_BYTES = 1 << 20
 
@@ -214,6 +214,58 @@ def grad_torch(A: Any, x: Any, y: Any) -> Any:
 # ``x[p]`` is on a 64-byte boundary as well, and so is the kernel's own ``gb[p]``. The
 # column index of the vector loops is unsigned (``np.uint64``): with signed indices Numba's
 # negative-index wraparound turns the offset loops into gathers.
+#
+# Prefetch: one core's memory bandwidth is what its outstanding misses allow (measured on the
+# Intel Xeon: one thread read A at 19 GB/s, two at 37), and the hardware prefetchers follow
+# the misses. While the update of 4 rows runs from L1/L2 there are no misses, so nothing is
+# fetched: without help the kernel took 1.2-1.35x the time of one read of A from memory.
+# Before each segment of PREFETCH_SEGMENT_LINES lines of the update, one line of each of the
+# next 4 rows is prefetched (``llvm.prefetch``, into L2 and L1), so the first quarter of the
+# next rows arrives during the update and the stream never pauses: 1.10x the read at d=2048
+# float64 (was 1.24). Tried and not kept (same benchmark): a quarter of the rows is better
+# than a half or all of them; software-pipelining (the next rows' dot products inside the
+# update loop) helped only while A fitted in the last-level cache and was 1.3-1.4x the read
+# from memory; 2- and 8-row steps; 512-bit vectors (``-prefer-256-bit``): no faster.
+
+
+def _prefetch(a: Any, i: Any) -> None:  # pragma: no cover - replaced before compiling
+    """Hint the CPU to bring the cache line of ``a[i]`` (1-D array) into L2 and L1; in the
+    compiled kernels this is ``llvm.prefetch`` (:func:`_prefetch_intrinsic`, installed by
+    :func:`_build`), which never faults and never waits; in Python a no-op."""
+
+
+def _prefetch_intrinsic() -> Any:
+    """A Numba intrinsic ``(array, index) -> None`` emitting ``llvm.prefetch`` (read, locality
+    2: ``prefetcht1`` on x86, into L2 and L1) of ``&array[index]``."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    i32 = ir.IntType(32)
+    i8p = ir.IntType(8).as_pointer()
+    # the intrinsic is overloaded on its pointer type: "p0" with opaque pointers (LLVM >= 15
+    # in llvmlite), "p0i8" with typed ones
+    name = "llvm.prefetch.p0" if str(i8p) == "ptr" else "llvm.prefetch.p0i8"
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+
+    def typer(typingctx: Any, arr: Any, idx: Any) -> Any:
+        if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
+            return None
+        sig = types.void(arr, idx)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ary = context.make_array(signature.args[0])(context, builder, args[0])
+            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+            mod = builder.module
+            fn = mod.globals.get(name) or ir.Function(mod, fnty, name)
+            rw, locality, data = ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)
+            builder.call(fn, [ptr, rw, locality, data])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    typer.__name__ = "xback_prefetch"
+    return intrinsic(typer)
 
 
 def _chunks1(
@@ -228,6 +280,10 @@ def _chunks1(
     z = gb[0] - gb[0]  # zero of A's dtype: the dots and the block sums stay in it
     up = np.uint64(p)
     L = np.uint64(n - p)
+    zero = np.uint64(0)
+    line = np.uint64(64 // isz)  # elements per cache line
+    seg = line * np.uint64(PREFETCH_SEGMENT_LINES)
+    nseg = L // seg
     for c in range(c0, c1):
         pc = parts[c]
         lo = c * rows
@@ -237,66 +293,11 @@ def _chunks1(
             gb[:] = 0
             i = b0
             if n >= UNROLL_MIN_N:
-                # 8 (or 4) rows at a time: independent dot products sharing the loads of x,
-                # and gb loaded and stored once per 8 (4) rows; 8 only while 8 rows fit in L1
-                # with x and gb (the second pass over them then stays in L1)
-                if n * isz <= EIGHT_ROWS_MAX_BYTES:
-                    while i + 8 <= b1:
-                        a0 = A[i]
-                        a1 = A[i + 1]
-                        a2 = A[i + 2]
-                        a3 = A[i + 3]
-                        a4 = A[i + 4]
-                        a5 = A[i + 5]
-                        a6 = A[i + 6]
-                        a7 = A[i + 7]
-                        s0 = z
-                        s1 = z
-                        s2 = z
-                        s3 = z
-                        s4 = z
-                        s5 = z
-                        s6 = z
-                        s7 = z
-                        for j in range(p):
-                            xj = x[j]
-                            s0 += a0[j] * xj
-                            s1 += a1[j] * xj
-                            s2 += a2[j] * xj
-                            s3 += a3[j] * xj
-                            s4 += a4[j] * xj
-                            s5 += a5[j] * xj
-                            s6 += a6[j] * xj
-                            s7 += a7[j] * xj
-                        for jj in range(L):
-                            j = up + jj
-                            xj = x[j]
-                            s0 += a0[j] * xj
-                            s1 += a1[j] * xj
-                            s2 += a2[j] * xj
-                            s3 += a3[j] * xj
-                            s4 += a4[j] * xj
-                            s5 += a5[j] * xj
-                            s6 += a6[j] * xj
-                            s7 += a7[j] * xj
-                        r0 = s0 - y[i]
-                        r1 = s1 - y[i + 1]
-                        r2 = s2 - y[i + 2]
-                        r3 = s3 - y[i + 3]
-                        r4 = s4 - y[i + 4]
-                        r5 = s5 - y[i + 5]
-                        r6 = s6 - y[i + 6]
-                        r7 = s7 - y[i + 7]
-                        for j in range(p):
-                            gb[j] += (a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3) + (
-                                a4[j] * r4 + a5[j] * r5 + a6[j] * r6 + a7[j] * r7
-                            )
-                        for jj in range(L):
-                            j = up + jj
-                            gb[j] += (a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3) + (
-                                a4[j] * r4 + a5[j] * r5 + a6[j] * r6 + a7[j] * r7
-                            )
-                        i += 8
+                # 4 rows at a time: independent dot products sharing the loads of x, and gb
+                # loaded and stored once per 4 rows. The update (second pass, from cache)
+                # runs in segments of PREFETCH_SEGMENT_LINES cache lines of a row; before each
+                # segment one line of each of the next 4 rows is prefetched, so the memory
+                # stream does not pause while the update runs (see the kernel section)
                 while i + 4 <= b1:
                     a0 = A[i]
                     a1 = A[i + 1]
@@ -325,7 +326,24 @@ def _chunks1(
                     r3 = s3 - y[i + 3]
                     for j in range(p):
                         gb[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
-                    for jj in range(L):
+                    done = zero
+                    if i + 8 <= m:
+                        e0 = A[i + 4]
+                        e1 = A[i + 5]
+                        e2 = A[i + 6]
+                        e3 = A[i + 7]
+                        for q in range(nseg):
+                            ln = q * line
+                            _prefetch(e0, ln)
+                            _prefetch(e1, ln)
+                            _prefetch(e2, ln)
+                            _prefetch(e3, ln)
+                            j0 = up + q * seg
+                            for jj in range(seg):
+                                j = j0 + jj
+                                gb[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
+                        done = nseg * seg
+                    for jj in range(done, L):
                         j = up + jj
                         gb[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
                     i += 4
@@ -413,6 +431,8 @@ def _build_locked(st: dict[str, Any]) -> dict[str, Any]:
     import numba
 
     st["import_seconds"] = time.perf_counter() - t0
+    # the kernels' ``_prefetch`` (a global, resolved when they compile) becomes the intrinsic
+    globals()["_prefetch"] = _prefetch_intrinsic()
     # reassociation (SIMD reductions) and FMA contraction only: NaN/inf keep IEEE semantics
     flags = {"reassoc", "contract", "nsz", "arcp"}
     user_dir = os.environ.get("XBACK_CACHE_DIR")
