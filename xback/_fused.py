@@ -221,11 +221,11 @@ def grad_torch(A: Any, x: Any, y: Any) -> Any:
 # fetched: without help the kernel took 1.2-1.35x the time of one read of A from memory.
 # Before each segment of PREFETCH_SEGMENT_LINES lines of the update, one line of each of the
 # next 4 rows is prefetched (``llvm.prefetch``, into L2 and L1), so the first quarter of the
-# next rows arrives during the update and the stream never pauses: 1.10x the read at d=2048
-# float64 (was 1.24). Tried and not kept (same benchmark): a quarter of the rows is better
-# than a half or all of them; software-pipelining (the next rows' dot products inside the
-# update loop) helped only while A fitted in the last-level cache and was 1.3-1.4x the read
-# from memory; 2- and 8-row steps; 512-bit vectors (``-prefer-256-bit``): no faster.
+# next rows arrives during the update and the stream does not pause: 1.11-1.14x the read at
+# d=2048 float64 (was 1.23-1.25). Tried and not kept (docs/benchmarks.md has the numbers):
+# half of the next rows (as good), all of them (worse); software pipelining (the next rows'
+# dot products inside the update loop), which helped only while A fitted in the last-level
+# cache and was 1.15-1.4x the read from memory; 2- and 8-row steps; 512-bit vectors.
 
 
 def _prefetch(a: Any, i: Any) -> None:  # pragma: no cover - replaced before compiling
