@@ -577,6 +577,50 @@ def test_auto_without_a_fused_column_never_uses_it(
     assert kernel_calls == []
 
 
+def test_fused_route_must_be_confirmed(table: Any) -> None:
+    """``xback tune`` also times the fused route as "auto" calls it (front-layer checks, the
+    backend's "fused" path) against the caller's own call: a route it found no faster by the
+    margin is dropped for that source only; a confirmed one is kept."""
+    t = fused_table(1 << 20)
+    for e in t["entries"]:
+        e["confirmed"] = {
+            "numpy": {"own": 1e-3, "fused": 1e-3 / _routing.MARGIN},  # not faster as called
+            "torch": {"own": 1e-3, "fused": 0.5e-3},
+        }
+    table(t)
+    assert _routing.plan_summary("numpy") == []
+    rows = _routing.plan_summary("torch")
+    assert {r[2] for r in rows} == {"float32", "float64"}
+    assert all(r[3] == 1 << 20 and r[4] is None and r[5] == "fused" for r in rows)
+
+
+@requires_numba
+def test_tune_confirms_the_fused_route(numba: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tune's confirmation of a fused route times the backend's "fused" path (what
+    "auto" runs) against the backend's own formula, on the same memory."""
+    from xback._dispatch import load_backend
+    from xback.bench import tune
+
+    calls: list[str] = []
+    bn = load_backend("numpy")
+    real = type(bn).lstsq_grad
+
+    def spy(self: Any, A: Any, x: Any, y: Any, method: str) -> Any:
+        calls.append(method)
+        return real(self, A, x, y, method)
+
+    monkeypatch.setattr(type(bn), "lstsq_grad", spy)
+    A, x, y = _data(64, 8, None, np.float64)
+    case = next(c for c in tune.cases(True) if c.op == "lstsq_grad")
+    secs = {"numpy": 1e-3, "torch": 1e-3, "fused": 1e-4}
+    out = tune._confirm(case, [bn], [A, x, y], secs, 0.0, repeat=2, warm_s=0.0)
+    assert set(out) == {"numpy"} and set(out["numpy"]) == {"own", "fused"}
+    assert set(calls) == {"auto", "fused"}
+    np.testing.assert_allclose(
+        tune._fused_call(bn, [A, x, y])(), 2 * (A.T @ (A @ x - y)), rtol=1e-12
+    )
+
+
 @requires_torch
 @requires_numba
 def test_auto_keeps_autograd_and_layouts(table: Any, kernel_calls: list[tuple[int, ...]]) -> None:

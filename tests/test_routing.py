@@ -480,7 +480,8 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     assert all(v > 0 for e in t["entries"] for v in e["seconds"].values())
     for e in t["entries"]:  # routes timed as they run: the source's own call and the route
         for src, times in e.get("confirmed", {}).items():
-            assert src in ("numpy", "torch") and set(times) == {"own", OTHER[src]}, e
+            assert src in ("numpy", "torch"), e
+            assert set(times) in ({"own", OTHER[src]}, {"own", "fused"}), e
     fused = {"fused" in e["seconds"] for e in t["entries"] if e["op"] == "lstsq_grad"}
     assert fused == {_fused.available()}  # the kernel is measured when Numba is installed
     assert (t["fused"] is not None) is _fused.available()

@@ -261,7 +261,7 @@ def tune(
         bool, typer.Option("--dry-run", help="Measure and print, write nothing.")
     ] = False,
 ) -> None:
-    """Measure which library is faster for each operation on this machine (about 1.5
+    """Measure which library is faster for each operation on this machine (under two
     minutes on 2 cores) and store the routing table that xback uses from then on."""
     from xback import _routing
     from xback.backends import KNOWN_BACKENDS

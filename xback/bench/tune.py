@@ -10,7 +10,7 @@ only pays off when the gain exceeds it. Every route this predicts is then timed 
 runs, against the source library's own call (:func:`_confirm`), and kept only if it still
 wins by the margin.
 
-The full table takes about a minute and a half on a 2-core machine (``--quick``: a few seconds,
+The full table takes under two minutes on a 2-core machine (``--quick``: a few seconds,
 fewer sizes); sizes beyond the largest measured one take the largest one's decision.
 """
 
@@ -158,6 +158,21 @@ def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callab
     return call
 
 
+def _fused_call(b: Backend, data: list[Any]) -> Callable[[], Any]:
+    """The fused kernel as ``method="auto"`` calls it for ``b``'s arrays: the front layer's
+    checks (input routable, the kernel's shape limits), then the backend's ``"fused"`` path
+    (for torch: zero-copy NumPy views, the kernel, the result wrapped back)."""
+    A, v, y = _shared(b, data)
+    n, dt = data[0].shape[1], data[0].dtype
+
+    def call() -> Any:
+        b.routable(A)  # the front layer's checks, timed with the call
+        _fused.auto_applies(n, dt)
+        return b.lstsq_grad(A, v, y, "fused")
+
+    return call
+
+
 def _confirm(
     case: Case,
     backends: list[Backend],
@@ -167,8 +182,9 @@ def _confirm(
     repeat: int,
     warm_s: float,
 ) -> dict[str, dict[str, float]]:
-    """Time each route the kernels' times predict as it really runs (:func:`_routed_call`)
-    against the source library's own call: ``{source: {"own": s, target: s}}``.
+    """Time each route the kernels' times predict as it really runs (:func:`_routed_call`,
+    :func:`_fused_call`) against the source library's own call, in warm blocks of their own:
+    ``{source: {"own": s, target: s}}``.
 
     The prediction adds a fixed cost per conversion (a small array's round trip), but a
     routed call also computes on fresh tensor wrappers and brings fresh results back
@@ -180,11 +196,13 @@ def _confirm(
     by_name = {b.name: b for b in backends}
     for b in backends:
         target = _decide(seconds, b.name, extra_s)
-        kb = by_name.get(target) if target is not None else None
-        if kb is None:
-            continue  # no route, or to the fused kernel (measured as it runs already)
-        cands = [Candidate("own", _call(case, b, _shared(b, data))),
-                 Candidate(kb.name, _routed_call(case, b, kb, data))]
+        if target == FUSED:
+            routed = _fused_call(b, data)
+        elif target is not None and target in by_name:
+            routed = _routed_call(case, b, by_name[target], data)
+        else:
+            continue  # no route
+        cands = [Candidate("own", _call(case, b, _shared(b, data))), Candidate(target, routed)]
         rows = measure(cands, repeat=repeat, sample_time=0.003, warm_s=warm_s)
         out[b.name] = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
     return out
