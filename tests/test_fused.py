@@ -92,6 +92,7 @@ def _check_bound(g: Any, A: Any, x: Any, y: Any) -> float:
         (513, 300, 2),
         (3001, 64, 5),
         (1030, 600, None),  # 4-row steps (n >= UNROLL_MIN_N) and a tail
+        (1030, 600, 3),  # the same with 3 columns of x
     ],
 )
 def test_accuracy_bound(numba: Any, dtype: Any, m: int, n: int, k: int | None) -> None:

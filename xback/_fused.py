@@ -369,17 +369,26 @@ def _chunks1(
 def _chunksk(
     A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
 ) -> None:
-    """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64."""
+    """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64.
+
+    As :func:`_chunks1` per column ``q`` of ``x``: 4 rows per step (``n >= UNROLL_MIN_N``),
+    one loop of dot products over the 4 rows and one update loop of ``gb[q]`` from them per
+    column (the rows come from memory in the first loop, from cache in the others), the next
+    4 rows prefetched during the first update loop."""
     m, n = A.shape
     k = xt.shape[0]
     isz = A.itemsize
     gbuf = np.zeros((k, n + 64 // isz), dtype=A.dtype)
     o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz
     gb = gbuf[:, o : o + n]  # gb[q, p] on a 64-byte boundary when (n + 64 // isz) * isz is
-    r = np.zeros(k, dtype=A.dtype)
-    z = r[0] - r[0]
+    rs = np.zeros((k, 4), dtype=A.dtype)  # the residuals of the 4 rows, per column of x
+    z = rs[0, 0] - rs[0, 0]
     up = np.uint64(p)
     L = np.uint64(n - p)
+    zero = np.uint64(0)
+    line = np.uint64(64 // isz)
+    seg = line * np.uint64(PREFETCH_SEGMENT_LINES)
+    nseg = L // seg
     for c in range(c0, c1):
         pc = parts[c]
         lo = c * rows
@@ -387,7 +396,65 @@ def _chunksk(
         for b0 in range(lo, hi, block):
             b1 = min(b0 + block, hi)
             gb[:, :] = 0
-            for i in range(b0, b1):
+            i = b0
+            while n >= UNROLL_MIN_N and i + 4 <= b1:
+                a0 = A[i]
+                a1 = A[i + 1]
+                a2 = A[i + 2]
+                a3 = A[i + 3]
+                for q in range(k):
+                    xq = xt[q]
+                    s0 = z
+                    s1 = z
+                    s2 = z
+                    s3 = z
+                    for j in range(p):
+                        xj = xq[j]
+                        s0 += a0[j] * xj
+                        s1 += a1[j] * xj
+                        s2 += a2[j] * xj
+                        s3 += a3[j] * xj
+                    for jj in range(L):
+                        j = up + jj
+                        xj = xq[j]
+                        s0 += a0[j] * xj
+                        s1 += a1[j] * xj
+                        s2 += a2[j] * xj
+                        s3 += a3[j] * xj
+                    rs[q, 0] = s0 - y[i, q]
+                    rs[q, 1] = s1 - y[i + 1, q]
+                    rs[q, 2] = s2 - y[i + 2, q]
+                    rs[q, 3] = s3 - y[i + 3, q]
+                for q in range(k):
+                    r0 = rs[q, 0]
+                    r1 = rs[q, 1]
+                    r2 = rs[q, 2]
+                    r3 = rs[q, 3]
+                    gq = gb[q]
+                    for j in range(p):
+                        gq[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
+                    done = zero
+                    if q == 0 and i + 8 <= m:
+                        e0 = A[i + 4]
+                        e1 = A[i + 5]
+                        e2 = A[i + 6]
+                        e3 = A[i + 7]
+                        for t in range(nseg):
+                            ln = t * line
+                            _prefetch(e0, ln)
+                            _prefetch(e1, ln)
+                            _prefetch(e2, ln)
+                            _prefetch(e3, ln)
+                            j0 = up + t * seg
+                            for jj in range(seg):
+                                j = j0 + jj
+                                gq[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
+                        done = nseg * seg
+                    for jj in range(done, L):
+                        j = up + jj
+                        gq[j] += a0[j] * r0 + a1[j] * r1 + a2[j] * r2 + a3[j] * r3
+                i += 4
+            while i < b1:
                 a = A[i]
                 for q in range(k):
                     xq = xt[q]
@@ -397,15 +464,16 @@ def _chunksk(
                     for jj in range(L):
                         j = up + jj
                         s += a[j] * xq[j]
-                    r[q] = s - y[i, q]
+                    rs[q, 0] = s - y[i, q]
                 for q in range(k):
-                    rq = r[q]
+                    rq = rs[q, 0]
                     gq = gb[q]
                     for j in range(p):
                         gq[j] += a[j] * rq
                     for jj in range(L):
                         j = up + jj
                         gq[j] += a[j] * rq
+                i += 1
             for q in range(k):
                 for j in range(n):
                     pc[q, j] += gb[q, j]
