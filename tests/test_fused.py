@@ -91,7 +91,7 @@ def _check_bound(g: Any, A: Any, x: Any, y: Any) -> float:
         (1000, 37, 3),
         (513, 300, 2),
         (3001, 64, 5),
-        (1030, 600, None),  # 4-row steps (n >= UNROLL_MIN_N) and a tail
+        (1030, 600, None),  # 4-row steps (rows of UNROLL_MIN_BYTES or more) and a tail
         (1030, 600, 3),  # the same with 3 columns of x
     ],
 )
@@ -128,7 +128,7 @@ def test_every_alignment_of_A(numba: Any, dtype: Any, k: int | None, lines: int)
     and the offsets differ by rounding only."""
     isz = np.dtype(dtype).itemsize
     m, n = 39, lines * 64 // isz
-    assert n >= _fused.UNROLL_MIN_N
+    assert n * isz >= _fused.UNROLL_MIN_BYTES
     assert (lines % _fused.PREFETCH_SEGMENT_LINES == 0) == (lines == 64)
     A0, x, y = _data(m, n, k, dtype, seed=5)
     buf = np.empty(A0.nbytes + 128, dtype=np.uint8)

@@ -5,8 +5,8 @@ passes over ``A`` (``A @ x``, then ``Aᵀ @ r``), so it costs at least twice the
 ``A`` once. This kernel reads ``A`` once: the rows are cut into chunks, each thread takes
 chunks and, for each row ``a_i`` (still in cache), computes ``r_i = a_i · x - y_i`` and
 accumulates ``g += a_i r_i`` into the chunk's partial gradient; the partials are summed at
-the end (4 rows per step when ``n >= UNROLL_MIN_N``, prefetching the next 4 rows while
-the update runs; vector loads aligned to 64 bytes; see the kernel section).
+the end (4 rows per step for rows of at least ``UNROLL_MIN_BYTES``, prefetching the next 4
+rows while the update runs; vector loads aligned to 64 bytes; see the kernel section).
 
 Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md), A of (10d, d) with d >= 1024, on
 2-vCPU machines, against the fastest one-pass read of ``A`` (a Numba sum reading 1 or 4 rows
@@ -85,8 +85,9 @@ _F64 = np.dtype(np.float64)
 
 #: rows accumulated in the input precision before a float64 add (bounds float32 error)
 BLOCK_ROWS = 256
-#: from this n on, the k == 1 kernel handles 4 rows per step
-UNROLL_MIN_N = 512
+#: rows of at least this many bytes go 4 at a time (measured: 4-row steps were 1.08-1.5x
+#: faster for rows of 1-2 KB, e.g. A (40000, 256) float64, and 1.09x slower for 512-byte rows)
+UNROLL_MIN_BYTES = 1024
 #: cache lines of a row updated per prefetched line of each next row: while the update
 #: (from cache) of 4 rows runs, the first ``1 / PREFETCH_SEGMENT_LINES`` of the next 4 rows
 #: is prefetched
@@ -292,7 +293,7 @@ def _chunks1(
             b1 = min(b0 + block, hi)
             gb[:] = 0
             i = b0
-            if n >= UNROLL_MIN_N:
+            if n * isz >= UNROLL_MIN_BYTES:
                 # 4 rows at a time: independent dot products sharing the loads of x, and gb
                 # loaded and stored once per 4 rows. The update (second pass, from cache)
                 # runs in segments of PREFETCH_SEGMENT_LINES cache lines of a row; before each
@@ -371,10 +372,10 @@ def _chunksk(
 ) -> None:
     """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64.
 
-    As :func:`_chunks1` per column ``q`` of ``x``: 4 rows per step (``n >= UNROLL_MIN_N``),
-    one loop of dot products over the 4 rows and one update loop of ``gb[q]`` from them per
-    column (the rows come from memory in the first loop, from cache in the others), the next
-    4 rows prefetched during the first update loop."""
+    As :func:`_chunks1` per column ``q`` of ``x``: 4 rows per step (rows of
+    ``UNROLL_MIN_BYTES`` or more), one loop of dot products over the 4 rows and one update
+    loop of ``gb[q]`` from them per column (the rows come from memory in the first loop, from
+    cache in the others), the next 4 rows prefetched during the first update loop."""
     m, n = A.shape
     k = xt.shape[0]
     isz = A.itemsize
@@ -397,7 +398,7 @@ def _chunksk(
             b1 = min(b0 + block, hi)
             gb[:, :] = 0
             i = b0
-            while n >= UNROLL_MIN_N and i + 4 <= b1:
+            while n * isz >= UNROLL_MIN_BYTES and i + 4 <= b1:
                 a0 = A[i]
                 a1 = A[i + 1]
                 a2 = A[i + 2]
