@@ -191,6 +191,25 @@ def test_many_chunks_and_threads(numba: Any, small_chunks: None, dtype: Any) -> 
 
 
 @requires_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [None, 1, 3])
+@pytest.mark.parametrize("m", [203, 36, 7])
+def test_four_row_steps_across_chunks_and_threads(
+    numba: Any, small_chunks: None, dtype: Any, k: int | None, m: int
+) -> None:
+    """Rows of 1 KB or more (4-row steps, prefetching the next rows): chunks of 8 rows end
+    mid-step and the last rows of A have no next rows to prefetch; m below 8 and not a
+    multiple of 4. Within the bound, and bitwise the same for any thread count."""
+    n = 300  # 1200 / 2400-byte rows
+    A, x, y = _data(m, n, k, dtype, seed=3)
+    assert n * A.itemsize >= _fused.UNROLL_MIN_BYTES
+    g1 = _fused.lstsq_grad(A, x, y, threads=1)
+    _check_bound(g1, A, x, y)
+    for t in (2, 3):
+        np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=t), g1)
+
+
+@requires_numba
 @given(
     m=st.integers(1, 300),
     n=st.integers(1, 40),
