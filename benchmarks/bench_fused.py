@@ -188,6 +188,19 @@ def _floor_read(streams: int = 1) -> Callable[[Any, int], Any]:
     return run
 
 
+def _aligned_copy(a: np.ndarray[Any, Any], skip: int) -> np.ndarray[Any, Any]:
+    """Read-only C-contiguous copy of ``a`` (1-D or 2-D) whose first row has its byte
+    ``skip`` on a 64-byte boundary (so has every row when the row length is a multiple of
+    64 bytes, as :func:`_peel` requires for ``skip > 0``)."""
+    isz = a.itemsize
+    flat = np.empty(a.size + 64 // isz, dtype=a.dtype)
+    o = ((-(flat.ctypes.data + skip)) % 64) // isz
+    out: np.ndarray[Any, Any] = flat[o : o + a.size].reshape(a.shape)
+    out[...] = a
+    out.flags.writeable = False
+    return out
+
+
 def _c_reference(path: str) -> Callable[[Any, Any, Any, int], Any]:
     """``benchmarks/fused_ref.c`` built into ``path`` (a directory) and wrapped to run on the
     same chunks and threads as the fused kernel (ctypes releases the GIL)."""
@@ -216,7 +229,7 @@ def _c_reference(path: str) -> Callable[[Any, Any, Any, int], Any]:
     def run(A: Any, x: Any, y: Any, t: int) -> Any:
         m, n = A.shape
         p = _fused._peel(A)
-        xr = _fused._aligned_copy(x, p * A.itemsize)
+        xr = _aligned_copy(x, p * A.itemsize)
         br = _fused.BLOCK_ROWS
         rows = br * max(1, _fused.CHUNK_BYTES // (br * n * A.itemsize))
         nchunks = -(-m // rows)

@@ -269,6 +269,20 @@ def _prefetch_intrinsic() -> Any:
     return intrinsic(typer)
 
 
+def _finish(parts: Any, out: Any) -> None:
+    """``out[j] = 2 * sum_c parts[c, j]``, the chunk partials summed in chunk order (so the
+    result does not depend on the threads), in float64, then rounded to ``out``'s dtype."""
+    nc, length = parts.shape
+    for j in range(length):
+        out[j] = 0
+    acc = np.zeros(length)
+    for c in range(nc):
+        for j in range(length):
+            acc[j] += parts[c, j]
+    for j in range(length):
+        out[j] = 2 * acc[j]
+
+
 def _chunks1(
     A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
 ) -> None:
@@ -278,6 +292,11 @@ def _chunks1(
     gbuf = np.zeros(n + 64 // isz, dtype=A.dtype)
     o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz  # gb[p] on a 64-byte boundary
     gb = gbuf[o : o + n]
+    xbuf = np.empty(n + 64 // isz, dtype=A.dtype)
+    o = ((64 - (xbuf.ctypes.data + p * isz) % 64) % 64) // isz
+    xa = xbuf[o : o + n]  # x copied so that xa[p] is on a 64-byte boundary too
+    for j in range(n):
+        xa[j] = x[j]
     z = gb[0] - gb[0]  # zero of A's dtype: the dots and the block sums stay in it
     up = np.uint64(p)
     L = np.uint64(n - p)
@@ -309,14 +328,14 @@ def _chunks1(
                     s2 = z
                     s3 = z
                     for j in range(p):
-                        xj = x[j]
+                        xj = xa[j]
                         s0 += a0[j] * xj
                         s1 += a1[j] * xj
                         s2 += a2[j] * xj
                         s3 += a3[j] * xj
                     for jj in range(L):
                         j = up + jj
-                        xj = x[j]
+                        xj = xa[j]
                         s0 += a0[j] * xj
                         s1 += a1[j] * xj
                         s2 += a2[j] * xj
@@ -352,10 +371,10 @@ def _chunks1(
                 a0 = A[i]
                 s = z
                 for j in range(p):
-                    s += a0[j] * x[j]
+                    s += a0[j] * xa[j]
                 for jj in range(L):
                     j = up + jj
-                    s += a0[j] * x[j]
+                    s += a0[j] * xa[j]
                 r = s - y[i]
                 for j in range(p):
                     gb[j] += a0[j] * r
@@ -368,20 +387,25 @@ def _chunks1(
 
 
 def _chunksk(
-    A: Any, xt: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+    A: Any, xk: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
 ) -> None:
-    """``xt (k, n)`` (x transposed), ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64.
+    """``xk (n, k)``, ``y (m, k)``; ``parts[c]`` is ``(k, n)`` float64.
 
     As :func:`_chunks1` per column ``q`` of ``x``: 4 rows per step (rows of
     ``UNROLL_MIN_BYTES`` or more), one loop of dot products over the 4 rows and one update
     loop of ``gb[q]`` from them per column (the rows come from memory in the first loop, from
     cache in the others), the next 4 rows prefetched during the first update loop."""
     m, n = A.shape
-    k = xt.shape[0]
+    k = xk.shape[1]
     isz = A.itemsize
     gbuf = np.zeros((k, n + 64 // isz), dtype=A.dtype)
     o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz
     gb = gbuf[:, o : o + n]  # gb[q, p] on a 64-byte boundary when (n + 64 // isz) * isz is
+    xtb = np.empty((k, n + 64 // isz), dtype=A.dtype)
+    xt = xtb[:, o : o + n]  # x transposed, aligned as gb (the same offset: same shapes)
+    for q in range(k):
+        for j in range(n):
+            xt[q, j] = xk[j, q]
     rs = np.zeros((k, 4), dtype=A.dtype)  # the residuals of the 4 rows, per column of x
     z = rs[0, 0] - rs[0, 0]
     up = np.uint64(p)
@@ -515,10 +539,12 @@ def _build_locked(st: dict[str, Any]) -> dict[str, Any]:
         try:
             d1 = numba.njit(fastmath=flags, cache=True, nogil=True)(_chunks1)
             dk = numba.njit(fastmath=flags, cache=True, nogil=True)(_chunksk)
+            fin = numba.njit(cache=True, nogil=True)(_finish)
         except (RuntimeError, OSError):  # no writable cache location: compile every run
             cache = False
             d1 = numba.njit(fastmath=flags, nogil=True)(_chunks1)
             dk = numba.njit(fastmath=flags, nogil=True)(_chunksk)
+            fin = numba.njit(nogil=True)(_finish)
     finally:
         config.CACHE_DIR = old_dir
     cache_dir = None
@@ -530,6 +556,7 @@ def _build_locked(st: dict[str, Any]) -> dict[str, Any]:
         numba_version=numba.__version__,
         _grad1=d1,
         _gradk=dk,
+        _finish=fin,
         cache=cache,
         cache_dir=cache_dir,
     )
@@ -653,21 +680,22 @@ def lstsq_grad(
         xs, ys = x[:, 0], y[:, 0]
         name = "_grad1"
     else:
-        xs, ys = x.T, y
+        xs, ys = x, y
         name = "_gradk"
     # read-only C-contiguous views: one compiled signature per dtype whatever the caller's
-    # flags, and the kernel cannot write to the caller's arrays; x copied next to A's alignment
+    # flags, and the kernel cannot write to the caller's arrays (it aligns its own copy of x)
     p = _peel(A)
-    Ar, yr = _readonly(A), _readonly(ys)
-    xr = _aligned_copy(xs, p * A.itemsize)
+    Ar, xr, yr = _readonly(A), _readonly(xs), _readonly(ys)
     rows = BLOCK_ROWS * max(1, CHUNK_BYTES // (BLOCK_ROWS * n * A.itemsize))
     nchunks = -(-m // rows)
-    parts = np.zeros((nchunks, n) if k == 1 else (nchunks, k, n), dtype=np.float64)
+    parts = np.zeros((nchunks, n * k), dtype=np.float64)  # chunk c's (k, n) partial, flat
+    out: np.ndarray[Any, Any] = np.empty(n * k, dtype=A.dtype)
     kern = st[name]
-    tail = (rows, BLOCK_ROWS, parts, p)
+    tail = (rows, BLOCK_ROWS, parts if k == 1 else parts.reshape(nchunks, k, n), p)
     if (name, A.dtype) not in _ready:
         with _lock:
             _compile(st, name, (Ar, xr, yr, 0, 0, *tail))
+            _compile(st, "_finish", (parts, out))
             _ready.add((name, A.dtype))
     t = num_threads() if threads is None else max(1, int(threads))
     t = min(t, nchunks)
@@ -675,11 +703,10 @@ def lstsq_grad(
         kern(Ar, xr, yr, 0, nchunks, *tail)
     else:
         _run_parallel(kern, (Ar, xr, yr), tail, nchunks, t)
-    g = parts.sum(axis=0)  # in chunk order: independent of the threads
-    if not vector:
-        g = g[:, None] if k == 1 else g.T
-    out: np.ndarray[Any, Any] = np.multiply(g, 2, dtype=A.dtype)
-    return out
+    st["_finish"](parts, out)  # 2 * the partials summed in chunk order: thread-independent
+    if vector:
+        return out
+    return out[:, None] if k == 1 else out.reshape(k, n).T
 
 
 def _peel(A: np.ndarray[Any, Any]) -> int:
@@ -692,19 +719,6 @@ def _peel(A: np.ndarray[Any, Any]) -> int:
     if (n * isz) % 64 or addr % isz:
         return 0
     return min(((-addr) % 64) // isz, n)
-
-
-def _aligned_copy(a: np.ndarray[Any, Any], skip: int) -> np.ndarray[Any, Any]:
-    """Read-only C-contiguous copy of ``a`` (1-D or 2-D) whose first row has its byte
-    ``skip`` on a 64-byte boundary (so has every row when the row length is a multiple of
-    64 bytes, as :func:`_peel` requires for ``skip > 0``)."""
-    isz = a.itemsize
-    flat = np.empty(a.size + 64 // isz, dtype=a.dtype)
-    o = ((-(flat.ctypes.data + skip)) % 64) // isz
-    out: np.ndarray[Any, Any] = flat[o : o + a.size].reshape(a.shape)
-    out[...] = a
-    out.flags.writeable = False
-    return out
 
 
 class _Job:
