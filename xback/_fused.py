@@ -177,25 +177,19 @@ def grad_numpy(A: Any, x: Any, y: Any) -> Any:
 def grad_torch(A: Any, x: Any, y: Any) -> Any:
     """For the torch backend: as :func:`grad_numpy` on zero-copy NumPy views of CPU
     tensors, the result wrapped back with ``torch.from_numpy``; ``None`` (the BLAS formula)
-    for other devices, layouts and dtypes, and whenever autograd must see the operation
-    (grad mode on and an input requires grad): the result then stays differentiable."""
+    whenever autograd must see the operation (grad mode on and an input requires grad: the
+    result then stays differentiable) and for tensors NumPy cannot view (other devices,
+    sparse layouts, negative- or conjugate-bit views, dtypes NumPy lacks) or the kernel does
+    not cover (:func:`supports`). Taking the views is the check: ``Tensor.numpy`` refuses
+    exactly the tensors it cannot view."""
     _need_numba()
     torch = sys.modules["torch"]  # the torch backend is loaded, so torch is imported
-    if (
-        A.dim() != 2
-        or A.device.type != "cpu"
-        or A.layout is not torch.strided
-        or (torch.is_grad_enabled() and (A.requires_grad or x.requires_grad or y.requires_grad))
-        or A.dtype not in (torch.float32, torch.float64)
-        or not A.is_contiguous()
-        or A.is_neg()
-        or x.is_neg()
-        or y.is_neg()
-        or x.device.type != "cpu"
-        or y.device.type != "cpu"
-    ):
+    if torch.is_grad_enabled() and (A.requires_grad or x.requires_grad or y.requires_grad):
         return None
-    An, xn, yn = A.detach().numpy(), x.detach().numpy(), y.detach().numpy()
+    try:
+        An, xn, yn = A.detach().numpy(), x.detach().numpy(), y.detach().numpy()
+    except (TypeError, RuntimeError):  # not a CPU strided tensor NumPy can view
+        return None
     return torch.from_numpy(g) if (g := grad_numpy(An, xn, yn)) is not None else None
 
 
