@@ -490,6 +490,30 @@ def test_torch_autograd_is_kept() -> None:
     np.testing.assert_array_equal(g2.numpy(), _fused.lstsq_grad(A, x, y))
 
 
+@requires_torch
+@requires_numba
+def test_torch_tensors_numpy_cannot_view_take_the_formula() -> None:
+    """Tensors NumPy cannot view (negative-bit views, sparse, meta) or the kernel does not
+    cover (non-contiguous) get the BLAS formula from the torch backend's "fused"."""
+    from xback.backends.torch import BACKEND as TB
+
+    A, x, y = _data(40, 6, None, np.float64)
+    At, xt, yt = (torch.from_numpy(a) for a in (A, x, y))
+    want = 2 * (A.T @ (A @ x - y))
+    cases = [
+        (At._neg_view(), xt, yt, 2 * (-A.T @ (-A @ x - y))),
+        (At, xt._neg_view(), yt, 2 * (A.T @ (A @ -x - y))),
+        (At, xt, yt._neg_view(), 2 * (A.T @ (A @ x + y))),
+        (At.T.contiguous().T, xt, yt, want),  # column-major
+        (At.to_sparse(), xt, yt, want),
+    ]
+    for Ac, xc, yc, ref in cases:
+        g = TB.lstsq_grad(Ac, xc, yc, "fused")
+        np.testing.assert_allclose(g.numpy(), ref, rtol=1e-12)
+    assert _fused.grad_torch(At.to("meta"), xt.to("meta"), yt.to("meta")) is None
+    assert _fused.grad_torch(At._neg_view(), xt, yt) is None
+
+
 def fused_table(
     from_size: int, *, dtypes: tuple[str, ...] = ("float32", "float64"), fused: bool = True
 ) -> dict[str, Any]:
