@@ -10,9 +10,10 @@ rows while the update runs; vector loads aligned to 64 bytes; see the kernel sec
 
 Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md), A of (10d, d) with d >= 1024, on
 2-vCPU machines, against the fastest one-pass read of ``A`` (a Numba sum reading 1 or 4 rows
-at a time, or ``A.sum()``): 1.14-1.17x that read and 1.63-1.71x faster than the faster of
-NumPy's and torch's two passes (Intel Xeon, with the prefetching below); 1.15-1.3x and
-1.6-2.1x before it (AMD EPYC, one-row read).
+at a time, or ``A.sum()``): on the Intel Xeon, with the prefetching below, medians over seven
+runs of 1.10-1.18x that read and 1.52-1.77x faster than the faster of NumPy's and torch's
+two passes (at d = 2048 1.60-1.84x in every run); before it 1.16-1.29x and 1.43-1.60x there,
+1.15-1.3x and 1.6-2.1x on an AMD EPYC (one-row read).
 
 Why Numba (and not a C extension): it is one optional wheel (``xback[fast]``) on every
 platform NumPy supports, needs no compiler on the user's machine and no per-platform
@@ -268,8 +269,6 @@ def _finish(parts: Any, out: Any) -> None:
     """``out[j] = 2 * sum_c parts[c, j]``, the chunk partials summed in chunk order (so the
     result does not depend on the threads), in float64, then rounded to ``out``'s dtype."""
     nc, length = parts.shape
-    for j in range(length):
-        out[j] = 0
     acc = np.zeros(length)
     for c in range(nc):
         for j in range(length):
@@ -295,7 +294,8 @@ def _chunks(
     isz = A.itemsize
     gbuf = np.zeros((k, n + 64 // isz), dtype=A.dtype)
     o = ((64 - (gbuf.ctypes.data + p * isz) % 64) % 64) // isz
-    gb = gbuf[:, o : o + n]  # gb[q, p] on a 64-byte boundary when (n + 64 // isz) * isz is
+    gb = gbuf[:, o : o + n]  # gb[0, p] on a 64-byte boundary (every gb[q, p] when rows of
+    # n + 64 // isz items are a whole number of 64-byte lines)
     xtb = np.empty((k, n + 64 // isz), dtype=A.dtype)
     o = ((64 - (xtb.ctypes.data + p * isz) % 64) % 64) // isz
     xt = xtb[:, o : o + n]  # x transposed, xt[q, p] aligned as gb's
