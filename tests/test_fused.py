@@ -639,30 +639,37 @@ def test_fused_route_must_be_confirmed(table: Any) -> None:
 
 
 @requires_numba
-def test_tune_confirms_the_fused_route(numba: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_tune_confirms_the_fused_route(
+    numba: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     """The tune's confirmation of a fused route times the backend's "fused" path (what
-    "auto" runs) against the backend's own formula, on the same memory."""
+    "auto" runs; for torch through its NumPy views) against the backend's own formula, on
+    the same memory, for inputs of either library."""
+    if name == "torch" and not HAS_TORCH:
+        pytest.skip("torch is not installed")
     from xback._dispatch import load_backend
     from xback.bench import tune
 
     calls: list[str] = []
-    bn = load_backend("numpy")
-    real = type(bn).lstsq_grad
+    b = load_backend(name)
+    real = type(b).lstsq_grad
 
     def spy(self: Any, A: Any, x: Any, y: Any, method: str) -> Any:
         calls.append(method)
         return real(self, A, x, y, method)
 
-    monkeypatch.setattr(type(bn), "lstsq_grad", spy)
+    monkeypatch.setattr(type(b), "lstsq_grad", spy)
     A, x, y = _data(64, 8, None, np.float64)
     case = next(c for c in tune.cases(True) if c.op == "lstsq_grad")
     secs = {"numpy": 1e-3, "torch": 1e-3, "fused": 1e-4}
-    out = tune._confirm(case, [bn], [A, x, y], secs, 0.0, repeat=2, warm_s=0.0)
-    assert set(out) == {"numpy"} and set(out["numpy"]) == {"own", "fused"}
+    out = tune._confirm(case, [b], [A, x, y], secs, 0.0, repeat=2, warm_s=0.0)
+    assert set(out) == {name} and set(out[name]) == {"own", "fused"}
     assert set(calls) == {"auto", "fused"}
-    np.testing.assert_allclose(
-        tune._fused_call(bn, [A, x, y])(), 2 * (A.T @ (A @ x - y)), rtol=1e-12
-    )
+    g = tune._fused_call(b, [A, x, y])()
+    np.testing.assert_allclose(xback.to_numpy(g), 2 * (A.T @ (A @ x - y)), rtol=1e-12)
+    # the fused path ran the kernel, not the BLAS fallback
+    np.testing.assert_array_equal(xback.to_numpy(g), _fused.lstsq_grad(A, x, y))
 
 
 @requires_torch

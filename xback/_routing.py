@@ -61,6 +61,7 @@ __all__ = [
     "enabled",
     "kernel_backend",
     "kernel_target",
+    "route_allowed",
     "load_table",
     "plan_summary",
     "reload",
@@ -306,16 +307,24 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     if not (_ENABLED if r is None else r):
         return None
     if name == FUSED:
-        return FUSED if b.routable(x) else None  # the kernel reads x's memory as NumPy
+        return FUSED if route_allowed(b, FUSED, x) else None
     kb = _LOADED.get(name)
     if kb is None:
         package = KNOWN_BACKENDS[name][1]
         if package not in sys.modules:  # never import a library the caller has not
             return None
         kb = load_backend(name)
-    if not b.routable(x) or not _threads_fit(b, kb):
-        return None
-    return kb
+    return kb if route_allowed(b, kb, x) else None
+
+
+def route_allowed(b: Backend, target: Backend | str, x: Any) -> bool:
+    """The checks a call of ``b`` passes before it runs on ``target`` (another backend or
+    :data:`FUSED`) once the table names it: ``x`` routable (its memory shareable, no
+    autograd to record), and for a library the thread limits (:func:`_threads_fit`).
+    ``xback tune`` times them with each route it confirms."""
+    if not b.routable(x):
+        return False
+    return target == FUSED or _threads_fit(b, target)  # type: ignore[arg-type]
 
 
 def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:

@@ -32,10 +32,10 @@ from xback._routing import (
     FUSED,
     TABLE_FORMAT,
     _decide,
-    _threads_fit,
     back,
     blas_threads,
     now_iso,
+    route_allowed,
     there,
 )
 from xback.backends import Backend
@@ -138,7 +138,7 @@ def _candidates(case: Case, backends: list[Backend], data: list[Any]) -> list[Ca
 
 def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callable[[], Any]:
     """The whole routed call as the front layer makes it: the checks it makes only for a
-    route (:func:`xback._routing.kernel_target`: the input routable, the thread limits, which
+    route (:func:`xback._routing.route_allowed`: the input routable, the thread limits, which
     reads the BLAS setting through ctypes), ``b``'s arrays shared with ``kb`` (new wrappers
     every call), ``kb`` computes, the results shared back to ``b``. Right after a large call
     these few Python steps run with cold caches: measured between torch calls on 5 MB, the
@@ -146,8 +146,7 @@ def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callab
     xs = _shared(b, data)
 
     def call() -> Any:
-        b.routable(xs[0])  # the front layer's checks for a route, timed with it (the
-        _threads_fit(b, kb)  # answers do not matter here)
+        route_allowed(b, kb, xs[0])  # the front layer's checks, timed (the answer aside)
         shared = there(b, kb, *xs)
         assert shared is not None  # the tune's arrays are all shareable
         out = _call(case, kb, list(shared))()
@@ -160,13 +159,14 @@ def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callab
 
 def _fused_call(b: Backend, data: list[Any]) -> Callable[[], Any]:
     """The fused kernel as ``method="auto"`` calls it for ``b``'s arrays: the front layer's
-    checks (input routable, the kernel's shape limits), then the backend's ``"fused"`` path
+    checks (:func:`xback._routing.route_allowed`, the kernel's shape limits
+    :func:`xback._fused.auto_applies`), then the backend's ``"fused"`` path
     (for torch: zero-copy NumPy views, the kernel, the result wrapped back)."""
     A, v, y = _shared(b, data)
     n, dt = data[0].shape[1], data[0].dtype
 
     def call() -> Any:
-        b.routable(A)  # the front layer's checks, timed with the call
+        route_allowed(b, FUSED, A)  # the front layer's checks, timed with the call
         _fused.auto_applies(n, dt)
         return b.lstsq_grad(A, v, y, "fused")
 
