@@ -101,50 +101,40 @@ def first_call(dtype: str, cache_dir: str | None) -> tuple[float, float, float, 
 
 
 _FLOORS = ("floor-sum", "floor-read", "floor-read4")
-_read_kernels: dict[int, Any] = {}
+_read_kernels: list[Any] = []
 
 
-def _read_kernel(streams: int) -> Any:
+def _read_kernel() -> Any:
     """A Numba nogil kernel summing the rows of ``A`` (vectorised, the same 64-byte alignment
-    peel as the fused kernel), one row at a time (``streams=1``: one sequential stream) or 4
-    rows at a time (``streams=4``: four streams, as the fused kernel's first pass reads them;
-    on the Intel machine that read float32 A of d = 2048 18 % faster than one stream)."""
-    if streams in _read_kernels:
-        return _read_kernels[streams]
+    peel as the fused kernel), ``streams`` (its second argument) rows at a time: 1 (one
+    sequential stream) or 4 (four streams, as the fused kernel's first pass reads them; on
+    the Intel machine that read float32 A of d = 2048 18 % faster than one stream)."""
+    if _read_kernels:
+        return _read_kernels[0]
     import numba
 
-    fm = {"reassoc", "contract", "nsz", "arcp"}
-
-    @numba.njit(fastmath=fm, nogil=True, cache=True)
-    def read1(  # pragma: no cover - compiled
-        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
+    @numba.njit(fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, cache=True)
+    def read(  # pragma: no cover - compiled
+        A: Any, streams: int, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any,
+        p: int,
     ) -> None:
         m, n = A.shape
         up = np.uint64(p)
         L = np.uint64(n - p)
+        z = A[0, 0] - A[0, 0]
         for c in range(c0, c1):
-            s = A[0, 0] - A[0, 0]
-            for i in range(c * rows, min(c * rows + rows, m)):
-                a = A[i]
-                for j in range(p):
-                    s += a[j]
-                for jj in range(L):
-                    s += a[up + jj]
-            parts[c, 0] = s
-
-    @numba.njit(fastmath=fm, nogil=True, cache=True)
-    def read4(  # pragma: no cover - compiled
-        A: Any, x: Any, y: Any, c0: int, c1: int, rows: int, block: int, parts: Any, p: int
-    ) -> None:
-        m, n = A.shape
-        up = np.uint64(p)
-        L = np.uint64(n - p)
-        for c in range(c0, c1):
-            z = A[0, 0] - A[0, 0]
             s0, s1, s2, s3 = z, z, z, z
             hi = min(c * rows + rows, m)
             i = c * rows
             while i < hi:
+                if streams == 1:
+                    a = A[i]
+                    for j in range(p):
+                        s0 += a[j]
+                    for jj in range(L):
+                        s0 += a[up + jj]
+                    i += 1
+                    continue
                 a0 = A[i]
                 a1 = A[min(i + 1, hi - 1)]  # the last rows re-read (in cache) when m % 4
                 a2 = A[min(i + 2, hi - 1)]
@@ -163,14 +153,14 @@ def _read_kernel(streams: int) -> Any:
                 i += 4
             parts[c, 0] = s0 + s1 + s2 + s3
 
-    _read_kernels.update({1: read1, 4: read4})
-    return _read_kernels[streams]
+    _read_kernels.append(read)
+    return read
 
 
 def _floor_read(streams: int = 1) -> Callable[[Any, int], Any]:
-    """The one-read floor: :func:`_read_kernel` run on the same chunks and threads as the
-    fused kernel (``xback._fused._run_parallel``)."""
-    kern = _read_kernel(streams)
+    """The one-read floor: :func:`_read_kernel` reading ``streams`` rows at a time, run on
+    the same chunks and threads as the fused kernel (``xback._fused._run_parallel``)."""
+    kern = _read_kernel()
 
     def run(A: Any, t: int) -> Any:
         n = A.shape[1]
@@ -180,9 +170,9 @@ def _floor_read(streams: int = 1) -> Callable[[Any, int], Any]:
         parts = np.zeros((nchunks, 1))
         tail = (rows, br, parts, _fused._peel(A))
         if t == 1:
-            kern(A, None, None, 0, nchunks, *tail)
+            kern(A, streams, None, 0, nchunks, *tail)
         else:
-            _fused._run_parallel(kern, (A, None, None), tail, nchunks, min(t, nchunks))
+            _fused._run_parallel(kern, (A, streams, None), tail, nchunks, min(t, nchunks))
         return parts.sum()
 
     return run
