@@ -61,11 +61,11 @@ __all__ = [
     "enabled",
     "kernel_backend",
     "kernel_target",
-    "route_allowed",
     "load_table",
     "plan_summary",
     "reload",
     "route",
+    "route_allowed",
     "save_table",
     "user_table_path",
 ]
