@@ -18,11 +18,29 @@ from hypothesis import HealthCheck, settings
 import xback
 from xback import _routing
 
+# Profiles (HYPOTHESIS_PROFILE=...; see docs/testing.md):
+# - "ci" (the default, and what .ci/run uses): derandomized, no example database. Each test
+#   draws the same examples on every run and machine, so a submission can only fail for a
+#   case its own change broke; a case found elsewhere becomes an explicit test.
+# - "dev": fewer examples, random draws, with the local database replaying past failures.
+# - "thorough": many random examples; run it before a submission, never in CI.
 settings.register_profile(
-    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "ci",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=30, deadline=None)
-settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.register_profile(
+    "thorough",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 try:

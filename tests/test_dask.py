@@ -239,6 +239,43 @@ def test_sample_sort_any_layout_matches_numpy(case: Any, descending: bool) -> No
         _same(got.compute(scheduler="synchronous"), fn(a, axis=axis, descending=descending))
 
 
+@pytest.mark.parametrize(
+    ("shape", "chunks"),
+    [
+        ((0, 0, 0), ((0,), (0,), (0, 0))),  # the case a CI run once drew (issue 18)
+        ((0,), ((0, 0),)),
+        ((0, 3), ((0, 0), (3,))),
+        ((0, 3), ((0,), (1, 2))),
+        ((3, 0), ((3,), (0, 0))),
+        ((0, 0), ((0, 0), (0, 0))),
+        ((2, 0, 3), ((1, 1), (0, 0), (3,))),
+    ],
+)
+def test_empty_arrays_with_zero_length_chunks_every_path(
+    shape: tuple[int, ...], chunks: Any
+) -> None:
+    """No data, whatever the chunks: every operation answers as NumPy does on the same
+    empty array (sorts along every axis and flattened, svd, svdvals, lstsq_grad)."""
+    a = np.zeros(shape)
+    d = da.from_array(a, chunks=chunks)
+    for axis in (None, *range(a.ndim)):
+        for fn in (xback.sort, xback.argsort):
+            for descending in (False, True):
+                _same(_lazy(fn(d, axis=axis, descending=descending)),
+                      fn(a, axis=axis, descending=descending))
+    if a.ndim >= 2:
+        for full in (False, True):
+            for got, want in zip(xback.svd(d, full_matrices=full, canonical_signs=True),
+                                 xback.svd(a, full_matrices=full, canonical_signs=True)):
+                _same(_lazy(got), want)
+        _same(_lazy(xback.svdvals(d)), xback.svdvals(a))
+    if a.ndim == 2:
+        m, n = shape
+        x, y = np.zeros(n), np.zeros(m)
+        _same(_lazy(xback.lstsq_grad(d, da.from_array(x), da.from_array(y, chunks=chunks[0]))),
+              xback.lstsq_grad(a, x, y))
+
+
 def test_sample_sort_non_native_byte_order() -> None:
     a = _nd_data("float64", (7, 10)).astype(">f8")
     d = da.from_array(a, chunks=(3, 4))

@@ -187,7 +187,11 @@ class DaskBackend(HostBackend):
         holds no data (its empty blocks sort to empty blocks: its chunks are kept);
         ``axis=None``: ``x`` flattened (one chunk, or no data)."""
         if axis is None:
-            return (x if x.size else x.rechunk(-1)).reshape(-1), 0
+            if not x.size:
+                # dask cannot reshape (or rechunk) zero-length axes split into several
+                # empty chunks: the flattening of no data is one empty chunk
+                return _dask_array().from_array(x._meta.reshape(0), chunks=(0,)), 0
+            return x.reshape(-1), 0
         return x, axis
 
     def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
@@ -213,6 +217,11 @@ class DaskBackend(HostBackend):
 
     # -- linear algebra --------------------------------------------------------------------
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
+        if not x.size:  # no data, whatever its chunks (zero-length axes split or not)
+            return tuple(  # type: ignore[return-value]
+                _wrap(r, False, r.shape)
+                for r in _svd_block(np.empty(x.shape, x.dtype), full_matrices, canonical_signs)
+            )
         da = _dask_array()
         dt = x.dtype
         rdt = _real_dtype(dt)
@@ -250,6 +259,9 @@ class DaskBackend(HostBackend):
         return U, S.persist(), Vh
 
     def svdvals(self, x: Any) -> Any:
+        if not x.size:
+            S = _svdvals_block(np.empty(x.shape, x.dtype))
+            return _wrap(S, False, S.shape)
         da = _dask_array()
         if x.numblocks[-2] == 1 and x.numblocks[-1] == 1:
             with _meta_casts():
