@@ -218,7 +218,7 @@ class DaskBackend(HostBackend):
     # -- linear algebra --------------------------------------------------------------------
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         if not x.size:  # no data, whatever its chunks (zero-length axes split or not)
-            return tuple(  # type: ignore[return-value]
+            return tuple(
                 _wrap(r, False, r.shape)
                 for r in _svd_block(np.empty(x.shape, x.dtype), full_matrices, canonical_signs)
             )
