@@ -41,7 +41,7 @@ import numpy as np
 
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
-from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, DtypeMap, bfloat16
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
 
@@ -93,20 +93,15 @@ _C64 = np.dtype(np.complex64)
 _C128 = np.dtype(np.complex128)
 _INTEGRAL = BOOL | SIGNED | UNSIGNED
 
-#: input dtype -> dtype the SVD is computed and returned in
-_SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
-    _F32: _F32,
-    _F64: _F64,
-    _C64: _C64,
-    _C128: _C128,
-    _F16: _F32,
-    BFLOAT16: _F32,
-    **{d: _F64 for d in _INTEGRAL},
-}
+#: input dtype -> dtype the SVD is computed and returned in (bfloat16: float32)
+_SVD_DTYPE = DtypeMap(
+    {_F32: _F32, _F64: _F64, _C64: _C64, _C128: _C128, _F16: _F32, **{d: _F64 for d in _INTEGRAL}},
+    lazy={"bfloat16": _F32},
+)
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
 _METHODS = ("auto", "explicit", "autograd", "fused")
-_LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
+_LSTSQ_ALLOWED = _INTEGRAL | FLOAT | COMPLEX
 #: backend -> its dtype object (np.dtype, torch.dtype) -> whether it is float32/float64: the
 #: dtypes of lstsq_grad's fast path, learnt on first sight by the full path (per backend, so
 #: that dtype objects of different libraries are never compared)
@@ -418,15 +413,16 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
                 f"{fname} does not support {name} of dtype {d}; supported: bool, integers, "
                 f"float16, bfloat16, float32, float64, complex64, complex128"
             )
-    if BFLOAT16 in dts:
-        r = np.result_type(*(_F16 if d == BFLOAT16 else d for d in dts))
+    bf16 = bfloat16()  # None while ml_dtypes is not imported: then no input is bfloat16
+    if bf16 is not None and bf16 in dts:
+        r = np.result_type(*(_F16 if d == bf16 else d for d in dts))
         if r == _F16:
-            r = _F32 if _F16 in dts else BFLOAT16
+            r = _F32 if _F16 in dts else bf16
     else:
         r = np.result_type(*dts)
     if r in _INTEGRAL:
         r = _F64
-    out = (r, _F32 if r in (_F16, BFLOAT16) else r)
+    out = (r, _F32 if r == _F16 or (bf16 is not None and r == bf16) else r)
     _PROMOTED[dts] = out
     return out
 
