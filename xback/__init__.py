@@ -4,6 +4,9 @@ Write an algorithm once; let its users run it on NumPy, on PyTorch's CPU or on a
 with ``with xback.use("torch", device="cuda"):`` or per call with ``backend=`` / ``device=``.
 
 ``import xback`` never imports torch: tensors are recognised by looking in ``sys.modules``.
+It imports nothing at all until a public name is first used; then NumPy and xback's own core
+modules load (``ml_dtypes``, ``threadpoolctl``, torch and the other libraries only where a
+call needs them; ``benchmarks/bench_import.py`` measures the cost).
 """
 
 from __future__ import annotations
@@ -32,13 +35,15 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'xback' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all __getattr__
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'xback' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
 
 
 def __dir__() -> list[str]:
