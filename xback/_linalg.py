@@ -591,8 +591,8 @@ def lstsq_grad(
         to a 2-D C-contiguous real float32/float64 ``A`` on the CPU (NumPy arrays and torch
         CPU tensors when autograd need not see the call); other inputs (complex, batched,
         other layouts or devices, torch inputs requiring grad) get the ``"auto"`` BLAS
-        formula. Compiled on first use (measured: 2.1-2.2 s the first time, about 0.35 s
-        in a new process from the on-disk cache). ``"auto"``: the fastest exact method
+        formula. Compiled on first use, then cached on disk (the cost:
+        docs/benchmarks.md#compiling-the-fused-kernel). ``"auto"``: the fastest exact method
         measured for the dtype and size by the routing cost table (``xback tune``,
         :mod:`xback._routing`): the fused kernel where it beat both libraries' BLAS (Numba
         installed, ``A`` with at least
