@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,12 +25,15 @@ __all__ = [
     "FLOAT",
     "SIGNED",
     "UNSIGNED",
-    "DtypeMap",
     "DtypeSet",
     "bfloat16",
     "cast_hint",
+    "learn_lazy",
     "normalize_dtype",
 ]
+
+
+V = TypeVar("V")
 
 
 def ml_dtype(name: str) -> np.dtype[Any] | None:
@@ -87,21 +90,15 @@ class DtypeSet(frozenset[np.dtype[Any]]):
         return (DtypeSet, (frozenset(self), self.lazy))
 
 
-class DtypeMap(dict[np.dtype[Any], np.dtype[Any]]):
-    """A dict keyed by NumPy dtypes whose ``lazy`` entries, keyed by ``ml_dtypes`` dtype
-    names, are matched when first looked up with ``[]`` (and then stored)."""
-
-    def __init__(self, table: dict[Any, Any], lazy: dict[str, Any] | None = None) -> None:
-        super().__init__(table)
-        self.lazy = dict(lazy or {})
-
-    def __missing__(self, d: np.dtype[Any]) -> np.dtype[Any]:
-        name = _lazy_match(d, self.lazy)
-        if name is None:
-            raise KeyError(d)
-        value: np.dtype[Any] = self.lazy[name]
-        self[d] = value
-        return value
+def learn_lazy(table: dict[np.dtype[Any], V], d: Any, lazy: dict[str, V]) -> V | None:
+    """For a dtype ``d`` missing from ``table``: ``lazy[name]`` when ``d`` is the
+    ``ml_dtypes`` dtype ``name`` (then also stored in ``table``, so the next lookup is a plain
+    dict hit), else None. Keeps the tables plain dicts for the per-call lookups."""
+    name = _lazy_match(d, lazy)
+    if name is None:
+        return None
+    table[d] = value = lazy[name]
+    return value
 
 
 BOOL = DtypeSet([np.bool_])

@@ -41,7 +41,7 @@ import numpy as np
 
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
-from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, DtypeMap, bfloat16
+from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
 
@@ -93,11 +93,17 @@ _C64 = np.dtype(np.complex64)
 _C128 = np.dtype(np.complex128)
 _INTEGRAL = BOOL | SIGNED | UNSIGNED
 
-#: input dtype -> dtype the SVD is computed and returned in (bfloat16: float32)
-_SVD_DTYPE = DtypeMap(
-    {_F32: _F32, _F64: _F64, _C64: _C64, _C128: _C128, _F16: _F32, **{d: _F64 for d in _INTEGRAL}},
-    lazy={"bfloat16": _F32},
-)
+#: input dtype -> dtype the SVD is computed and returned in
+_SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
+    _F32: _F32,
+    _F64: _F64,
+    _C64: _C64,
+    _C128: _C128,
+    _F16: _F32,
+    **{d: _F64 for d in _INTEGRAL},
+}
+#: the same for ml_dtypes' dtypes, by name (learnt into _SVD_DTYPE on first sight)
+_SVD_DTYPE_LAZY: dict[str, np.dtype[Any]] = {"bfloat16": _F32}
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
 _METHODS = ("auto", "explicit", "autograd", "fused")
@@ -140,9 +146,12 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
             f"{tuple(x.shape)}"
         )
     dt = b.dtype_of(x)
+    cdt: np.dtype[Any] | None
     try:
         cdt = _SVD_DTYPE[dt]
     except KeyError:
+        cdt = learn_lazy(_SVD_DTYPE, dt, _SVD_DTYPE_LAZY)
+    if cdt is None:
         raise TypeError(
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
