@@ -177,3 +177,21 @@ def test_cli_help_imports_no_numpy() -> None:
     r = _run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "RESULT 0 []"
+
+
+def test_routing_without_threadpoolctl() -> None:
+    """threadpoolctl is optional (the ``cli`` and ``fast`` extras): without it routing's
+    thread check reports the BLAS limit as unknown and calls still work."""
+    code = (
+        "import sys, numpy as np\n"
+        "sys.modules['threadpoolctl'] = None\n"
+        "import xback\n"
+        "from xback import _routing\n"
+        "assert _routing.blas_threads() is None\n"
+        "x = np.arange(5000.0)[::-1].copy()\n"
+        "assert (xback.sort(x) == np.arange(5000.0)).all()\n"
+        "print('ok')\n"
+    )
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ok"]
