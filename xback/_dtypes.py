@@ -29,6 +29,7 @@ __all__ = [
     "bfloat16",
     "cast_hint",
     "learn_lazy",
+    "ml_dtype",
     "normalize_dtype",
 ]
 
