@@ -179,7 +179,8 @@ def from_numpy(
         (torch) unless ``copy=False``, which shares them (writing through the tensor is then
         the caller's responsibility).
     backend : str, optional
-        ``"numpy"``, ``"torch"``, ``"dask"``, or an Array API library's name.
+        A registered backend's name (:data:`xback.backends.KNOWN_BACKENDS`, e.g. ``"numpy"``,
+        ``"torch"``, ``"dask"``, or an Array API library's: ``"array_api_strict"``...).
     device : str or torch.device, optional
         Where the result lives (``"cpu"``, ``"cuda"``, ``"meta"``...).
     copy : bool, optional
@@ -374,7 +375,8 @@ def asarray(
     dtype : dtype, optional
         NumPy dtype, dtype name (``"float32"``, ``"bfloat16"``) or ``torch.dtype``.
     backend : str, optional
-        ``"numpy"`` or ``"torch"``.
+        A registered backend's name (:data:`xback.backends.KNOWN_BACKENDS`, e.g. ``"numpy"``,
+        ``"torch"``, ``"dask"``, ``"array_api_strict"``).
     device : str or torch.device, optional
         Where the result lives.
     copy : bool, optional

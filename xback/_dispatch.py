@@ -125,12 +125,13 @@ def kind_of(x: Any) -> Backend | None:
 
 
 def backend_of(x: Any) -> str:
-    """Name of the backend that owns ``x``: ``"numpy"`` or ``"torch"``.
+    """Name of the registered backend that owns ``x`` (``"numpy"``, ``"torch"``, ``"dask"``...).
 
     Parameters
     ----------
     x : array
-        A NumPy array or scalar, or a ``torch.Tensor``.
+        An array of a registered backend's library: a NumPy array or scalar, a
+        ``torch.Tensor``, a dask array, an Array API library's array.
 
     Returns
     -------
@@ -235,7 +236,8 @@ class use:
     Parameters
     ----------
     backend : str, optional
-        ``"numpy"`` or ``"torch"``. ``None`` keeps the enclosing choice.
+        A registered backend's name (:data:`xback.backends.KNOWN_BACKENDS`, e.g. ``"numpy"``,
+        ``"torch"``, ``"dask"``, ``"array_api_strict"``). ``None`` keeps the enclosing choice.
     device : str or torch.device, optional
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"meta"``.
     route : bool, optional
@@ -346,7 +348,8 @@ def get_backend() -> str:
     Returns
     -------
     str
-        ``"numpy"`` or ``"torch"``: the choice of the current thread or asyncio task.
+        A registered backend's name (``"numpy"``, ``"torch"``...): the choice of the current
+        thread or asyncio task.
 
     Examples
     --------

@@ -3,34 +3,110 @@ categories the operations' dtype tables are written in.
 
 Dtypes are handled as :class:`numpy.dtype` objects everywhere in the front layer
 (``ml_dtypes`` provides bfloat16 and the float8 family); each backend maps them to its own.
+
+``ml_dtypes`` is never imported here at module level (it takes longer to import than the
+rest of xback): a bfloat16 array can only exist once its owner imported ``ml_dtypes`` (torch
+converts through it too), so the tables below recognise its dtypes by looking the module up
+in ``sys.modules`` when such a dtype is first seen. Only :func:`normalize_dtype` imports it,
+for a dtype *named* by a string NumPy does not know (``dtype="bfloat16"``).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-import ml_dtypes
 import numpy as np
 
 __all__ = [
-    "BFLOAT16",
     "BOOL",
     "COMPLEX",
     "FLOAT",
     "SIGNED",
     "UNSIGNED",
+    "DtypeSet",
+    "bfloat16",
     "cast_hint",
-    "describe",
+    "learn_lazy",
+    "ml_dtype",
     "normalize_dtype",
 ]
 
-BFLOAT16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
-BOOL = frozenset({np.dtype(np.bool_)})
-SIGNED = frozenset(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
-UNSIGNED = frozenset(np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
-FLOAT = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64)) | {BFLOAT16}
-COMPLEX = frozenset(np.dtype(t) for t in (np.complex64, np.complex128))
+
+V = TypeVar("V")
+
+
+def ml_dtype(name: str) -> np.dtype[Any] | None:
+    """The NumPy dtype of ``ml_dtypes.<name>`` if ``ml_dtypes`` is imported, else None (no
+    array of that dtype can exist then)."""
+    mod = sys.modules.get("ml_dtypes")
+    t = getattr(mod, name, None) if mod is not None else None
+    return np.dtype(t) if t is not None else None
+
+
+def bfloat16() -> np.dtype[Any] | None:
+    """The bfloat16 dtype (``ml_dtypes``), or None while ``ml_dtypes`` is not imported."""
+    return ml_dtype("bfloat16")
+
+
+def _lazy_match(d: Any, names: Iterable[str]) -> str | None:
+    """Which of the ``ml_dtypes`` dtype ``names`` the dtype ``d`` is, if any."""
+    if not isinstance(d, np.dtype) or d.type.__module__.split(".")[0] != "ml_dtypes":
+        return None
+    for name in names:
+        if d == ml_dtype(name):
+            return name
+    return None
+
+
+class DtypeSet(frozenset[np.dtype[Any]]):
+    """A frozenset of NumPy dtypes that also holds the ``ml_dtypes`` dtypes named in
+    ``lazy`` (matched by :func:`ml_dtype` when looked up, never importing ``ml_dtypes``).
+    Unions keep both parts."""
+
+    lazy: frozenset[str]
+
+    def __new__(cls, dtypes: Iterable[Any] = (), lazy: Iterable[str] = ()) -> DtypeSet:
+        self = super().__new__(cls, (np.dtype(d) for d in dtypes))
+        self.lazy = frozenset(lazy)
+        return self
+
+    def __contains__(self, d: object) -> bool:
+        try:
+            if frozenset.__contains__(self, d):
+                return True
+        except TypeError:  # unhashable
+            return False
+        return bool(self.lazy) and _lazy_match(d, self.lazy) is not None
+
+    def __or__(self, other: frozenset[Any]) -> DtypeSet:  # type: ignore[override]
+        return DtypeSet(
+            frozenset.__or__(self, other), self.lazy | getattr(other, "lazy", frozenset())
+        )
+
+    __ror__ = __or__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DtypeSet, (frozenset(self), self.lazy))
+
+
+def learn_lazy(table: dict[np.dtype[Any], V], d: Any, lazy: dict[str, V]) -> V | None:
+    """For a dtype ``d`` missing from ``table``: ``lazy[name]`` when ``d`` is the
+    ``ml_dtypes`` dtype ``name`` (then also stored in ``table``, so the next lookup is a plain
+    dict hit), else None. Keeps the tables plain dicts for the per-call lookups."""
+    name = _lazy_match(d, lazy)
+    if name is None:
+        return None
+    table[d] = value = lazy[name]
+    return value
+
+
+BOOL = DtypeSet([np.bool_])
+SIGNED = DtypeSet([np.int8, np.int16, np.int32, np.int64])
+UNSIGNED = DtypeSet([np.uint8, np.uint16, np.uint32, np.uint64])
+FLOAT = DtypeSet([np.float16, np.float32, np.float64], lazy=["bfloat16"])
+COMPLEX = DtypeSet([np.complex64, np.complex128])
 
 _NORMALIZED: dict[Any, np.dtype[Any]] = {}
 
@@ -49,13 +125,11 @@ def normalize_dtype(dtype: Any) -> np.dtype[Any]:
         from xback.backends.torch import TORCH_TO_NP
 
         result = TORCH_TO_NP.get(dtype)
-    elif isinstance(dtype, str) and hasattr(ml_dtypes, dtype):
-        result = np.dtype(getattr(ml_dtypes, dtype))
     else:
         try:
             result = np.dtype(dtype)
         except (TypeError, ValueError):
-            result = None
+            result = _ml_dtype_named(dtype) if isinstance(dtype, str) else None
     if result is None:
         raise TypeError(
             f"dtype {dtype!r} is not understood: give a NumPy dtype, a dtype name such as "
@@ -68,9 +142,15 @@ def normalize_dtype(dtype: Any) -> np.dtype[Any]:
     return result
 
 
-def describe(dtype: np.dtype[Any]) -> str:
-    """Short, readable name of a dtype for error messages."""
-    return str(dtype)
+def _ml_dtype_named(name: str) -> np.dtype[Any] | None:
+    """The ``ml_dtypes`` dtype called ``name`` (``"bfloat16"``, ``"float8_e4m3fn"``...),
+    importing ``ml_dtypes`` for it; None if there is none (or ``ml_dtypes`` is missing)."""
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - a dependency
+        return None
+    t = getattr(ml_dtypes, name, None)
+    return np.dtype(t) if isinstance(t, type) and issubclass(t, np.generic) else None
 
 
 def cast_hint(dtype: np.dtype[Any]) -> str:

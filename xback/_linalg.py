@@ -41,7 +41,7 @@ import numpy as np
 
 from xback import _fused  # imports no Numba
 from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
-from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
 
@@ -100,13 +100,14 @@ _SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
     _C64: _C64,
     _C128: _C128,
     _F16: _F32,
-    BFLOAT16: _F32,
     **{d: _F64 for d in _INTEGRAL},
 }
+#: the same for ml_dtypes' dtypes, by name (learnt into _SVD_DTYPE on first sight)
+_SVD_DTYPE_LAZY: dict[str, np.dtype[Any]] = {"bfloat16": _F32}
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
 _METHODS = ("auto", "explicit", "autograd", "fused")
-_LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
+_LSTSQ_ALLOWED = _INTEGRAL | FLOAT | COMPLEX
 #: backend -> its dtype object (np.dtype, torch.dtype) -> whether it is float32/float64: the
 #: dtypes of lstsq_grad's fast path, learnt on first sight by the full path (per backend, so
 #: that dtype objects of different libraries are never compared)
@@ -145,9 +146,12 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
             f"{tuple(x.shape)}"
         )
     dt = b.dtype_of(x)
+    cdt: np.dtype[Any] | None
     try:
         cdt = _SVD_DTYPE[dt]
     except KeyError:
+        cdt = learn_lazy(_SVD_DTYPE, dt, _SVD_DTYPE_LAZY)
+    if cdt is None:
         raise TypeError(
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
@@ -418,15 +422,16 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
                 f"{fname} does not support {name} of dtype {d}; supported: bool, integers, "
                 f"float16, bfloat16, float32, float64, complex64, complex128"
             )
-    if BFLOAT16 in dts:
-        r = np.result_type(*(_F16 if d == BFLOAT16 else d for d in dts))
+    bf16 = bfloat16()  # None while ml_dtypes is not imported: then no input is bfloat16
+    if bf16 is not None and bf16 in dts:
+        r = np.result_type(*(_F16 if d == bf16 else d for d in dts))
         if r == _F16:
-            r = _F32 if _F16 in dts else BFLOAT16
+            r = _F32 if _F16 in dts else bf16
     else:
         r = np.result_type(*dts)
     if r in _INTEGRAL:
         r = _F64
-    out = (r, _F32 if r in (_F16, BFLOAT16) else r)
+    out = (r, _F32 if r == _F16 or (bf16 is not None and r == bf16) else r)
     _PROMOTED[dts] = out
     return out
 
@@ -595,8 +600,8 @@ def lstsq_grad(
         to a 2-D C-contiguous real float32/float64 ``A`` on the CPU (NumPy arrays and torch
         CPU tensors when autograd need not see the call); other inputs (complex, batched,
         other layouts or devices, torch inputs requiring grad) get the ``"auto"`` BLAS
-        formula. Compiled on first use (measured: 2.1-2.2 s the first time, about 0.35 s
-        in a new process from the on-disk cache). ``"auto"``: the fastest exact method
+        formula. Compiled on first use, then cached on disk (the cost:
+        docs/benchmarks.md#compiling-the-fused-kernel). ``"auto"``: the fastest exact method
         measured for the dtype and size by the routing cost table (``xback tune``,
         :mod:`xback._routing`): the fused kernel where it beat both libraries' BLAS (Numba
         installed, ``A`` with at least

@@ -37,7 +37,6 @@ Routing never changes what a call means. It is skipped (the backend computes its
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import operator
 import os
 import sys
@@ -136,6 +135,8 @@ def user_table_path() -> Path:
 
 def load_table(path: Path) -> dict[str, Any]:
     """Read and check a table file; ``ValueError`` when it is not a routing table."""
+    import json  # here, not at import: the table is read on the first routed call
+
     with open(path, encoding="utf-8") as f:
         table = json.load(f)
     if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
@@ -155,6 +156,8 @@ def save_table(table: dict[str, Any], path: Path | None = None) -> Path:
     path = user_table_path() if path is None else path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    import json
+
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(table, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -277,7 +277,8 @@ def sort(
         Keep equal elements in input order (default True). ``False`` may be faster; the
         result is still correctly ordered.
     backend : str, optional
-        ``"numpy"`` or ``"torch"``; see the backend rule below.
+        A registered backend's name (:data:`xback.backends.KNOWN_BACKENDS`, e.g. ``"numpy"``,
+        ``"torch"``, ``"dask"``, ``"array_api_strict"``); see the backend rule below.
     device : str or torch.device, optional
         Device to run on (``"cpu"``, ``"cuda"``, ``"meta"``...).
     dim : int, optional
@@ -426,7 +427,8 @@ def argsort(
         Keep equal elements in input order (default True). ``False`` may be faster; the
         result still orders the values correctly.
     backend : str, optional
-        ``"numpy"`` or ``"torch"``; see the backend rule below.
+        A registered backend's name (:data:`xback.backends.KNOWN_BACKENDS`, e.g. ``"numpy"``,
+        ``"torch"``, ``"dask"``, ``"array_api_strict"``); see the backend rule below.
     device : str or torch.device, optional
         Device to run on (``"cpu"``, ``"cuda"``, ``"meta"``...).
     dim : int, optional

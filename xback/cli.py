@@ -1,14 +1,20 @@
 """The ``xback`` command line: ``xback info``, ``xback bench`` and ``xback tune``.
 
-Importing this module is cheap (typer only): NumPy, torch and the benchmarks are imported
-inside the commands. Bad arguments print one line, ``xback: error: ...``, and exit with
-status 2 — never a traceback.
+It needs the ``cli`` extra (``pip install "xback[cli]"``: typer and rich, threadpoolctl for
+the benchmarks); without it, importing this module raises ``ImportError`` with one line
+saying so, which the ``xback`` console script (:func:`xback.__main__.main`) prints before
+exiting with status 1.
+
+Importing this module is cheap (typer only): NumPy, torch, rich and the benchmarks are
+imported inside the commands, and the help is plain text (typer's rich help formatting
+would import rich's Markdown and syntax highlighting), so ``xback --help`` answers at once.
+Bad arguments print one line, ``xback: error: ...``, and exit with status 2 — never a
+traceback.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import platform
@@ -16,7 +22,14 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import typer
+#: the one line ``xback`` prints (exit status 1) when the ``cli`` extra is not installed
+MISSING_EXTRA = 'xback\'s command line needs its extra: pip install "xback[cli]"'
+
+try:
+    import rich as _rich  # noqa: F401  (the commands' output; cheap: rich imports lazily)
+    import typer
+except ImportError as _exc:  # the console script (xback.__main__.main) prints just the line
+    raise ImportError(MISSING_EXTRA, name=_exc.name) from _exc
 
 __all__ = ["app", "main"]
 
@@ -30,6 +43,7 @@ app = typer.Typer(
     "Run `xback info` to see what this machine has, `xback bench --quick` to time it.",
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -49,6 +63,8 @@ def _installed(package: str) -> bool:
 
 
 def _version(dist: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

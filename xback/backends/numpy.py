@@ -73,7 +73,7 @@ class NumpyBackend(HostBackend):
 
     def all_finite(self, x: Any) -> bool:
         if x.ndim == 1 and x.size <= FINITE_LIST_MAX and x.dtype.char in "efdFD":
-            return finite_values(x.tolist())  # e.g. singular values: 0.3 µs, not 0.9
+            return finite_values(x.tolist())  # docs/benchmarks.md#finiteness-checks
         return bool(np.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
@@ -90,8 +90,6 @@ class NumpyBackend(HostBackend):
             g = _fused.grad_numpy(A, x, y)  # None: inputs the kernel does not cover
             if g is not None:
                 return g
-        if method != "explicit" and _use_blocked(A, x, y):
-            return _lstsq_grad_blocked(A, x, y)
         r = _sub(A @ x, y)
         g = _adjoint_matmul(A, r)
         g *= 2
@@ -125,41 +123,6 @@ def _adjoint_matmul(A: Any, r: Any) -> Any:
     if A.dtype.kind == "c":
         return (At @ r.conj()).conj()  # conj(Aᵀ conj(r)) = Aᴴ r
     return At @ r
-
-
-# The single-pass blocked gradient (1 MB row blocks) beat OpenBLAS's two passes by 15-30% at
-# n >= 512 with ONE thread, but not with the default 2 threads on the CI machine
-# (benchmarks/bench_linalg.py): "auto" does not choose it (None); it stays for the benchmark.
-_BLOCK_BYTES = 1024 * 1024
-_BLOCKED_MIN_N: int | None = None
-
-
-def _use_blocked(A: Any, x: Any, y: Any) -> bool:
-    return (
-        _BLOCKED_MIN_N is not None
-        and A.ndim == 2
-        and x.ndim == 2
-        and y.ndim == 2
-        and A.shape[1] >= _BLOCKED_MIN_N
-        and A.shape[0] > 4 * A.shape[1]
-    )
-
-
-def _lstsq_grad_blocked(A: Any, x: Any, y: Any) -> Any:
-    """Single pass over the rows of ``A``: ``r_b = A_b x - y_b``, ``g += A_bᴴ r_b``.
-
-    Each block of rows is read while it is still in cache, so ``A`` streams from memory once.
-    """
-    m, n = A.shape
-    rows = max(8, _BLOCK_BYTES // max(1, n * A.itemsize))
-    g = np.zeros((n, x.shape[1]), dtype=A.dtype)
-    for s in range(0, m, rows):
-        Ab = A[s : s + rows]
-        r = np.matmul(Ab, x)
-        r -= y[s : s + rows]
-        g += _adjoint_matmul(Ab, r)
-    g *= 2
-    return g
 
 
 BACKEND = NumpyBackend()

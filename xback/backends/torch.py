@@ -116,7 +116,7 @@ class TorchBackend(Backend):
         return _device_str(x.device)
 
     def same_device(self, *xs: Any) -> bool:
-        for x in xs:  # is_cpu: ~60 ns a tensor; comparing torch.device objects ~180 ns
+        for x in xs:  # is_cpu first: cheaper than devices (docs/benchmarks.md#device-checks-torch)
             if not x.is_cpu:
                 break
         else:
@@ -257,9 +257,9 @@ class TorchBackend(Backend):
         return torch.linalg.svdvals(x)
 
     def all_finite(self, x: Any) -> bool:
-        # torch's isfinite(x).all() costs two kernel launches (~4.8 µs here): on the CPU,
-        # a short vector (singular values) is checked as Python numbers (~0.4 µs), a small
-        # tensor by NumPy on a view (~1.7 µs); larger ones keep torch's parallel check
+        # cheaper than torch's isfinite(x).all() on the CPU: a short vector (singular values)
+        # as Python numbers, a small tensor by NumPy on a view; larger ones keep torch's
+        # parallel check (docs/benchmarks.md#finiteness-checks)
         if x.is_cpu:
             n = x.numel()
             if n <= FINITE_LIST_MAX and x.dim() == 1:
@@ -329,11 +329,9 @@ def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
     return g
 
 
-# Measured on the 2-core CI machine (AMD EPYC, 32 MB L3; benchmarks/bench_linalg.py, torch
-# 2.13 CPU): the single pass over 2 MB row blocks beats the two-pass formula by 10-50% when A
-# does not fit in the last-level cache (the second pass of the two-pass formula then re-reads
-# A from memory) and a row holds >= 4 KB; it ties or loses on smaller A (float64 d=512:
-# 21 MB, tie; float32 d=512: loses).
+# The single pass over 2 MB row blocks beats the two-pass formula where A does not fit in the
+# last-level cache and a row holds >= 4 KB, not on smaller A (benchmarks/bench_linalg.py;
+# docs/benchmarks.md#single-pass-blocked-gradient-torch).
 _BLOCK_BYTES = 2 * 1024 * 1024
 _BLOCKED_MIN_BYTES = 32 * 1024 * 1024
 _BLOCKED_MIN_ROW_BYTES = 4096

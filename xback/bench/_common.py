@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,12 +11,10 @@ import numpy as np
 from xback.bench._harness import BenchConfig
 
 __all__ = [
-    "missing_note",
     "np_dtype",
     "pair_ratios",
     "sync_for",
     "torch_for",
-    "xback_function",
 ]
 
 
@@ -40,19 +38,6 @@ def sync_for(torch: Any, device: str) -> Callable[[], Any] | None:
 
 def np_dtype(name: str) -> np.dtype[Any]:
     return np.dtype(name)
-
-
-def xback_function(name: str) -> Callable[..., Any] | None:
-    """``xback.<name>`` when that public function exists in this version, else None."""
-    import xback
-
-    fn = getattr(xback, name, None)
-    return fn if callable(fn) else None
-
-
-def missing_note(names: Iterable[str]) -> str:
-    listed = ", ".join(f"xback.{n}" for n in names)
-    return f"{listed} not available in this xback build: those candidates were skipped."
 
 
 def pair_ratios(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:

@@ -12,7 +12,8 @@ from functools import partial
 
 import numpy as np
 
-from xback.bench._common import np_dtype, torch_for, xback_function
+import xback
+from xback.bench._common import np_dtype, torch_for
 from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
@@ -38,8 +39,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             f"convert measures CPU conversion (zero-copy exists only on the CPU); "
             f"--device {cfg.device} is ignored here."
         )
-    to_numpy = xback_function("to_numpy")
-    from_numpy = xback_function("from_numpy")
     sizes = cfg.sizes or (QUICK_SIZES if cfg.quick else DEFAULT_SIZES)
     dtypes = cfg.dtypes or ["float64"]
     rng = np.random.default_rng(0)
@@ -52,20 +51,21 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             repeat = cfg.repeats(default_full=7 if n < 10**8 else 5)
             tables: list[tuple[str, list[Candidate], str]] = []
             to_np = [
+                Candidate(
+                    "xback.to_numpy(t)",
+                    partial(xback.to_numpy, t),
+                    {"impl": "xback", "copies": False},
+                ),
                 Candidate("t.numpy()", t.numpy, {"impl": "raw", "copies": False}),
                 Candidate("np.array(t)", partial(np.array, t), {"impl": "copy", "copies": True}),
             ]
-            if to_numpy is not None:
-                to_np.insert(
-                    0,
-                    Candidate(
-                        "xback.to_numpy(t)",
-                        partial(to_numpy, t),
-                        {"impl": "xback", "copies": False},
-                    ),
-                )
             tables.append(("torch -> numpy", to_np, "np.array(t)"))
             to_t = [
+                Candidate(
+                    'xback.from_numpy(a, backend="torch")',
+                    partial(xback.from_numpy, a, backend="torch"),
+                    {"impl": "xback", "copies": False},
+                ),
                 Candidate(
                     "torch.from_numpy(a)",
                     partial(torch.from_numpy, a),
@@ -75,15 +75,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                     "torch.tensor(a)", partial(torch.tensor, a), {"impl": "copy", "copies": True}
                 ),
             ]
-            if from_numpy is not None:
-                to_t.insert(
-                    0,
-                    Candidate(
-                        'xback.from_numpy(a, backend="torch")',
-                        partial(from_numpy, a, backend="torch"),
-                        {"impl": "xback", "copies": False},
-                    ),
-                )
             tables.append(("numpy -> torch", to_t, "torch.tensor(a)"))
             for direction, cands, baseline in tables:
                 if progress is not None:
@@ -119,8 +110,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                     "value": max(meds) / min(meds),
                 }
             )
-    if to_numpy is None or from_numpy is None:
-        res.notes.append("xback.to_numpy / xback.from_numpy missing: xback candidates skipped.")
     return res
 
 

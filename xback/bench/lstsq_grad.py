@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from xback.bench._common import missing_note, np_dtype, sync_for, torch_for
-from xback.bench._common import xback_function as _xf
+import xback
+from xback.bench._common import np_dtype, sync_for, torch_for
 from xback.bench._harness import (
     BenchConfig,
     BenchResult,
@@ -39,14 +39,10 @@ AMORTISE_CALLS = 100
 
 def _candidates(
     cfg: BenchConfig, torch: Any, A: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
-    y: np.ndarray[Any, Any], setups: dict[str, float], notes: set[str],
+    y: np.ndarray[Any, Any], setups: dict[str, float],
 ) -> list[Candidate]:
-    grad = _xf("lstsq_grad")
-    grad_fn = _xf("lstsq_grad_fn")
-    if grad is None:
-        notes.add(missing_note(["lstsq_grad"]))
-    if grad_fn is None:
-        notes.add(missing_note(["lstsq_grad_fn"]))
+    grad = xback.lstsq_grad
+    grad_fn = xback.lstsq_grad_fn
     cands: list[Candidate] = []
     if "numpy" in cfg.backends:
         cands.append(Candidate("floor: read A once (NumPy A.sum())", A.sum,
@@ -72,30 +68,28 @@ def _candidates(
 
         cands.append(Candidate("raw torch autograd", autograd,
                                {"backend": "torch", "impl": "raw", "method": "autograd"}, s))
-    if grad is not None:
-        if "numpy" in cfg.backends:
-            cands.extend(
-                Candidate(f"xback numpy {m}", partial(grad, A, x, y, method=m),
-                          {"backend": "numpy", "impl": "xback", "method": m})
-                for m in ("explicit", "auto")
-            )
-        if torch is not None:
-            cands.extend(
-                Candidate(f"xback torch {m}", partial(grad, T, xt, yt, method=m),
-                          {"backend": "torch", "impl": "xback", "method": m}, s)
-                for m in ("explicit", "autograd", "auto")
-            )
-    if grad_fn is not None:
-        if "numpy" in cfg.backends:
-            setups["numpy"] = time_once(lambda: grad_fn(A, y))
-            g_np = grad_fn(A, y)
-            cands.append(Candidate("xback lstsq_grad_fn numpy, per call", lambda: g_np(x),
-                                   {"backend": "numpy", "impl": "reusable", "method": "fn"}))
-        if torch is not None:
-            setups["torch"] = time_once(lambda: (grad_fn(T, yt), s() if s else None))
-            g_t = grad_fn(T, yt)
-            cands.append(Candidate("xback lstsq_grad_fn torch, per call", lambda: g_t(xt),
-                                   {"backend": "torch", "impl": "reusable", "method": "fn"}, s))
+    if "numpy" in cfg.backends:
+        cands.extend(
+            Candidate(f"xback numpy {m}", partial(grad, A, x, y, method=m),
+                      {"backend": "numpy", "impl": "xback", "method": m})
+            for m in ("explicit", "auto")
+        )
+    if torch is not None:
+        cands.extend(
+            Candidate(f"xback torch {m}", partial(grad, T, xt, yt, method=m),
+                      {"backend": "torch", "impl": "xback", "method": m}, s)
+            for m in ("explicit", "autograd", "auto")
+        )
+    if "numpy" in cfg.backends:
+        setups["numpy"] = time_once(lambda: grad_fn(A, y))
+        g_np = grad_fn(A, y)
+        cands.append(Candidate("xback lstsq_grad_fn numpy, per call", lambda: g_np(x),
+                               {"backend": "numpy", "impl": "reusable", "method": "fn"}))
+    if torch is not None:
+        setups["torch"] = time_once(lambda: (grad_fn(T, yt), s() if s else None))
+        g_t = grad_fn(T, yt)
+        cands.append(Candidate("xback lstsq_grad_fn torch, per call", lambda: g_t(xt),
+                               {"backend": "torch", "impl": "reusable", "method": "fn"}, s))
     return cands
 
 
@@ -111,7 +105,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     sizes = cfg.sizes or (QUICK_SIZES if cfg.quick else DEFAULT_SIZES)
     dtypes = cfg.dtypes or (["float64"] if cfg.quick else ["float64", "float32"])
     rng = np.random.default_rng(0)
-    notes: set[str] = set()
     for dtype in dtypes:
         dt = np_dtype(dtype)
         for d in sizes:
@@ -119,7 +112,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             x = rng.standard_normal(d).astype(dt)
             y = rng.standard_normal(10 * d).astype(dt)
             setups: dict[str, float] = {}
-            cands = _candidates(cfg, torch, A, x, y, setups, notes)
+            cands = _candidates(cfg, torch, A, x, y, setups)
             repeat = cfg.repeats(default_full=7, default_quick=3)
             if progress is not None:
                 progress.add(repeat * len(cands), f"lstsq-grad d={d} {dtype}")
@@ -142,7 +135,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             res.rows.extend(rows)
             _summarise(res, rows, d, dtype, floor, int(A.nbytes))
             del A, x, y, cands
-    res.notes.extend(sorted(notes))
     res.notes.append(
         f"lstsq_grad_fn: the table shows the per-call time of g(x); 'amortised_s' adds the "
         f"one-off setup (AᴴA, Aᴴy) spread over {AMORTISE_CALLS} calls."

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from xback.bench._common import missing_note, sync_for, torch_for, xback_function
+import xback
+from xback.bench._common import sync_for, torch_for
 from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
 
 __all__ = ["FUNCTIONS", "run"]
@@ -161,9 +162,6 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     n = (cfg.sizes or [16])[0]
     dtype = (cfg.dtypes or ["float64"])[0]
     torch = torch_for(cfg)
-    missing = [f for f in FUNCTIONS if xback_function(f) is None]
-    if missing:
-        res.notes.append(missing_note(missing))
     repeat = cfg.repeats(default_full=9, default_quick=3)
     for backend in cfg.backends:
         if backend == "numpy":
@@ -175,9 +173,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             sync = sync_for(torch, cfg.device)
             dev = cfg.device
         for name in FUNCTIONS:
-            fn = xback_function(name)
-            if fn is None:
-                continue
+            fn = getattr(xback, name)
             raw, compat, make = calls[name]
             cands = [
                 Candidate("raw", raw, {"impl": "raw"}, sync),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from xback.bench._common import missing_note, np_dtype, pair_ratios, sync_for, torch_for
-from xback.bench._common import xback_function as _xf
+import xback
+from xback.bench._common import np_dtype, pair_ratios, sync_for, torch_for
 from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
@@ -59,10 +59,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     torch = torch_for(cfg)
     sizes = cfg.sizes or (QUICK_SIZES if cfg.quick else DEFAULT_SIZES)
     dtypes = cfg.dtypes or ["float64"]
-    xs = {"sort": _xf("sort"), "argsort": _xf("argsort")}
-    missing = [k for k, v in xs.items() if v is None]
-    if missing:
-        res.notes.append(missing_note(missing))
+    xs = {"sort": xback.sort, "argsort": xback.argsort}
     rng = np.random.default_rng(0)
     for dtype in dtypes:
         for n in sizes:
@@ -90,15 +87,14 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                                 Candidate(f"raw {label}", raw, {**params, "impl": "raw"}, s)
                             )
                             f = xs[op]
-                            if f is not None:
-                                cands.append(
-                                    Candidate(
-                                        f"xback {label}",
-                                        partial(f, x, descending=desc, stable=stable),
-                                        {**params, "impl": "xback"},
-                                        s,
-                                    )
+                            cands.append(
+                                Candidate(
+                                    f"xback {label}",
+                                    partial(f, x, descending=desc, stable=stable),
+                                    {**params, "impl": "xback"},
+                                    s,
                                 )
+                            )
                 if progress is not None:
                     progress.add(repeat * len(cands), f"sort {op} n={n:.0e} {dtype}")
                 rows = measure(

@@ -7,8 +7,8 @@ from functools import partial
 
 import numpy as np
 
-from xback.bench._common import missing_note, np_dtype, pair_ratios, sync_for, torch_for
-from xback.bench._common import xback_function as _xf
+import xback
+from xback.bench._common import np_dtype, pair_ratios, sync_for, torch_for
 from xback.bench._harness import (
     BenchConfig,
     BenchResult,
@@ -33,9 +33,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
         x_label="d (A has shape (10d, d))",
     )
     torch = torch_for(cfg)
-    svd = _xf("svd")
-    if svd is None:
-        res.notes.append(missing_note(["svd"]))
+    svd = xback.svd
     sizes = cfg.sizes or (QUICK_SIZES if cfg.quick else DEFAULT_SIZES)
     dtypes = cfg.dtypes or ["float64"]
     rng = np.random.default_rng(0)
@@ -48,10 +46,9 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                     cands.append(Candidate(
                         "np.linalg.svd", partial(np.linalg.svd, A, full_matrices=False),
                         {"backend": "numpy", "impl": "raw"}))
-                    if svd is not None:
-                        cands.append(Candidate(
-                            "xback.svd (numpy)", partial(svd, A, full_matrices=False),
-                            {"backend": "numpy", "impl": "xback"}))
+                    cands.append(Candidate(
+                        "xback.svd (numpy)", partial(svd, A, full_matrices=False),
+                        {"backend": "numpy", "impl": "xback"}))
                 else:
                     T = torch.from_numpy(A.copy()).to(cfg.device)
                     s = sync_for(torch, cfg.device)
@@ -59,10 +56,9 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                         "torch.linalg.svd",
                         partial(torch.linalg.svd, T, full_matrices=False),
                         {"backend": "torch", "impl": "raw"}, s))
-                    if svd is not None:
-                        cands.append(Candidate(
-                            "xback.svd (torch)", partial(svd, T, full_matrices=False),
-                            {"backend": "torch", "impl": "xback"}, s))
+                    cands.append(Candidate(
+                        "xback.svd (torch)", partial(svd, T, full_matrices=False),
+                        {"backend": "torch", "impl": "xback"}, s))
             repeat = cfg.repeats(default_full=7, default_quick=3)
             if progress is not None:
                 progress.add(repeat * len(cands), f"svd d={d} {dtype}")

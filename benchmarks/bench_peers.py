@@ -1,0 +1,208 @@
+"""Per-call overhead of xback and its peers over the raw library call, on tiny inputs.
+
+The table of issue 19: for each call, the raw NumPy/torch call and the same call through
+xback, autoray (``autoray.do``) and array-api-compat (``array_namespace(x)`` then the
+namespace's function, what a library author writes with it), with the same guarantees
+(stable sorts, ``full_matrices=False``). Every cell is the median per-call time minus the
+raw call's, in µs.
+
+* Inputs are tiny (16 float64 values, a 4x3 matrix) so that the time is dispatch, not work;
+  the conversions use 1e6 float64 values (all zero-copy).
+* One thread each: the BLAS/OpenMP environment variables are set to 1 before NumPy is
+  imported, and ``torch.set_num_threads(1)``.
+* The candidates of a row run interleaved (A B C D A B C D ..., order rotated every round),
+  each sample a short loop of calls (``--sample-ms``); the medians of the rounds are
+  compared, so machine load hits every candidate alike. A second table compares the best
+  samples, which a busy machine disturbs less (short samples are often not preempted at
+  all). ``-``: the peer has no such call.
+
+Benchmark-only dependencies: ``pip install "xback[bench,torch]"`` (autoray; array-api-compat
+is a dependency of xback)::
+
+    python benchmarks/bench_peers.py              # 101 rounds of 0.5 ms samples
+    python benchmarks/bench_peers.py --rounds 11  # a first look
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import xback  # noqa: E402
+
+PEERS = ("xback", "autoray", "array-api-compat")
+
+#: row label -> {"raw": call, peer: call or None (no such call)}, plus a note per peer
+Row = dict[str, Callable[[], Any] | None]
+
+
+def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]:
+    import torch
+    from array_api_compat import array_namespace
+
+    try:
+        import autoray
+    except ImportError:  # a column of "-"
+        autoray = None
+    import array_api_compat.torch as compat_torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(16)
+    t = torch.from_numpy(a.copy())
+    M = rng.standard_normal((4, 3))
+    T = torch.from_numpy(M.copy())
+    big = rng.standard_normal(10**6)
+    bigt = torch.from_numpy(big.copy())
+    do = autoray.do if autoray is not None else None
+    ns = array_namespace
+
+    rows: dict[str, Row] = {
+        "argsort, 16 float64, NumPy": {
+            "raw": lambda: np.argsort(a, kind="stable"),
+            "xback": lambda: xback.argsort(a),
+            "autoray": (lambda: do("argsort", a, kind="stable")) if do else None,
+            "array-api-compat": lambda: ns(a).argsort(a, stable=True),
+        },
+        "argsort, 16 float64, torch": {
+            "raw": lambda: torch.argsort(t, stable=True),
+            "xback": lambda: xback.argsort(t),
+            "autoray": (lambda: do("argsort", t, stable=True)) if do else None,
+            "array-api-compat": lambda: ns(t).argsort(t, stable=True),
+        },
+        "sort descending, 16, torch": {
+            "raw": lambda: torch.sort(t, descending=True, stable=True).values,
+            "xback": lambda: xback.sort(t, descending=True),
+            "autoray": None,  # autoray's sort has no descending order
+            "array-api-compat": lambda: ns(t).sort(t, descending=True, stable=True),
+        },
+        "svd 4x3, NumPy": {
+            "raw": lambda: np.linalg.svd(M, full_matrices=False),
+            "xback": lambda: xback.svd(M, full_matrices=False),
+            "autoray": (lambda: do("linalg.svd", M, full_matrices=False)) if do else None,
+            "array-api-compat": lambda: ns(M).linalg.svd(M, full_matrices=False),
+        },
+        "svd 4x3, torch": {
+            "raw": lambda: torch.linalg.svd(T, full_matrices=False),
+            "xback": lambda: xback.svd(T, full_matrices=False),
+            "autoray": (lambda: do("linalg.svd", T, full_matrices=False)) if do else None,
+            "array-api-compat": lambda: ns(T).linalg.svd(T, full_matrices=False),
+        },
+        "to_numpy, 1e6 float64 (torch)": {
+            "raw": bigt.numpy,
+            "xback": lambda: xback.to_numpy(bigt),
+            "autoray": (lambda: autoray.to_numpy(bigt)) if autoray is not None else None,
+            "array-api-compat": None,  # no conversion to NumPy
+        },
+        "from_numpy, 1e6 float64 (to torch)": {
+            "raw": lambda: torch.from_numpy(big),
+            "xback": lambda: xback.from_numpy(big, backend="torch"),
+            "autoray": (lambda: do("asarray", big, like="torch")) if do else None,
+            "array-api-compat": lambda: compat_torch.asarray(big),
+        },
+    }
+    notes = {("sort descending, 16, torch", "array-api-compat"): "NaN first"}
+    versions = {
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "autoray": getattr(autoray, "__version__", "not installed") if autoray else "missing",
+        "array-api-compat": sys.modules["array_api_compat"].__version__,
+    }
+    return rows, notes, versions
+
+
+def _per_call(fn: Callable[[], Any], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def _loops(fn: Callable[[], Any], target_s: float) -> int:
+    """Calls per sample so that one sample takes about ``target_s``."""
+    for _ in range(50):  # warm up (first calls fill xback's caches, compile paths)
+        fn()
+    one = _per_call(fn, 200)
+    return max(20, int(target_s / max(one, 1e-9)))
+
+
+def measure_row(row: Row, rounds: int, target_s: float) -> dict[str, list[float]]:
+    """Per-call seconds of each candidate of ``row``, one sample per round, interleaved in
+    rotated order."""
+    cands = {k: f for k, f in row.items() if f is not None}
+    loops = {k: _loops(f, target_s) for k, f in cands.items()}
+    samples: dict[str, list[float]] = {k: [] for k in cands}
+    names = list(cands)
+    for r in range(rounds):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            samples[k].append(_per_call(cands[k], loops[k]))
+    return samples
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "n/a"
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=101, help="interleaved rounds per row")
+    parser.add_argument("--sample-ms", type=float, default=0.5, help="time of one sample")
+    args = parser.parse_args(argv)
+
+    rows, notes, versions = _rows()
+    load_before = _load()
+    results = {label: measure_row(row, args.rounds, args.sample_ms / 1e3)
+               for label, row in rows.items()}
+    print(f"CPU: {_cpu()}, {os.cpu_count()} CPUs, one thread each; "
+          f"load average {load_before} before, {_load()} after")
+    print(", ".join(f"{k} {v}" for k, v in versions.items())
+          + f"; {args.rounds} interleaved rounds of {args.sample_ms} ms samples")
+    for stat, fn in (("median", statistics.median), ("best", min)):
+        print()
+        print(f"µs over the raw library call, {stat} samples (raw: its {stat} per call)")
+        print()
+        print("| call | raw µs | " + " | ".join(PEERS) + " |")
+        print("|---|---|" + "---|" * len(PEERS))
+        for label, samples in results.items():
+            t = {k: fn(v) for k, v in samples.items()}
+            cells = []
+            for peer in PEERS:
+                if peer not in t:
+                    cells.append("-")
+                    continue
+                cell = f"{(t[peer] - t['raw']) * 1e6:+.2f}"
+                if (label, peer) in notes:
+                    cell += f" ({notes[label, peer]})"
+                cells.append(cell)
+            print(f"| {label} | {t['raw'] * 1e6:.2f} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
