@@ -441,17 +441,23 @@ def _chunks(
 
 def _build() -> dict[str, Any]:
     """Import Numba and create the (lazily compiled, disk-cached) dispatchers; once."""
+    global _fork_registered_last
     st = _state
     if "_grad" in st:
         return st
     if _no_compile is not None:
         raise RuntimeError(f"the fused lstsq_grad kernel cannot be built here: {_no_compile}")
-    # the modules the build and the pool import that register fork handlers, imported before
-    # _build_lock is taken: a fork waiting for the build (_before_fork) would otherwise run
-    # the after-fork handlers of a module whose before-fork handler it did not run
+    # the modules the build and the pool import that register fork handlers (stdlib's), before
+    # _build_lock is taken: a fork waiting for the build (_before_fork) would run the after-
+    # fork handlers of a module registered meanwhile, whose before-fork handler did not run
     import concurrent.futures.thread  # noqa: F401
     import logging  # noqa: F401
 
+    if not _fork_registered_last:
+        # once more, now after theirs: before-fork handlers run in the reverse order of
+        # registration, so _before_fork may wait for a compile before they take their locks
+        _fork_registered_last = True
+        _register_fork_handlers()
     with _build_lock:
         if "_grad" in st:  # another thread built it meanwhile
             return st
@@ -850,14 +856,23 @@ def _numba_compiler_lock() -> Any:
 
 _fork_held: list[Any] = []  # the locks _before_fork took, released after the fork
 _fork_clean = True  # whether _before_fork took them all (read by the child)
+_forking = False  # between _before_fork and the after-fork handler (registered twice)
+_fork_registered_last = False  # _register_fork_handlers ran from _build
 
 
 def _before_fork() -> None:
-    """Wait (at most FORK_WAIT_SECONDS in all) for the kernels' build and compile and for
-    Numba's compiler, in whatever thread they run, and hold their locks across the fork:
-    the child then starts between compiles, with Numba's and LLVM's state consistent."""
-    global _fork_clean
-    deadline = time.monotonic() + FORK_WAIT_SECONDS
+    """Hold the kernels' build and compile locks and Numba's compiler lock across the
+    fork, so that the child starts between compiles, with Numba's and LLVM's state
+    consistent: waiting (at most FORK_WAIT_SECONDS in all) for a compile in another thread
+    once the handlers are registered after those of the modules the compile uses
+    (:func:`_register_fork_handlers`: their before-fork handlers, which take locks the
+    compile may need, e.g. ``logging``'s, run after this one), else only trying."""
+    global _fork_clean, _forking
+    if _forking:  # the second registration of the same fork
+        return
+    _forking = True
+    wait = FORK_WAIT_SECONDS if _fork_registered_last else 0.0
+    deadline = time.monotonic() + wait
     clean = True
     held: list[Any] = []
     for lock in (_build_lock, _lock, _numba_compiler_lock()):
@@ -872,6 +887,10 @@ def _before_fork() -> None:
 
 
 def _after_fork_parent() -> None:
+    global _forking
+    if not _forking:
+        return
+    _forking = False
     for lock in reversed(_fork_held):
         lock.release()
     _fork_held.clear()
@@ -882,7 +901,10 @@ def _after_fork_child() -> None:
     when a compile (or an import of Numba) was under way in another thread at the fork, no
     compiling in this process (the compiler's locks and LLVM's state belong to a thread that
     does not exist here): the dtypes not compiled by then are computed with NumPy."""
-    global _lock, _build_lock, _no_compile
+    global _lock, _build_lock, _no_compile, _forking
+    if not _forking:
+        return
+    _forking = False
     numba_lock = _numba_compiler_lock()
     for lock in reversed(_fork_held):
         if lock is numba_lock:
@@ -898,17 +920,23 @@ def _after_fork_child() -> None:
     importing = mod is not None and getattr(getattr(mod, "__spec__", None), "_initializing", False)
     if not _fork_clean:
         _no_compile = (
-            "this process was forked while another thread compiled (waited "
-            f"{FORK_WAIT_SECONDS} s); NumPy computes the dtypes not compiled before the fork"
+            "this process was forked while another thread compiled the fused kernel or ran "
+            "Numba's compiler; NumPy computes the dtypes not compiled before the fork"
         )
     elif importing:
         _no_compile = "this process was forked while another thread imported Numba"
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
-    )
+def _register_fork_handlers() -> None:
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_parent,
+            after_in_child=_after_fork_child,
+        )
+
+
+_register_fork_handlers()  # at import: a child always gets fresh locks and pool
 
 
 def _run_parallel(
