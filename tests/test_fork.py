@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
 ]
 
-#: seconds a scenario may take; a first compile is ~2 s, far more on a loaded machine
+#: seconds a scenario may take: far more than a first compile needs, even on a loaded machine
 TIMEOUT = 240
 
 # helpers the scenarios share: data, a reference, and a fork whose child is waited for

@@ -416,7 +416,7 @@ def test_cache_dir_env(numba: Any, tmp_path: Any) -> None:
 @pytest.fixture
 def fresh_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh kernel state (nothing built, compiled or warned), the process's restored
-    afterwards; the next fused call builds and compiles again (about 2 s)."""
+    afterwards; the next fused call builds and compiles again."""
     monkeypatch.setattr(_fused, "_state", {})
     monkeypatch.setattr(_fused, "_compiled", {})
     monkeypatch.setattr(_fused, "_ready", set())

@@ -59,7 +59,7 @@ folder is checked (POSIX): a real directory (not a symbolic link), owned by the 
 mode 0700 (no access for group or others), inside a directory that only its owner (the user
 or root) can change (or that has the sticky bit, as ``/tmp``). A folder that fails a check or
 cannot be created (``$XBACK_CACHE_DIR`` a file, a path under ``/proc``, no write permission)
-is not used: the kernels compile without a disk cache (about 2 s per process) and one
+is not used: the kernels compile without a disk cache (again in every process) and one
 ``RuntimeWarning`` names the folder and the reason. Numba's own settings
 (``$NUMBA_CACHE_DIR``, ``__pycache__``) are not used for these kernels. :func:`compile_info`
 reports the folder, the import and compile (or cache-load) times; :func:`warmup` compiles
@@ -602,7 +602,7 @@ def _warn_cache(folder: str, problem: str) -> None:
     _cache_warned = True
     msg = (
         f"xback: the fused lstsq_grad kernel does not use the compiled-code cache folder "
-        f"{folder}: {problem}; it compiles without a disk cache (about 2 s in each process). "
+        f"{folder}: {problem}; it compiles without a disk cache (again in every process). "
         f"Set XBACK_CACHE_DIR to a directory of your own (the folder {os.path.basename(folder)} "
         f"inside it is created with mode 0700)."
     )
@@ -724,7 +724,7 @@ def lstsq_grad(
 
     Notes
     -----
-    The first call for a dtype compiles the kernels (about 2 s), or loads them from the
+    The first call for a dtype compiles the kernels (seconds), or loads them from the
     compiled-code cache: the private folder ``numba-<uid>`` of the user cache directory
     (``$XBACK_CACHE_DIR``, else ``~/.cache/xback``; :func:`private_cache_dir`), mode 0700,
     checked before use and never to be shared (Numba loads it with ``pickle``). A folder
