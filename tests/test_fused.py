@@ -611,7 +611,8 @@ def _unusable(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tup
         (tmp_path / "elsewhere").mkdir(mode=0o700)
         (tmp_path / f"numba-{uid}").symlink_to(tmp_path / "elsewhere")
         return tmp_path, "symbolic link"
-    if case == "parent_group_writable":
+    if case == "parent_group_writable":  # a group with other members
+        monkeypatch.setattr(_fused, "_private_group", lambda gid, uid: False)
         (tmp_path / "shared").mkdir()
         (tmp_path / "shared").chmod(0o770)
         return tmp_path / "shared", "writable by group or others"
@@ -619,6 +620,31 @@ def _unusable(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tup
     if uid == 0:
         pytest.skip("root writes anywhere")
     return _readonly_dir(tmp_path / "ro"), "cannot be created"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_private_cache_dir_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is created 0700 whatever the umask; a parent writable by others with the
+    sticky bit (as /tmp), or writable by the user's own group only, is fine."""
+    old = os.umask(0)
+    try:
+        for parent, mode in (("sticky", 0o1777), ("own-group", 0o770)):
+            base = tmp_path / parent
+            base.mkdir()
+            base.chmod(mode)
+            monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
+            monkeypatch.setattr(_fused, "_private_group", lambda gid, uid: True)
+            folder, problem = _fused.private_cache_dir()
+            assert problem is None, problem
+            assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700
+    finally:
+        os.umask(old)
+    monkeypatch.setenv("XBACK_CACHE_DIR", "relative-dir")
+    monkeypatch.chdir(tmp_path)
+    assert _fused.private_cache_dir() == (str(_private_folder(tmp_path / "relative-dir")), None)
+    monkeypatch.delenv("XBACK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _fused.cache_base() == str(tmp_path / "xdg" / "xback")
 
 
 @requires_numba

@@ -57,13 +57,13 @@ reads its cache files with ``pickle``, so loading them runs whatever they contai
 must never be shared or writable by anyone else. Before each process points Numba at it, the
 folder is checked (POSIX): a real directory (not a symbolic link), owned by the current user,
 mode 0700 (no access for group or others), inside a directory that only its owner (the user
-or root) can change (or that has the sticky bit, as ``/tmp``). A folder that fails a check or
-cannot be created (``$XBACK_CACHE_DIR`` a file, a path under ``/proc``, no write permission)
-is not used: the kernels compile without a disk cache (again in every process) and one
-``RuntimeWarning`` names the folder and the reason. Numba's own settings
-(``$NUMBA_CACHE_DIR``, ``__pycache__``) are not used for these kernels. :func:`compile_info`
-reports the folder, the import and compile (or cache-load) times; :func:`warmup` compiles
-ahead of time.
+or root) and the user's own group can change (or that has the sticky bit, as ``/tmp``). A
+folder that fails a check or cannot be created (``$XBACK_CACHE_DIR`` a file, a path under
+``/proc``, no write permission) is not used: the kernels compile without a disk cache (again
+in every process) and one ``RuntimeWarning`` names the folder and the reason. Numba's own
+settings (``$NUMBA_CACHE_DIR``, ``__pycache__``) are not used for these kernels.
+:func:`compile_info` reports the folder, the import and compile (or cache-load) times;
+:func:`warmup` compiles ahead of time.
 
 Fork: a process may fork while another thread compiles the kernels. ``os.fork`` then waits
 (at most :data:`FORK_WAIT_SECONDS`) for the compile to finish, so that the child starts with
@@ -578,14 +578,37 @@ def private_cache_dir() -> tuple[str, str | None]:
             )
         if parent.st_uid not in (uid, 0):
             return folder, f"its parent directory is owned by uid {parent.st_uid}"
-        if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        # others who may write to the parent could swap the folder between the check and
+        # Numba's reads; the sticky bit stops them (/tmp), and a group of the user alone
+        # (a "user private group", umask 002) has no others
+        pmode = parent.st_mode
+        shared = pmode & 0o002 or (pmode & 0o020 and not _private_group(parent.st_gid, uid))
+        if shared and not pmode & stat.S_ISVTX:
             return folder, (
                 f"its parent directory is writable by group or others (mode "
-                f"{stat.S_IMODE(parent.st_mode):04o}) without the sticky bit"
+                f"{stat.S_IMODE(pmode):04o}) without the sticky bit"
             )
     if not os.access(folder, os.W_OK | os.X_OK):
         return folder, "it is not writable"
     return folder, None
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """Whether group ``gid`` is the user's own: their primary group, of their name, with no
+    other members listed."""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(uid)
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return bool(
+        gid == user.pw_gid
+        and group.gr_name == user.pw_name
+        and set(group.gr_mem) <= {user.pw_name}
+    )
 
 
 def _inside(path: str, folder: str) -> bool:
