@@ -19,6 +19,8 @@ import pytest
 
 from xback import _fused
 
+from .test_fused import shared_cache
+
 pytestmark = [
     pytest.mark.skipif(not _fused.available(), reason="numba is not installed"),
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -97,11 +99,12 @@ def _run(code: str, cache: Path, timeout: float = TIMEOUT) -> str:
     return out
 
 
-def test_fork_pools_after_fused_calls(tmp_path: Path) -> None:
+def test_fork_pools_after_fused_calls(tmp_path_factory: pytest.TempPathFactory) -> None:
     """After fused calls of each kind (the kernel itself with its pool of threads, NumPy
     and torch input through ``xback.lstsq_grad``, a call from another thread), a
     ``multiprocessing`` fork pool and a plain fork compute the same bits; a forked child
-    compiles a dtype the parent never did; the parent goes on working."""
+    compiles (or loads from the disk cache) a dtype the parent never did; the parent goes
+    on working."""
     out = _run(
         """
         import multiprocessing as mp
@@ -137,7 +140,7 @@ def test_fork_pools_after_fused_calls(tmp_path: Path) -> None:
         assert (_fused.lstsq_grad(A, x, y, threads=2) == want).all()  # the parent still works
         print("ok")
         """,
-        tmp_path,
+        shared_cache(tmp_path_factory),
     )
     assert out.split()[-1] == "ok"
 

@@ -413,6 +413,14 @@ def test_cache_dir_env(numba: Any, tmp_path: Any) -> None:
 
 
 # -- the private compiled-code cache (issue 18) ---------------------------------------------
+def shared_cache(factory: pytest.TempPathFactory) -> Path:
+    """An ``XBACK_CACHE_DIR`` the child processes of this session's tests share (the first
+    one to need a kernel compiles it, the others load it)."""
+    path = factory.getbasetemp() / "xback-cache"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def fresh_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh kernel state (nothing built, compiled or warned), the process's restored
@@ -544,13 +552,15 @@ def test_unusable_cache_folder_auto_and_fused_warn_once(
     table: Any,
     kernel_calls: list[tuple[int, ...]],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Issue 18: an unusable cache folder (here the private folder is a file) made
-    ``lstsq_grad`` raise from ``os.makedirs``; now "auto" (routed to the kernel) and
-    "fused" compute without a disk cache and warn once."""
+    """Issue 18: an unusable ``XBACK_CACHE_DIR`` (a file) made ``lstsq_grad`` raise
+    ``os.makedirs``'s error; now "auto" (routed to the kernel) and "fused" compute without
+    a disk cache and warn once."""
     A, x, y = _data(400, 100, None, np.float64)
-    table(fused_table(A.size))  # XBACK_CACHE_DIR is tmp_path
-    _private_folder(tmp_path).write_text("not a folder")
+    table(fused_table(A.size))  # the table in tmp_path (XBACK_CACHE_DIR), the kernel's cache:
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(_fused, "cache_base", lambda: str(tmp_path / "file"))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         g = xback.lstsq_grad(A, x, y)  # "auto"
@@ -688,7 +698,9 @@ def test_pool_shut_down_runs_on_the_caller(numba: Any, small_chunks: None) -> No
 
 
 @requires_numba
-def test_fused_after_the_main_thread_ended(numba: Any, tmp_path: Path) -> None:
+def test_fused_after_the_main_thread_ended(
+    numba: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Issue 18: a thread still making fused calls after the main thread has ended (the
     interpreter shutting down its pools) raised "cannot schedule new futures after
     shutdown"; it now computes on the calling thread."""
@@ -714,7 +726,7 @@ def test_fused_after_the_main_thread_ended(numba: Any, tmp_path: Path) -> None:
         threading.Thread(target=late).start()
         """
     )
-    env = dict(os.environ, XBACK_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, XBACK_CACHE_DIR=str(shared_cache(tmp_path_factory)))
     r = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240
     )

@@ -877,9 +877,9 @@ def _numba_compiler_lock() -> Any:
     return lock if hasattr(lock, "acquire") and hasattr(lock, "release") else None
 
 
-_fork_held: list[Any] = []  # the locks _before_fork took, released after the fork
-_fork_clean = True  # whether _before_fork took them all (read by the child)
-_forking = False  # between _before_fork and the after-fork handler (registered twice)
+# per forking thread (two threads may fork at once): the locks _before_fork took, to release
+# after the fork, and whether it took them all (read by the child)
+_forks: dict[int, tuple[list[Any], bool]] = {}
 _fork_registered_last = False  # _register_fork_handlers ran from _build
 
 
@@ -890,10 +890,9 @@ def _before_fork() -> None:
     once the handlers are registered after those of the modules the compile uses
     (:func:`_register_fork_handlers`: their before-fork handlers, which take locks the
     compile may need, e.g. ``logging``'s, run after this one), else only trying."""
-    global _fork_clean, _forking
-    if _forking:  # the second registration of the same fork
+    me = threading.get_ident()
+    if me in _forks:  # the second registration, same fork
         return
-    _forking = True
     wait = FORK_WAIT_SECONDS if _fork_registered_last else 0.0
     deadline = time.monotonic() + wait
     clean = True
@@ -905,18 +904,13 @@ def _before_fork() -> None:
             held.append(lock)
         else:
             clean = False
-    _fork_held[:] = held
-    _fork_clean = clean
+    _forks[me] = (held, clean)
 
 
 def _after_fork_parent() -> None:
-    global _forking
-    if not _forking:
-        return
-    _forking = False
-    for lock in reversed(_fork_held):
+    held, _ = _forks.pop(threading.get_ident(), ((), True))
+    for lock in reversed(held):
         lock.release()
-    _fork_held.clear()
 
 
 def _after_fork_child() -> None:
@@ -924,24 +918,24 @@ def _after_fork_child() -> None:
     when a compile (or an import of Numba) was under way in another thread at the fork, no
     compiling in this process (the compiler's locks and LLVM's state belong to a thread that
     does not exist here): the dtypes not compiled by then are computed with NumPy."""
-    global _lock, _build_lock, _no_compile, _forking
-    if not _forking:
+    global _lock, _build_lock, _no_compile
+    me = threading.get_ident()
+    if me not in _forks:  # the second registration, same fork
         return
-    _forking = False
+    held, clean = _forks[me]
+    _forks.clear()  # the entries of other forking threads belong to the parent
     numba_lock = _numba_compiler_lock()
-    for lock in reversed(_fork_held):
-        if lock is numba_lock:
-            try:
-                lock.release()
-            except RuntimeError:  # pragma: no cover - the forking thread owns it here
-                pass
-    _fork_held.clear()
+    if numba_lock is not None and numba_lock in held:
+        try:
+            numba_lock.release()
+        except RuntimeError:  # pragma: no cover - the forking thread owns it here
+            pass
     _lock = threading.RLock()
     _build_lock = threading.RLock()
     _state.pop("pool", None)  # its threads do not exist here: a new pool when needed
     mod = sys.modules.get("numba")
     importing = mod is not None and getattr(getattr(mod, "__spec__", None), "_initializing", False)
-    if not _fork_clean:
+    if not clean:
         _no_compile = (
             "this process was forked while another thread compiled the fused kernel or ran "
             "Numba's compiler; NumPy computes the dtypes not compiled before the fork"
