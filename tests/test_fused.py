@@ -511,28 +511,30 @@ def test_planted_index_in_the_cache_dir_is_not_loaded(
     assert marker.is_dir()
 
 
-def _group_writable(folder: Path) -> None:
-    folder.mkdir(mode=0o700)
-    folder.chmod(0o770)
-
-
 @requires_numba
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
-def test_planted_index_in_an_unsafe_folder_is_not_loaded(
-    numba: Any, fresh_kernel: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_unsafe_cache_folder_auto_and_fused(
+    numba: Any,
+    fresh_kernel: None,
+    table: Any,
+    kernel_calls: list[tuple[int, ...]],
+    tmp_path: Path,
 ) -> None:
     """A private folder that others can write (group-writable here) is refused even when it
-    holds the kernels' index: one warning naming it, compiled without a disk cache, the
-    right result, the planted pickle never loaded."""
-    monkeypatch.setenv("XBACK_CACHE_DIR", str(tmp_path))
-    folder = tmp_path / f"numba-{os.getuid()}"
-    _group_writable(folder)
+    holds the kernels' index: "auto" (routed to the kernel) and "fused" compute the right
+    result without a disk cache, one warning names the folder and the reason (at the
+    caller's line), and the planted pickle is never loaded."""
+    A, x, y = _data(400, 100, None, np.float64)
+    table(fused_table(A.size))  # XBACK_CACHE_DIR is tmp_path
+    folder = _private_folder(tmp_path)
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o770)
     marker = tmp_path / "pwned"
     _plant_index(numba, folder, marker)
-    A, x, y = _data(300, 20, 2, np.float64)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        g = xback.lstsq_grad(A, x, y, method="fused")
+        g = xback.lstsq_grad(A, x, y)  # "auto"
+        assert kernel_calls == [A.shape]
         g2 = xback.lstsq_grad(A, x, y, method="fused")
     _check_bound(g, A, x, y)
     np.testing.assert_array_equal(g, g2)
@@ -543,33 +545,6 @@ def test_planted_index_in_an_unsafe_folder_is_not_loaded(
     assert w.category is RuntimeWarning and w.filename == __file__  # at the caller's code
     info = _fused.compile_info()
     assert not info["cache"] and info["cache_dir"] is None and str(folder) in info["cache_problem"]
-
-
-@requires_numba
-def test_unusable_cache_folder_auto_and_fused_warn_once(
-    numba: Any,
-    fresh_kernel: None,
-    table: Any,
-    kernel_calls: list[tuple[int, ...]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Issue 18: an unusable ``XBACK_CACHE_DIR`` (a file) made ``lstsq_grad`` raise
-    ``os.makedirs``'s error; now "auto" (routed to the kernel) and "fused" compute without
-    a disk cache and warn once."""
-    A, x, y = _data(400, 100, None, np.float64)
-    table(fused_table(A.size))  # the table in tmp_path (XBACK_CACHE_DIR), the kernel's cache:
-    (tmp_path / "file").write_text("not a folder")
-    monkeypatch.setattr(_fused, "cache_base", lambda: str(tmp_path / "file"))
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        g = xback.lstsq_grad(A, x, y)  # "auto"
-        assert kernel_calls == [A.shape]
-        g2 = xback.lstsq_grad(A, x, y, method="fused")
-    _check_bound(g, A, x, y)
-    np.testing.assert_array_equal(g, g2)
-    (w,) = _cache_warnings(record)
-    assert "is not a directory" in str(w.message)
 
 
 def _readonly_dir(p: Path) -> Path:
@@ -659,7 +634,9 @@ def test_private_cache_dir_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @requires_numba
 @pytest.mark.parametrize(
-    "case", ["file", "proc", "world_writable", "other_owner", "symlink", "parent_group_writable"]
+    "case",
+    ["file", "under_a_file", "proc", "world_writable", "other_owner", "symlink",
+     "parent_group_writable"],
 )
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
 def test_unusable_cache_folders_build_without_cache(
@@ -670,7 +647,9 @@ def test_unusable_cache_folders_build_without_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each unusable folder: the build (dispatchers, no compile) warns once, naming the
-    folder and the reason, and turns the disk cache off; the next build does not warn."""
+    folder and the reason, and turns the disk cache off; the next build does not warn.
+    Issue 18: ``XBACK_CACHE_DIR`` a file, or a path under one or under ``/proc``, made every
+    first fused call (also from ``method="auto"``) raise ``os.makedirs``'s error here."""
     base, reason = _unusable(case, tmp_path, monkeypatch)
     monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
     with pytest.warns(RuntimeWarning, match="compiled-code cache") as record:
