@@ -596,7 +596,9 @@ def lstsq_grad(
         CPU tensors when autograd need not see the call); other inputs (complex, batched,
         other layouts or devices, torch inputs requiring grad) get the ``"auto"`` BLAS
         formula. Compiled on first use (measured: 2.1-2.2 s the first time, about 0.35 s
-        in a new process from the on-disk cache). ``"auto"``: the fastest exact method
+        in a new process from the on-disk cache: the private folder ``numba-<uid>`` of the
+        user cache directory, ``$XBACK_CACHE_DIR`` else ``~/.cache/xback``, mode 0700 and
+        never to be shared, see docs/routing.md). ``"auto"``: the fastest exact method
         measured for the dtype and size by the routing cost table (``xback tune``,
         :mod:`xback._routing`): the fused kernel where it beat both libraries' BLAS (Numba
         installed, ``A`` with at least
