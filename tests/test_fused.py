@@ -7,9 +7,13 @@ without Numba (the error message, "auto" falling back) run everywhere.
 from __future__ import annotations
 
 import os
+import pickle
+import stat
 import subprocess
 import sys
 import textwrap
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -408,6 +412,307 @@ def test_cache_dir_env(numba: Any, tmp_path: Any) -> None:
     assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
+# -- the private compiled-code cache (issue 18) ---------------------------------------------
+def shared_cache(factory: pytest.TempPathFactory) -> Path:
+    """An ``XBACK_CACHE_DIR`` the child processes of this session's tests share (the first
+    one to need a kernel compiles it, the others load it)."""
+    path = factory.getbasetemp() / "xback-cache"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def fresh_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh kernel state (nothing built, compiled or warned), the process's restored
+    afterwards; the next fused call builds and compiles again."""
+    monkeypatch.setattr(_fused, "_state", {})
+    monkeypatch.setattr(_fused, "_compiled", {})
+    monkeypatch.setattr(_fused, "_ready", set())
+    monkeypatch.setattr(_fused, "_cache_warned", False)
+    monkeypatch.setattr(_fused, "_prefetch", _fused._prefetch)  # restored after the build
+
+
+class _Plant:
+    """Unpickling this creates the directory ``marker`` (the code a planted file runs)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.marker,))
+
+
+def _plant_index(numba: Any, cache_dir: Path, marker: Path) -> list[Path]:
+    """Plant a malicious index file where Numba, with ``cache_dir`` as its cache directory,
+    looks for the kernels' index (``<cache_dir>/<subfolder>/<kernel>-<line>.pyXY.nbi``)."""
+    old = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(cache_dir)
+    try:
+        paths = [
+            Path(numba.njit(cache=True)(f)._cache._cache_file._index_path)
+            for f in (_fused._chunks, _fused._finish)
+        ]
+    finally:
+        numba.config.CACHE_DIR = old
+    for p in paths:
+        assert cache_dir in p.parents and p.suffix == ".nbi"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(pickle.dumps(_Plant(marker)))
+    return paths
+
+
+def _cache_warnings(record: Any) -> list[Any]:
+    """The warnings about the compiled-code cache folder among ``record``."""
+    return [w for w in record if "compiled-code cache" in str(w.message)]
+
+
+def _private_folder(base: Path) -> Path:
+    uid = _fused._uid()
+    return base / ("numba" if uid is None else f"numba-{uid}")
+
+
+@requires_numba
+def test_planted_index_in_the_cache_dir_is_not_loaded(
+    numba: Any, fresh_kernel: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pickle planted where Numba would look in ``$XBACK_CACHE_DIR`` (and in
+    ``$NUMBA_CACHE_DIR``) is never loaded: the compiled code lives in the private folder
+    ``numba-<uid>`` (created 0700), which a second build loads from."""
+    base, other = tmp_path / "cache", tmp_path / "numba-cache"
+    marker = tmp_path / "pwned"
+    planted = _plant_index(numba, base, marker) + _plant_index(numba, other, marker)
+    monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(other))
+    A, x, y = _data(300, 20, None, np.float64)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        g = xback.lstsq_grad(A, x, y, method="fused")
+    assert _cache_warnings(record) == []  # the private folder is fine
+    _check_bound(g, A, x, y)
+    assert not marker.exists(), "a planted cache file ran code"
+    folder, problem = _fused.private_cache_dir()
+    assert problem is None and Path(folder) == _private_folder(base)
+    if hasattr(os, "getuid"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    info = _fused.compile_info()
+    assert info["cache"] and info["cache_problem"] is None
+    assert Path(info["cache_dir"]).parent == Path(folder)
+    assert any(p.suffix == ".nbi" for p in Path(folder).rglob("*"))
+    numba_dir = numba.config.CACHE_DIR
+    assert numba_dir == str(other)  # Numba's own setting is left as it was
+    # a new build (as in a new process) loads from the private folder, nothing else
+    monkeypatch.setattr(_fused, "_state", {})
+    monkeypatch.setattr(_fused, "_compiled", {})
+    monkeypatch.setattr(_fused, "_ready", set())
+    np.testing.assert_array_equal(xback.lstsq_grad(A, x, y, method="fused"), g)
+    assert {c["source"] for c in _fused.compile_info()["compiled"]} == {"disk cache"}
+    assert not marker.exists()
+    pickle.loads(planted[0].read_bytes())  # the planted file does run code when loaded
+    assert marker.is_dir()
+
+
+@requires_numba
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_unsafe_cache_folder_auto_and_fused(
+    numba: Any,
+    fresh_kernel: None,
+    table: Any,
+    kernel_calls: list[tuple[int, ...]],
+    tmp_path: Path,
+) -> None:
+    """A private folder that others can write (group-writable here) is refused even when it
+    holds the kernels' index: "auto" (routed to the kernel) and "fused" compute the right
+    result without a disk cache, one warning names the folder and the reason (at the
+    caller's line), and the planted pickle is never loaded."""
+    A, x, y = _data(400, 100, None, np.float64)
+    table(fused_table(A.size))  # XBACK_CACHE_DIR is tmp_path
+    folder = _private_folder(tmp_path)
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o770)
+    marker = tmp_path / "pwned"
+    _plant_index(numba, folder, marker)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        g = xback.lstsq_grad(A, x, y)  # "auto"
+        assert kernel_calls == [A.shape]
+        g2 = xback.lstsq_grad(A, x, y, method="fused")
+    _check_bound(g, A, x, y)
+    np.testing.assert_array_equal(g, g2)
+    assert not marker.exists(), "a planted cache file ran code"
+    (w,) = _cache_warnings(record)
+    assert str(folder) in str(w.message) and "0770" in str(w.message)
+    assert "XBACK_CACHE_DIR" in str(w.message)
+    assert w.category is RuntimeWarning and w.filename == __file__  # at the caller's code
+    info = _fused.compile_info()
+    assert not info["cache"] and info["cache_dir"] is None and str(folder) in info["cache_problem"]
+
+
+def _readonly_dir(p: Path) -> Path:
+    p.mkdir(mode=0o700)
+    p.chmod(0o500)
+    return p
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["file", "under_a_file", "proc", "group_writable", "world_writable", "other_owner",
+     "symlink", "parent_group_writable", "not_writable"],
+)
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_private_cache_dir_checks(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each unusable folder is refused with a reason naming the problem (no compile here:
+    :func:`test_unusable_cache_folders_build_without_cache` builds for each)."""
+    base, reason = _unusable(case, tmp_path, monkeypatch)
+    monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
+    folder, problem = _fused.private_cache_dir()
+    assert folder == os.path.join(os.path.abspath(base), f"numba-{_fused._uid()}")
+    assert problem is not None and reason in problem, problem
+
+
+def _unusable(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """(XBACK_CACHE_DIR, a part of the reason) for each kind of unusable folder."""
+    uid = os.getuid()
+    if case == "file":
+        (tmp_path / "f").write_text("")
+        return tmp_path / "f", "is not a directory"
+    if case == "under_a_file":
+        (tmp_path / "f").write_text("")
+        return tmp_path / "f" / "cache", "cannot be created"
+    if case == "proc":
+        if not os.path.isdir("/proc/self"):
+            pytest.skip("no /proc")
+        return Path("/proc/self/xback-cache"), "cannot be created"
+    if case in ("group_writable", "world_writable"):
+        folder = tmp_path / f"numba-{uid}"
+        folder.mkdir(mode=0o700)
+        folder.chmod(0o770 if case == "group_writable" else 0o777)
+        return tmp_path, "group or others have access"
+    if case == "other_owner":  # a folder of another user: this user seen as uid + 1
+        monkeypatch.setattr(_fused, "_uid", lambda: uid + 1)
+        return tmp_path, f"owned by uid {uid}, not by the current user ({uid + 1})"
+    if case == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        (tmp_path / f"numba-{uid}").symlink_to(tmp_path / "elsewhere")
+        return tmp_path, "symbolic link"
+    if case == "parent_group_writable":  # a group with other members
+        monkeypatch.setattr(_fused, "_private_group", lambda gid, uid: False)
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared").chmod(0o770)
+        return tmp_path / "shared", "writable by group or others"
+    assert case == "not_writable"
+    if uid == 0:
+        pytest.skip("root writes anywhere")
+    return _readonly_dir(tmp_path / "ro"), "cannot be created"
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_private_cache_dir_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is created 0700 whatever the umask; a parent writable by others with the
+    sticky bit (as /tmp), or writable by the user's own group only, is fine."""
+    old = os.umask(0)
+    try:
+        for parent, mode in (("sticky", 0o1777), ("own-group", 0o770)):
+            base = tmp_path / parent
+            base.mkdir()
+            base.chmod(mode)
+            monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
+            monkeypatch.setattr(_fused, "_private_group", lambda gid, uid: True)
+            folder, problem = _fused.private_cache_dir()
+            assert problem is None, problem
+            assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700
+    finally:
+        os.umask(old)
+    monkeypatch.setenv("XBACK_CACHE_DIR", "relative-dir")
+    monkeypatch.chdir(tmp_path)
+    assert _fused.private_cache_dir() == (str(_private_folder(tmp_path / "relative-dir")), None)
+    monkeypatch.delenv("XBACK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _fused.cache_base() == str(tmp_path / "xdg" / "xback")
+
+
+@requires_numba
+@pytest.mark.parametrize(
+    "case",
+    ["file", "under_a_file", "proc", "world_writable", "other_owner", "symlink",
+     "parent_group_writable"],
+)
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_unusable_cache_folders_build_without_cache(
+    numba: Any,
+    fresh_kernel: None,
+    case: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each unusable folder: the build (dispatchers, no compile) warns once, naming the
+    folder and the reason, and turns the disk cache off; the next build does not warn.
+    Issue 18: ``XBACK_CACHE_DIR`` a file, or a path under one or under ``/proc``, made every
+    first fused call (also from ``method="auto"``) raise ``os.makedirs``'s error here."""
+    base, reason = _unusable(case, tmp_path, monkeypatch)
+    monkeypatch.setenv("XBACK_CACHE_DIR", str(base))
+    with pytest.warns(RuntimeWarning, match="compiled-code cache") as record:
+        st = _fused._build()
+    (w,) = _cache_warnings(record)
+    assert reason in str(w.message) and os.path.abspath(base) in str(w.message)
+    assert st["cache"] is False and st["cache_dir"] is None
+    monkeypatch.setattr(_fused, "_state", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _fused._build()["cache"] is False  # once per process
+
+
+@requires_numba
+def test_pool_shut_down_runs_on_the_caller(numba: Any, small_chunks: None) -> None:
+    """Issue 18: when the pool takes no work (shut down, as at interpreter exit) the
+    calling thread computes every chunk, with the same bits; the next call has a pool."""
+    A, x, y = _data(400, 30, None, np.float64)
+    want = _fused.lstsq_grad(A, x, y, threads=1)
+    pool = _fused._pool()
+    pool.shutdown()
+    np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=3), want)
+    assert _fused._pool() is not pool
+    np.testing.assert_array_equal(_fused.lstsq_grad(A, x, y, threads=3), want)
+
+
+@requires_numba
+def test_fused_after_the_main_thread_ended(
+    numba: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 18: a thread still making fused calls after the main thread has ended (the
+    interpreter shutting down its pools) raised "cannot schedule new futures after
+    shutdown"; it now computes on the calling thread."""
+    code = textwrap.dedent(
+        """
+        import concurrent.futures.thread as cft
+        import threading, time
+        import numpy as np
+        from xback import _fused
+        _fused.BLOCK_ROWS, _fused.CHUNK_BYTES = 8, 1
+        rng = np.random.default_rng(0)
+        A, x, y = rng.standard_normal((400, 30)), rng.standard_normal(30), rng.standard_normal(400)
+        want = _fused.lstsq_grad(A, x, y, threads=2)
+
+        def late():
+            threading.main_thread().join()
+            deadline = time.monotonic() + 30
+            while not cft._shutdown and time.monotonic() < deadline:
+                time.sleep(0.01)
+            g = _fused.lstsq_grad(A, x, y, threads=2)
+            print("shutdown" if cft._shutdown else "running", (g == want).all(), flush=True)
+
+        threading.Thread(target=late).start()
+        """
+    )
+    env = dict(os.environ, XBACK_CACHE_DIR=str(shared_cache(tmp_path_factory)))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["shutdown", "True"], r.stdout + r.stderr
+
+
 # -- backends and the front layer -----------------------------------------------------------
 def _to(target: Target, a: Any) -> Any:
     return xback.from_numpy(a, backend=target.backend, device=target.device, copy=True)
@@ -716,24 +1021,6 @@ def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     if "_grad" not in _fused._state:
         with pytest.raises(ValueError, match="pip install"):
             _fused.lstsq_grad(A, x, y)
-
-
-@requires_numba
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python >= 3.12 warns
-def test_after_fork(numba: Any, small_chunks: None) -> None:
-    """A forked child (e.g. multiprocessing's default start method) gets a fresh pool."""
-    A, x, y = _data(100, 8, None, np.float64)
-    want = _fused.lstsq_grad(A, x, y, threads=2)  # the parent's pool exists
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        ok = np.array_equal(_fused.lstsq_grad(A, x, y, threads=2), want)
-        os.write(w, b"1" if ok else b"0")
-        os._exit(0)
-    os.close(w)
-    assert os.read(r, 1) == b"1"
-    os.waitpid(pid, 0)
 
 
 def test_info_names_the_kernel_and_says_when_it_is_inert(

@@ -50,18 +50,39 @@ of the number of threads (it may differ by rounding with ``A``'s offset from a 6
 boundary).
 
 Compilation: on first use (Numba is imported then, never by ``import xback``), cached on
-disk (``cache=True``). The cache goes to ``$XBACK_CACHE_DIR`` when set, else Numba's rule
-(``$NUMBA_CACHE_DIR``, else ``__pycache__`` next to this file if writable, else the user
-cache directory, e.g. ``~/.cache/numba``). :func:`compile_info` reports the import and
-compile (or cache-load) times; :func:`warmup` compiles ahead of time.
+disk in a private folder of xback's: ``numba-<uid>`` (``numba`` on Windows) inside the user
+cache directory (``$XBACK_CACHE_DIR``, else ``$XDG_CACHE_HOME/xback``, else
+``~/.cache/xback``; ``%LOCALAPPDATA%\\xback`` on Windows), created with mode 0700. Numba
+reads its cache files with ``pickle``, so loading them runs whatever they contain: the folder
+must never be shared or writable by anyone else. Before each process points Numba at it, the
+folder is checked (POSIX): a real directory (not a symbolic link), owned by the current user,
+mode 0700 (no access for group or others), inside a directory that only its owner (the user
+or root) and the user's own group can change (or that has the sticky bit, as ``/tmp``). A
+folder that fails a check or cannot be created (``$XBACK_CACHE_DIR`` a file, a path under
+``/proc``, no write permission) is not used: the kernels compile without a disk cache (again
+in every process) and one ``RuntimeWarning`` names the folder and the reason. Numba's own
+settings (``$NUMBA_CACHE_DIR``, ``__pycache__``) are not used for these kernels.
+:func:`compile_info` reports the folder, the import and compile (or cache-load) times;
+:func:`warmup` compiles ahead of time.
+
+Fork: a process may fork while another thread compiles the kernels. ``os.fork`` then waits
+(at most :data:`FORK_WAIT_SECONDS`) for the compile to finish, so that the child starts with
+a consistent compiler; a child forked mid-compile all the same (the wait ran out) never
+compiles: for the dtypes the parent had not finished it computes ``2 Aᵀ (A x - y)`` with
+NumPy (BLAS), since the compiler's locks and state may be held by a thread that does not
+exist in the child. The child starts its own thread pool. When the pool cannot take work
+(the interpreter is shutting down: the main thread has ended) the calling thread computes
+every chunk.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -70,14 +91,17 @@ __all__ = [
     "AUTO_MAX_K",
     "AUTO_MIN_N",
     "BLOCK_ROWS",
+    "FORK_WAIT_SECONDS",
     "INSTALL_HINT",
     "auto_applies",
     "available",
+    "cache_base",
     "compile_info",
     "grad_numpy",
     "grad_torch",
     "lstsq_grad",
     "num_threads",
+    "private_cache_dir",
     "supports",
     "warmup",
 ]
@@ -114,12 +138,20 @@ AUTO_MAX_K: int = 4
 
 INSTALL_HINT = "pip install 'xback[fast]' (or: pip install numba)"
 
-_lock = threading.Lock()
-_build_lock = threading.Lock()
+#: seconds ``os.fork`` waits for a compile in another thread to finish (module docstring)
+FORK_WAIT_SECONDS: float = 10.0
+
+# RLocks: a thread that forks while it holds one (the before-fork handler takes both) does
+# not wait for itself. Both are replaced in a forked child (_after_fork_child).
+_lock = threading.RLock()  # compiling (_compile)
+_build_lock = threading.RLock()  # importing Numba, creating the dispatchers (_build)
 _state: dict[str, Any] = {}
 _compiled: dict[tuple[Any, ...], dict[str, Any]] = {}
 _ready: set[np.dtype[Any]] = set()
 _available: bool | None = None
+# set in a child forked while a compile ran in another thread: why it must not compile
+_no_compile: str | None = None
+_cache_warned = False  # the unusable-cache warning is given once per process
 
 
 def available() -> bool:
@@ -409,9 +441,23 @@ def _chunks(
 
 def _build() -> dict[str, Any]:
     """Import Numba and create the (lazily compiled, disk-cached) dispatchers; once."""
+    global _fork_registered_last
     st = _state
     if "_grad" in st:
         return st
+    if _no_compile is not None:
+        raise RuntimeError(f"the fused lstsq_grad kernel cannot be built here: {_no_compile}")
+    # the modules the build and the pool import that register fork handlers (stdlib's), before
+    # _build_lock is taken: a fork waiting for the build (_before_fork) would run the after-
+    # fork handlers of a module registered meanwhile, whose before-fork handler did not run
+    import concurrent.futures.thread  # noqa: F401
+    import logging  # noqa: F401
+
+    if not _fork_registered_last:
+        # once more, now after theirs: before-fork handlers run in the reverse order of
+        # registration, so _before_fork may wait for a compile before they take their locks
+        _fork_registered_last = True
+        _register_fork_handlers()
     with _build_lock:
         if "_grad" in st:  # another thread built it meanwhile
             return st
@@ -431,36 +477,171 @@ def _build_locked(st: dict[str, Any]) -> dict[str, Any]:
     globals()["_prefetch"] = _prefetch_intrinsic()
     # reassociation (SIMD reductions) and FMA contraction only: NaN/inf keep IEEE semantics
     flags = {"reassoc", "contract", "nsz", "arcp"}
-    user_dir = os.environ.get("XBACK_CACHE_DIR")
-    config: Any = numba.config
-    old_dir = config.CACHE_DIR
-    cache = True
-    try:
-        if user_dir:
-            os.makedirs(user_dir, exist_ok=True)
-            config.CACHE_DIR = user_dir
+    folder, problem = private_cache_dir()
+    kern = fin = None
+    if problem is None:
+        config: Any = numba.config
+        old_dir = config.CACHE_DIR
+        config.CACHE_DIR = folder
         try:
             kern = numba.njit(fastmath=flags, cache=True, nogil=True)(_chunks)
             fin = numba.njit(cache=True, nogil=True)(_finish)
-        except (RuntimeError, OSError):  # no writable cache location: compile every run
-            cache = False
-            kern = numba.njit(fastmath=flags, nogil=True)(_chunks)
-            fin = numba.njit(nogil=True)(_finish)
-    finally:
-        config.CACHE_DIR = old_dir
+        except (RuntimeError, OSError) as exc:  # Numba found no usable location
+            problem = f"Numba cannot cache there ({exc})"
+        finally:
+            config.CACHE_DIR = old_dir
+        if problem is None:
+            # Numba takes another location (``__pycache__``, its user-wide folder) when the
+            # one given is not writable: only the checked folder may hold code it loads
+            for disp in (kern, fin):
+                where = getattr(getattr(disp, "_cache", None), "cache_path", None)
+                if not (isinstance(where, str) and _inside(where, folder)):
+                    problem = f"Numba chose another cache location ({where!r})"
+                    break
     cache_dir = None
-    if cache:
-        impl = getattr(kern, "_cache", None)
-        cache_dir = getattr(impl, "cache_path", None)
+    if problem is None:
+        cache_dir = getattr(getattr(kern, "_cache", None), "cache_path", None)
+    else:
+        _warn_cache(folder, problem)
+        kern = numba.njit(fastmath=flags, nogil=True)(_chunks)
+        fin = numba.njit(nogil=True)(_finish)
     st.update(
         numba=numba,
         numba_version=numba.__version__,
         _grad=kern,
         _finish=fin,
-        cache=cache,
+        cache=problem is None,
         cache_dir=cache_dir,
+        cache_problem=None if problem is None else f"{folder}: {problem}",
     )
     return st
+
+
+# -- the compiled-code cache ----------------------------------------------------------------
+def _uid() -> int | None:
+    """The current user's id; ``None`` where there are none (Windows)."""
+    getuid = getattr(os, "getuid", None)
+    return None if getuid is None else int(getuid())
+
+
+def cache_base() -> str:
+    """The user cache directory, absolute: ``$XBACK_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/xback`` (``%LOCALAPPDATA%\\xback`` on Windows), else ``~/.cache/xback``
+    (the folder of ``xback tune``'s routing table as well)."""
+    base = os.environ.get("XBACK_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or (
+            os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
+        )
+        base = (
+            os.path.join(xdg, "xback")
+            if xdg
+            else os.path.join(os.path.expanduser("~"), ".cache", "xback")
+        )
+    return os.path.abspath(os.path.expanduser(base))
+
+
+def private_cache_dir() -> tuple[str, str | None]:
+    """The folder for the kernels' compiled code and whether it may be used.
+
+    Returns ``(folder, None)`` when the folder (``numba-<uid>`` inside :func:`cache_base`,
+    created with mode 0700 if missing) passes the checks of the module docstring, else
+    ``(folder, reason)``: then nothing is read from or written to it.
+    """
+    base = cache_base()
+    uid = _uid()
+    folder = os.path.join(base, "numba" if uid is None else f"numba-{uid}")
+    try:
+        if os.path.lexists(base) and not os.path.isdir(base):
+            return folder, f"{base} is not a directory"
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(folder)
+        parent = os.stat(base)
+    except OSError as exc:
+        return folder, f"it cannot be created ({type(exc).__name__}: {exc.strerror or exc})"
+    if stat.S_ISLNK(info.st_mode):
+        return folder, "it is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return folder, "it is not a directory"
+    if uid is not None:  # POSIX owners and modes (on Windows the per-user folder's ACLs)
+        if info.st_uid != uid:
+            return folder, f"it is owned by uid {info.st_uid}, not by the current user ({uid})"
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            return folder, (
+                f"its mode is {mode:04o}: group or others have access (it must be 0700; "
+                f"`chmod 700 {folder}` if only you ever had access)"
+            )
+        if parent.st_uid not in (uid, 0):
+            return folder, f"its parent directory is owned by uid {parent.st_uid}"
+        # others who may write to the parent could swap the folder between the check and
+        # Numba's reads; the sticky bit stops them (/tmp), and a group of the user alone
+        # (a "user private group", umask 002) has no others
+        pmode = parent.st_mode
+        shared = pmode & 0o002 or (pmode & 0o020 and not _private_group(parent.st_gid, uid))
+        if shared and not pmode & stat.S_ISVTX:
+            return folder, (
+                f"its parent directory is writable by group or others (mode "
+                f"{stat.S_IMODE(pmode):04o}) without the sticky bit"
+            )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return folder, "it is not writable"
+    return folder, None
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """Whether group ``gid`` is the user's own: their primary group, of their name, with no
+    other members listed."""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(uid)
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return bool(
+        gid == user.pw_gid
+        and group.gr_name == user.pw_name
+        and set(group.gr_mem) <= {user.pw_name}
+    )
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _warn_cache(folder: str, problem: str) -> None:
+    """Warn (once per process) that the kernels compile without a disk cache, pointing at
+    the caller's code outside xback."""
+    global _cache_warned
+    if _cache_warned:
+        return
+    _cache_warned = True
+    msg = (
+        f"xback: the fused lstsq_grad kernel does not use the compiled-code cache folder "
+        f"{folder}: {problem}; it compiles without a disk cache (again in every process). "
+        f"Set XBACK_CACHE_DIR to a directory of your own (the folder {os.path.basename(folder)} "
+        f"inside it is created with mode 0700)."
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """``stacklevel`` for ``warnings.warn`` called by the caller of this function: the first
+    frame outside the xback package."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level = 2
+    f = sys._getframe(2)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(here):
+        f = f.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _compile(st: dict[str, Any], name: str, args: tuple[Any, ...]) -> None:
@@ -518,8 +699,10 @@ def num_threads() -> int:
     threadpoolctl sees (so ``threadpool_limits(...)`` applies), torch.get_num_threads()
     when torch is imported)``, at least 1. Imports Numba.
     """
-    st = _build()
-    t = min(_CPUS, _numba_threads(st["numba"]))
+    if "_grad" not in _state and _no_compile is not None:
+        t = _CPUS  # a forked child that must not import Numba: the other limits only
+    else:
+        t = min(_CPUS, _numba_threads(_build()["numba"]))
     ctl = _controller()
     if ctl:
         for lib in ctl.lib_controllers:
@@ -561,6 +744,16 @@ def lstsq_grad(
     ValueError
         Numba is not installed (the message has the pip command), or the arrays are not
         supported (see :func:`supports`).
+
+    Notes
+    -----
+    The first call for a dtype compiles the kernels (seconds), or loads them from the
+    compiled-code cache: the private folder ``numba-<uid>`` of the user cache directory
+    (``$XBACK_CACHE_DIR``, else ``~/.cache/xback``; :func:`private_cache_dir`), mode 0700,
+    checked before use and never to be shared (Numba loads it with ``pickle``). A folder
+    that fails the checks is not used (one ``RuntimeWarning``; compiled in each process).
+    In a process forked while another thread compiled, dtypes not compiled by then are
+    computed with NumPy's BLAS (module docstring).
     """
     if not supports(A, x, y):
         raise ValueError(
@@ -569,6 +762,8 @@ def lstsq_grad(
             f"A {A.dtype} {tuple(A.shape)}, x {x.dtype} {tuple(x.shape)}, "
             f"y {y.dtype} {tuple(y.shape)}"
         )
+    if _no_compile is not None and A.dtype not in _ready:
+        return _blas_grad(A, x, y)  # a child forked mid-compile: the compiler is not safe
     st = _build()
     m, n = A.shape
     vector = x.ndim == 1
@@ -599,6 +794,15 @@ def lstsq_grad(
     if vector:
         return out
     return out[:, None] if k == 1 else out.reshape(k, n).T
+
+
+def _blas_grad(
+    A: np.ndarray[Any, Any], x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """``2 Aᵀ (A x - y)`` with NumPy (two BLAS passes), a new array of A's dtype."""
+    g: np.ndarray[Any, Any] = np.matmul(A.T, np.matmul(A, x) - y)
+    g *= 2
+    return g
 
 
 def _peel(A: np.ndarray[Any, Any]) -> int:
@@ -666,13 +870,90 @@ def _pool() -> Any:
     return pool
 
 
-def _forget_pool() -> None:
-    """In a forked child the pool's threads do not exist: start a new pool when needed."""
-    _state.pop("pool", None)
+def _numba_compiler_lock() -> Any:
+    """Numba's global compiler lock (an ``RLock``) when Numba is imported, else ``None``."""
+    mod = sys.modules.get("numba.core.compiler_lock")
+    lock = getattr(getattr(mod, "global_compiler_lock", None), "_lock", None)
+    return lock if hasattr(lock, "acquire") and hasattr(lock, "release") else None
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+# per forking thread (two threads may fork at once): the locks _before_fork took, to release
+# after the fork, and whether it took them all (read by the child)
+_forks: dict[int, tuple[list[Any], bool]] = {}
+_fork_registered_last = False  # _register_fork_handlers ran from _build
+
+
+def _before_fork() -> None:
+    """Hold the kernels' build and compile locks and Numba's compiler lock across the
+    fork, so that the child starts between compiles, with Numba's and LLVM's state
+    consistent: waiting (at most FORK_WAIT_SECONDS in all) for a compile in another thread
+    once the handlers are registered after those of the modules the compile uses
+    (:func:`_register_fork_handlers`: their before-fork handlers, which take locks the
+    compile may need, e.g. ``logging``'s, run after this one), else only trying."""
+    me = threading.get_ident()
+    if me in _forks:  # the second registration, same fork
+        return
+    wait = FORK_WAIT_SECONDS if _fork_registered_last else 0.0
+    deadline = time.monotonic() + wait
+    clean = True
+    held: list[Any] = []
+    for lock in (_build_lock, _lock, _numba_compiler_lock()):
+        if lock is None:
+            continue
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            held.append(lock)
+        else:
+            clean = False
+    _forks[me] = (held, clean)
+
+
+def _after_fork_parent() -> None:
+    held, _ = _forks.pop(threading.get_ident(), ((), True))
+    for lock in reversed(held):
+        lock.release()
+
+
+def _after_fork_child() -> None:
+    """The child has only the forking thread: fresh locks and a new pool when needed; and
+    when a compile (or an import of Numba) was under way in another thread at the fork, no
+    compiling in this process (the compiler's locks and LLVM's state belong to a thread that
+    does not exist here): the dtypes not compiled by then are computed with NumPy."""
+    global _lock, _build_lock, _no_compile
+    me = threading.get_ident()
+    if me not in _forks:  # the second registration, same fork
+        return
+    held, clean = _forks[me]
+    _forks.clear()  # the entries of other forking threads belong to the parent
+    numba_lock = _numba_compiler_lock()
+    if numba_lock is not None and numba_lock in held:
+        try:
+            numba_lock.release()
+        except RuntimeError:  # pragma: no cover - the forking thread owns it here
+            pass
+    _lock = threading.RLock()
+    _build_lock = threading.RLock()
+    _state.pop("pool", None)  # its threads do not exist here: a new pool when needed
+    mod = sys.modules.get("numba")
+    importing = mod is not None and getattr(getattr(mod, "__spec__", None), "_initializing", False)
+    if not clean:
+        _no_compile = (
+            "this process was forked while another thread compiled the fused kernel or ran "
+            "Numba's compiler; NumPy computes the dtypes not compiled before the fork"
+        )
+    elif importing:
+        _no_compile = "this process was forked while another thread imported Numba"
+
+
+def _register_fork_handlers() -> None:
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(
+            before=_before_fork,
+            after_in_parent=_after_fork_parent,
+            after_in_child=_after_fork_child,
+        )
+
+
+_register_fork_handlers()  # at import: a child always gets fresh locks and pool
 
 
 def _run_parallel(
@@ -686,9 +967,13 @@ def _run_parallel(
     """
     job = _Job(args, tail, nchunks, t)
     pool = _pool()
-    for _ in range(t - 1):
-        pool.submit(_work, kern, job)
-    _work(kern, job)
+    try:
+        for _ in range(t - 1):
+            pool.submit(_work, kern, job)
+    except RuntimeError:  # shut down (the interpreter exits): the caller does the rest
+        if _state.get("pool") is pool:
+            _state.pop("pool", None)
+    _work(kern, job)  # takes every chunk no pool thread took
     job.event.wait()
     if job.error is not None:  # pragma: no cover
         raise job.error
@@ -718,9 +1003,12 @@ def compile_info() -> dict[str, Any]:
     dict
         ``available`` (Numba installed), ``imported`` (Numba imported by xback),
         ``numba_version``, ``import_seconds`` (``import numba``), ``cache`` (on-disk
-        caching on), ``cache_dir``, ``threads`` (:func:`num_threads` now) and
-        ``compiled``: one entry per kernel signature with ``seconds`` and ``source``
-        (``"compiled"`` or ``"disk cache"``).
+        caching on), ``cache_dir`` (where Numba keeps the files, inside the private
+        folder of :func:`private_cache_dir`), ``cache_problem`` (why that folder is not
+        used, else ``None``), ``no_compile`` (in a child forked mid-compile: why it does not
+        compile, else ``None``), ``threads`` (:func:`num_threads` now) and ``compiled``: one
+        entry per kernel signature with ``seconds`` and ``source`` (``"compiled"`` or
+        ``"disk cache"``).
     """
     st = _state
     info: dict[str, Any] = {
@@ -730,6 +1018,8 @@ def compile_info() -> dict[str, Any]:
         "import_seconds": st.get("import_seconds"),
         "cache": st.get("cache"),
         "cache_dir": st.get("cache_dir"),
+        "cache_problem": st.get("cache_problem"),
+        "no_compile": _no_compile,
         "threads": num_threads() if "_grad" in st else None,
         "compiled": [dict(v) for v in _compiled.values()],
     }

@@ -600,8 +600,10 @@ def lstsq_grad(
         to a 2-D C-contiguous real float32/float64 ``A`` on the CPU (NumPy arrays and torch
         CPU tensors when autograd need not see the call); other inputs (complex, batched,
         other layouts or devices, torch inputs requiring grad) get the ``"auto"`` BLAS
-        formula. Compiled on first use, then cached on disk (the cost:
-        docs/benchmarks.md#compiling-the-fused-kernel). ``"auto"``: the fastest exact method
+        formula. Compiled on first use (the cost: docs/benchmarks.md#compiling-the-fused-kernel),
+        then cached on disk in the private folder ``numba-<uid>`` of the user cache directory
+        (``$XBACK_CACHE_DIR``, else ``~/.cache/xback``; mode 0700, never to be shared, see
+        docs/routing.md). ``"auto"``: the fastest exact method
         measured for the dtype and size by the routing cost table (``xback tune``,
         :mod:`xback._routing`): the fused kernel where it beat both libraries' BLAS (Numba
         installed, ``A`` with at least
