@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xback
-from xback import _fused, _routing
+from xback import _fused, _machine, _routing
 from xback._dispatch import load_backend
 from xback.bench import tune as tune_mod
 
@@ -56,6 +56,7 @@ def make_table(faster: str, *, from_size: int = 1, ratio: float = 10.0) -> dict[
         "format": _routing.TABLE_FORMAT,
         "created": "test",
         "machine": {"cpu": "test", "cores": 2},
+        "fingerprint": _machine.fingerprint(),  # this machine, as this process has it
         "libraries": {"numpy": np.__version__, "torch": torch.__version__},
         "threads": {},
         "convert_seconds": 0.0,

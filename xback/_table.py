@@ -217,7 +217,7 @@ def _entry(e: Any, i: int) -> dict[str, Any]:
         "op": op,
         "layout": _str(e.get("layout"), f"{where}.layout", layouts),
         "dtype": _str(e.get("dtype"), f"{where}.dtype", dtypes),
-        "size": _int(e.get("size"), f"{where}.size", 1, (1 << 62)),
+        "size": _int(e.get("size"), f"{where}.size", 0, 1 << 62),
         "arrays": _int(e.get("arrays", 2), f"{where}.arrays", 0, 64),
     }
     shape = e.get("shape")
