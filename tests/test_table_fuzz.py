@@ -11,7 +11,6 @@ import contextlib
 import copy
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +97,9 @@ def exercise() -> None:
     A, v, y = rng.standard_normal((40, 4)), rng.standard_normal(4), rng.standard_normal(40)
     inputs = [(a, A, v, y)]
     if torch is not None:
-        inputs.append(tuple(torch.from_numpy(t.copy()) for t in (a, A, v, y)))  # type: ignore[arg-type]
+        inputs.append(
+            tuple(torch.from_numpy(t.copy()) for t in (a, A, v, y))  # type: ignore[arg-type]
+        )
     for xa, xA, xv, xy in inputs:
         np.testing.assert_array_equal(np.asarray(xback.sort(xa)), np.sort(a, kind="stable"))
         np.testing.assert_array_equal(np.asarray(xback.argsort(xa, axis=None)),
@@ -272,7 +273,7 @@ def test_warned_once_per_load(cache: Path) -> None:
         assert len([x for x in w if str(path) in str(x.message)]) == 1
 
 
-# -- special files ------------------------------------------------------------------------------------
+# -- special files ---------------------------------------------------------------------------
 def test_directory_and_oversized_file(cache: Path) -> None:
     with table_file(cache, b"") as path:
         path.unlink()

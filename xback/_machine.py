@@ -48,7 +48,7 @@ COLUMN_FIELDS: dict[str, tuple[str, ...]] = {
     "fused": ("numba",),
 }
 #: every field of a fingerprint, in the order they are reported
-FIELDS = MACHINE_FIELDS + ("blas_threads", "torch", "torch_threads", "numba")
+FIELDS = (*MACHINE_FIELDS, "blas_threads", "torch", "torch_threads", "numba")
 
 #: the instruction-set features that change which kernel is faster (as /proc/cpuinfo names
 #: them on x86-64 and on 64-bit ARM)
@@ -202,9 +202,8 @@ def mismatches(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
     >>> mismatches({"cpu": "A", "cores": 2}, {"cpu": "B", "cores": 2})
     ["cpu: table 'A', this machine 'B'"]
     """
-    out = []
-    for field in FIELDS:
-        if field in here and recorded.get(field) != here[field]:
-            out.append(f"{field}: table {_show(recorded.get(field))}, "
-                       f"this machine {_show(here[field])}")
-    return out
+    return [
+        f"{field}: table {_show(recorded.get(field))}, this machine {_show(here[field])}"
+        for field in FIELDS
+        if field in here and recorded.get(field) != here[field]
+    ]

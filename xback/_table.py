@@ -242,7 +242,7 @@ def _entry(e: Any, i: int) -> dict[str, Any]:
             if "own" not in times:
                 raise TableError(f"{w} has no 'own' time")
             out["confirmed"][src] = {
-                _str(k, f"{w} key", ("own",) + COLUMNS): _seconds(v, f"{w}.{k}")
+                _str(k, f"{w} key", ("own", *COLUMNS)): _seconds(v, f"{w}.{k}")
                 for k, v in times.items()
             }
     return out
