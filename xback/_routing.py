@@ -15,8 +15,10 @@ kernel, which ``method="auto"`` takes where it beat both libraries. Each predict
 also timed as it really runs (``"confirmed"``: conversions, fresh wrappers, results back) and
 is kept only if it still wins by :data:`MARGIN`. ``xback tune`` measures this machine and
 stores the table in the user's cache directory (:func:`user_table_path`); without one, the
-table shipped with xback (measured on a 2-core x86-64 machine) is used. ``xback info`` shows
-which one is active.
+table shipped with xback (measured on a 2-core x86-64 machine) is used. A table applies only
+to the machine it was measured on: it records a fingerprint (:mod:`xback._machine`), and
+where that differs nothing is routed. Table files are read and checked defensively
+(:mod:`xback._table`). ``xback info`` shows which table is active and whether it applies.
 
 Routing never changes what a call means. It is skipped (the backend computes itself) when:
 
