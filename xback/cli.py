@@ -228,7 +228,7 @@ def info(
         t.add_row(label, str(d[k] or "not installed"))
     t.add_row("backends", escape(", ".join(f"{k}: {v}" for k, v in d["backends"].items())))
     t.add_row("devices", ", ".join(d["devices"]))
-    cpu = f"{d['cpu_model']}, {d['cpu_count']} logical CPUs"
+    cpu = f"{d['cpu_model'] or 'unknown model'}, {d['cpu_count']} logical CPUs"
     if d["cpu_affinity"] is not None and d["cpu_affinity"] != d["cpu_count"]:
         cpu += f" ({d['cpu_affinity']} usable by this process)"
     t.add_row("CPU", cpu)
