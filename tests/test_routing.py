@@ -483,7 +483,7 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     # it records this machine's fingerprint: the table applies here
     assert t["format"] == _routing.TABLE_FORMAT
     assert _machine.mismatches(t["fingerprint"], _machine.fingerprint()) == []
-    assert not (tmp_path / "cache").exists()  # --output: the cache folder is untouched
+    assert not (tmp_path / "cache" / "routing-table.json").exists()  # --output: not there
     assert all(v > 0 for e in t["entries"] for v in e["seconds"].values())
     for e in t["entries"]:  # routes timed as they run: the source's own call and the route
         for src, times in e.get("confirmed", {}).items():
