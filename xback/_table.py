@@ -41,7 +41,7 @@ OLD_FORMATS = ("xback-routing/1",)
 #: the largest table file read (the full table of ``xback tune`` is about 100 KB)
 MAX_BYTES = 4 * 1024 * 1024
 #: the most entries a table may hold (a full tune measures under 200)
-MAX_ENTRIES = 10_000
+MAX_ENTRIES = 2_000
 #: the libraries a table may compare and route to (besides the fused kernel's column)
 LIBRARIES = ("numpy", "torch")
 #: every column a table's ``seconds`` may name
@@ -127,31 +127,28 @@ def read_json(path: Path) -> Any:
 
 
 # -- checking -------------------------------------------------------------------------------
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_num(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)
-            and math.isfinite(v))
+    return (type(v) is float or type(v) is int) and math.isfinite(v)
 
 
 def _int(v: Any, where: str, lo: int, hi: int) -> int:
-    if not _is_int(v) or not lo <= v <= hi:
+    if type(v) is not int or not lo <= v <= hi:
         raise TableError(f"{where} must be an integer from {lo} to {hi}, not {_brief(v)}")
-    return int(v)
+    return v
 
 
 def _seconds(v: Any, where: str, *, zero: bool = False) -> float:
+    if (type(v) is float or type(v) is int) and (
+        (0 <= v <= _MAX_SECONDS) if zero else (0 < v <= _MAX_SECONDS)
+    ):
+        return float(v)  # (NaN fails every comparison, inf the upper bound)
     lo = "0 or more" if zero else "more than 0"
-    if not _is_num(v) or not (v >= 0 if zero else v > 0) or v > _MAX_SECONDS:
-        raise TableError(f"{where} must be a finite number of seconds ({lo}, at most "
-                         f"{_MAX_SECONDS:g}), not {_brief(v)}")
-    return float(v)
+    raise TableError(f"{where} must be a finite number of seconds ({lo}, at most "
+                     f"{_MAX_SECONDS:g}), not {_brief(v)}")
 
 
 def _str(v: Any, where: str, allowed: tuple[str, ...] | None = None) -> str:
-    if not isinstance(v, str) or len(v) > _MAX_STR:
+    if type(v) is not str or len(v) > _MAX_STR:
         raise TableError(f"{where} must be a string, not {_brief(v)}")
     if allowed is not None and v not in allowed:
         raise TableError(f"{where} is {_brief(v)}; allowed: {', '.join(allowed)}")
@@ -159,7 +156,7 @@ def _str(v: Any, where: str, allowed: tuple[str, ...] | None = None) -> str:
 
 
 def _dict(v: Any, where: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
+    if type(v) is not dict:
         raise TableError(f"{where} must be an object, not {_brief(v)}")
     return v
 
@@ -208,43 +205,71 @@ def _fingerprint(v: Any) -> dict[str, Any]:
     return out
 
 
+_ENTRY_KEYS = frozenset(OPS)
+
+
 def _entry(e: Any, i: int) -> dict[str, Any]:
+    """One measured case, checked (the messages are built only for a problem: a table's
+    entries are checked at the first call of every process)."""
     where = f"entries[{i}]"
-    e = _dict(e, where)
-    op = _str(e.get("op"), f"{where}.op", tuple(OPS))
+    if type(e) is not dict:
+        _dict(e, where)
+    op = e.get("op")
+    if type(op) is not str or op not in _ENTRY_KEYS:
+        _str(op, f"{where}.op", tuple(OPS))
     layouts, dtypes = OPS[op]
-    out: dict[str, Any] = {
-        "op": op,
-        "layout": _str(e.get("layout"), f"{where}.layout", layouts),
-        "dtype": _str(e.get("dtype"), f"{where}.dtype", dtypes),
-        "size": _int(e.get("size"), f"{where}.size", 0, 1 << 62),
-        "arrays": _int(e.get("arrays", 2), f"{where}.arrays", 0, 64),
-    }
+    layout, dtype, size = e.get("layout"), e.get("dtype"), e.get("size")
+    if type(layout) is not str or layout not in layouts:
+        _str(layout, f"{where}.layout", layouts)
+    if type(dtype) is not str or dtype not in dtypes:
+        _str(dtype, f"{where}.dtype", dtypes)
+    if type(size) is not int or not 0 <= size <= 1 << 62:
+        _int(size, f"{where}.size", 0, 1 << 62)
+    arrays = e.get("arrays", 2)
+    if type(arrays) is not int or not 0 <= arrays <= 64:
+        _int(arrays, f"{where}.arrays", 0, 64)
+    out: dict[str, Any] = {"op": op, "layout": layout, "dtype": dtype, "size": size,
+                           "arrays": arrays}
     shape = e.get("shape")
     if shape is not None:
-        if not isinstance(shape, list) or len(shape) > 64:
+        if type(shape) is not list or len(shape) > 64:
             raise TableError(f"{where}.shape must be a list of sizes, not {_brief(shape)}")
-        out["shape"] = [_int(s, f"{where}.shape[]", 0, 1 << 62) for s in shape]
-    secs = _dict(e.get("seconds"), f"{where}.seconds")
-    if not secs:
-        raise TableError(f"{where}.seconds is empty")
-    out["seconds"] = {
-        _str(k, f"{where}.seconds key", COLUMNS): _seconds(v, f"{where}.seconds.{k}")
-        for k, v in secs.items()
-    }
+        for s in shape:
+            if type(s) is not int or not 0 <= s <= 1 << 62:
+                _int(s, f"{where}.shape[]", 0, 1 << 62)
+        out["shape"] = list(shape)
+    out["seconds"] = _times(e.get("seconds"), f"{where}.seconds", COLUMNS)
     if "confirmed" in e:
-        conf = _dict(e["confirmed"], f"{where}.confirmed")
+        conf = e["confirmed"]
+        if type(conf) is not dict:
+            _dict(conf, f"{where}.confirmed")
         out["confirmed"] = {}
         for src, times in conf.items():
+            if src not in LIBRARIES:
+                _str(src, f"{where}.confirmed key", LIBRARIES)
             w = f"{where}.confirmed.{src}"
-            _str(src, f"{where}.confirmed key", LIBRARIES)
-            times = _dict(times, w)
+            out["confirmed"][src] = _times(times, w, _CONFIRMED)
             if "own" not in times:
                 raise TableError(f"{w} has no 'own' time")
-            out["confirmed"][src] = {
-                _str(k, f"{w} key", ("own", *COLUMNS)): _seconds(v, f"{w}.{k}")
-                for k, v in times.items()
-            }
+    return out
+
+
+_CONFIRMED = ("own", *COLUMNS)
+
+
+def _times(v: Any, where: str, keys: tuple[str, ...]) -> dict[str, float]:
+    """An object of seconds keyed by ``keys``, not empty."""
+    if type(v) is not dict:
+        _dict(v, where)
+    if not v:
+        raise TableError(f"{where} is empty")
+    out = {}
+    for k, x in v.items():
+        if k not in keys:
+            _str(k, f"{where} key", keys)
+        if (type(x) is not float and type(x) is not int) or not 0 < x <= _MAX_SECONDS:
+            _seconds(x, f"{where}.{k}")
+        out[k] = float(x)
     return out
 
 
