@@ -148,7 +148,7 @@ def _seconds(v: Any, where: str, *, zero: bool = False) -> float:
 
 
 def _str(v: Any, where: str, allowed: tuple[str, ...] | None = None) -> str:
-    if type(v) is not str or len(v) > _MAX_STR:
+    if not isinstance(v, str) or len(v) > _MAX_STR:
         raise TableError(f"{where} must be a string, not {_brief(v)}")
     if allowed is not None and v not in allowed:
         raise TableError(f"{where} is {_brief(v)}; allowed: {', '.join(allowed)}")
@@ -187,7 +187,7 @@ def _fingerprint(v: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cpu": _str(fp.get("cpu"), "fingerprint.cpu"),
         "cores": _int(fp.get("cores"), "fingerprint.cores", 1, 1 << 20),
-        "numpy": _str(fp.get("numpy"), "fingerprint.numpy"),
+        "numpy": str(_str(fp.get("numpy"), "fingerprint.numpy")),
     }
     isa = fp.get("isa")
     if isa is not None:
@@ -198,7 +198,7 @@ def _fingerprint(v: Any) -> dict[str, Any]:
     out["isa"] = isa
     for key in ("torch", "numba"):
         x = fp.get(key)
-        out[key] = None if x is None else _str(x, f"fingerprint.{key}")
+        out[key] = None if x is None else str(_str(x, f"fingerprint.{key}"))
     for key in ("blas_threads", "torch_threads"):
         x = fp.get(key)
         out[key] = None if x is None else _int(x, f"fingerprint.{key}", 1, 1 << 20)
@@ -300,7 +300,8 @@ def check(table: Any) -> dict[str, Any]:
         out["quick"] = t["quick"]
     libs = _dict(t.get("libraries"), "libraries")
     out["libraries"] = {
-        _str(k, "libraries key", LIBRARIES): _str(v, f"libraries.{k}") for k, v in libs.items()
+        _str(k, "libraries key", LIBRARIES): str(_str(v, f"libraries.{k}"))
+        for k, v in libs.items()
     }
     out["machine"] = _scalars(t.get("machine", {}), "machine")
     out["threads"] = _scalars(t.get("threads", {}), "threads")
