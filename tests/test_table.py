@@ -105,6 +105,20 @@ def test_an_old_format_table_is_not_applied(
     assert calls == {"numpy.sort": 1}
 
 
+def test_a_foreign_user_table_gives_way_to_a_matching_shipped_one(
+    table: Callable[..., Path], calls: dict[str, int], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    shipped = _routing.save_table(make_table("torch"), tmp_path / "shipped.json")
+    table(foreign(make_table("numpy"), cpu="elsewhere"))
+    monkeypatch.setattr(_routing, "default_table_path", lambda: shipped)
+    _routing.reload()
+    act = _routing.active_table()
+    assert act["source"] == "default" and act["applies"] and act["problem"] is None
+    xback.sort(BIG)
+    assert calls == {"torch.sort": 1}
+
+
 def _shipped_machine() -> dict[str, Any]:
     fp = _routing.load_table(_routing.default_table_path())["fingerprint"]
     return {k: fp[k] for k in _machine.MACHINE_FIELDS}
