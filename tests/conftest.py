@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import xback
-from xback import _routing
+from xback import _machine, _routing
 
 # Profiles (HYPOTHESIS_PROFILE=...; see docs/testing.md):
 # - "ci" (the default, and what .ci/run uses): derandomized, no example database. Each test
@@ -195,7 +195,8 @@ def data_target(request: pytest.FixtureRequest) -> Target:
 
 @pytest.fixture
 def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
-    """Install a table (as the user's tuned table, in a private cache directory)."""
+    """Install a table (as the user's tuned table, in a private cache directory); one
+    without a ``fingerprint`` gets this machine's (as this process has it now)."""
     monkeypatch.setenv("XBACK_CACHE_DIR", str(tmp_path))
 
     def install(t: dict[str, Any] | None) -> Path:
@@ -205,6 +206,8 @@ def table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
             monkeypatch.setattr(_routing, "default_table_path", lambda: tmp_path / "none.json")
             _routing.reload()
             return path
+        if "fingerprint" not in t:  # a test's table describes this machine unless it says
+            t = {**t, "fingerprint": _machine.fingerprint()}
         return _routing.save_table(t)
 
     yield install

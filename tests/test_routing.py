@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xback
-from xback import _fused, _routing
+from xback import _fused, _machine, _routing
 from xback._dispatch import load_backend
 from xback.bench import tune as tune_mod
 
@@ -56,6 +56,7 @@ def make_table(faster: str, *, from_size: int = 1, ratio: float = 10.0) -> dict[
         "format": _routing.TABLE_FORMAT,
         "created": "test",
         "machine": {"cpu": "test", "cores": 2},
+        "fingerprint": _machine.fingerprint(),  # this machine, as this process has it
         "libraries": {"numpy": np.__version__, "torch": torch.__version__},
         "threads": {},
         "convert_seconds": 0.0,
@@ -363,11 +364,13 @@ def test_broken_user_table_is_reported_and_skipped(
     path = table(make_table("torch"))
     path.write_text("{not json")
     _routing.reload()
-    act = _routing.active_table()
+    with pytest.warns(RuntimeWarning, match="routing-table.json: not valid JSON"):
+        act = _routing.active_table()
     assert act["source"] == "default" and "routing-table.json" in act["problem"]
     path.write_text(json.dumps({"format": "something else"}))
     _routing.reload()
-    assert "not an xback routing table" in _routing.active_table()["problem"]
+    with pytest.warns(RuntimeWarning, match="not an xback routing table"):
+        assert "not an xback routing table" in _routing.active_table()["problem"]
 
 
 def test_no_table_routes_nothing(table: Callable[..., Path], calls: dict[str, int]) -> None:
@@ -477,6 +480,10 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     assert "routing table written to" in r.stdout
     t = _routing.load_table(out)
     assert t["quick"] is True and t["threads"]["torch"] >= 1
+    # it records this machine's fingerprint: the table applies here
+    assert t["format"] == _routing.TABLE_FORMAT
+    assert _machine.mismatches(t["fingerprint"], _machine.fingerprint()) == []
+    assert not (tmp_path / "cache" / "routing-table.json").exists()  # --output: not there
     assert all(v > 0 for e in t["entries"] for v in e["seconds"].values())
     for e in t["entries"]:  # routes timed as they run: the source's own call and the route
         for src, times in e.get("confirmed", {}).items():
@@ -485,7 +492,7 @@ def test_tune_quick_writes_a_usable_table(tmp_path: Path) -> None:
     fused = {"fused" in e["seconds"] for e in t["entries"] if e["op"] == "lstsq_grad"}
     assert fused == {_fused.available()}  # the kernel is measured when Numba is installed
     assert (t["fused"] is not None) is _fused.available()
-    assert t["tune_seconds"] < 60
+    assert t["tune_seconds"] > 0  # (no timing asserted: the machine may be loaded)
 
 
 def test_info_reports_routing(table: Callable[..., Path]) -> None:

@@ -15,8 +15,10 @@ kernel, which ``method="auto"`` takes where it beat both libraries. Each predict
 also timed as it really runs (``"confirmed"``: conversions, fresh wrappers, results back) and
 is kept only if it still wins by :data:`MARGIN`. ``xback tune`` measures this machine and
 stores the table in the user's cache directory (:func:`user_table_path`); without one, the
-table shipped with xback (measured on a 2-core x86-64 machine) is used. ``xback info`` shows
-which one is active.
+table shipped with xback (measured on a 2-core x86-64 machine) is used. A table applies only
+to the machine it was measured on: it records a fingerprint (:mod:`xback._machine`), and
+where that differs nothing is routed. Table files are read and checked defensively
+(:mod:`xback._table`). ``xback info`` shows which table is active and whether it applies.
 
 Routing never changes what a call means. It is skipped (the backend computes itself) when:
 
@@ -47,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from xback import _machine, _table
 from xback._dispatch import _LOADED, _STATE, load_backend
 from xback.backends import KNOWN_BACKENDS, Backend
 
@@ -73,8 +76,9 @@ __all__ = [
 ENV_VAR = "XBACK_ROUTE"
 #: route only when the other library is more than this factor faster, conversions included
 MARGIN = 1.05
-#: version of the table's JSON layout
-TABLE_FORMAT = "xback-routing/1"
+#: version of the table's JSON layout (``/2``: with the fingerprint of the machine it was
+#: measured on; a ``/1`` table is read but never applied)
+TABLE_FORMAT = _table.FORMAT
 #: a column of the table that is not a library: xback's own one-pass ``lstsq_grad`` kernel
 #: (:mod:`xback._fused`, Numba), measured on NumPy arrays (torch inputs reach it zero-copy)
 FUSED = "fused"
@@ -134,34 +138,34 @@ def user_table_path() -> Path:
 
 
 def load_table(path: Path) -> dict[str, Any]:
-    """Read and check a table file; ``ValueError`` when it is not a routing table."""
-    import json  # here, not at import: the table is read on the first routed call
+    """Read and check a table file: the whole table is validated against its schema
+    (:func:`xback._table.check`) and returned as a clean copy.
 
-    with open(path, encoding="utf-8") as f:
-        table = json.load(f)
-    if not isinstance(table, dict) or table.get("format") != TABLE_FORMAT:
-        raise ValueError(f"{path} is not an xback routing table (format {TABLE_FORMAT!r})")
-    entries = table.get("entries")
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and {"op", "layout", "dtype", "size", "seconds"} <= e.keys()
-        for e in entries
-    ):
-        raise ValueError(f"{path}: 'entries' must be a list of measured cases")
-    return table
+    Only a regular file (or a symlink to one) of at most ``xback._table.MAX_BYTES`` (4 MiB)
+    is read; a FIFO or a device is refused without blocking. ``ValueError`` (naming the
+    first problem) when it is not a valid routing table, ``OSError`` when it cannot be
+    read, ``FileNotFoundError`` when there is none.
+    """
+    try:
+        return _table.check(_table.read_json(path))
+    except _table.TableError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def save_table(table: dict[str, Any], path: Path | None = None) -> Path:
-    """Write ``table`` (atomically) to ``path`` (default :func:`user_table_path`) and make
-    it the active table of this process."""
-    path = user_table_path() if path is None else path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    import json
+    """Check ``table`` (``ValueError`` if it is not a valid table), write it atomically to
+    ``path`` (default :func:`user_table_path`) and make it the active table of this process.
 
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(table, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    The file is written through a new file with a random name in the same directory, created
+    exclusively and never through a symlink, synced, then renamed over ``path``.
+    """
+    path = user_table_path() if path is None else path
+    try:
+        clean = _table.check(table)
+    except _table.TableError as exc:
+        raise ValueError(f"not a valid routing table: {exc}") from None
+    clean.pop("path", None)
+    _table.write_json(clean, path)
     reload()
     return path
 
@@ -174,6 +178,50 @@ _Plan = tuple[Callable[[Any], int], list[str | None]]
 #: [target backend name or None per size bucket]). Backends with nothing routed map to an
 #: empty dict, so that their dtype objects are never hashed (array-api-strict's are slow).
 _PLANS: dict[Backend, dict[str, dict[Any, _Plan]]] = {}
+#: source backend -> the libraries left out of its plans because they were not imported
+#: when the plans were built (rebuilt when another backend's plans are built after that)
+_DEFERRED: dict[Backend, frozenset[str]] = {}
+
+
+def _machine_mismatch(table: dict[str, Any]) -> list[str]:
+    """Why ``table`` does not describe this machine (empty: it does): its format has no
+    fingerprint, or the fingerprint's machine fields differ."""
+    if table["format"] != TABLE_FORMAT:
+        return [f"format: {table['format']} records no machine fingerprint (written by an "
+                f"older xback)"]
+    try:
+        here = _machine.machine()
+    except Exception as exc:  # cannot tell: never apply a table that may be foreign
+        return [f"fingerprint: this machine's could not be read ({type(exc).__name__})"]
+    return _machine.mismatches(table["fingerprint"], here)
+
+
+def _column_mismatch(table: dict[str, Any], columns: Any) -> dict[str, list[str]]:
+    """``{column: reasons}`` for the columns of ``table`` whose library version or thread
+    settings (:data:`xback._machine.COLUMN_FIELDS`) differ from this process's."""
+    fp = table.get("fingerprint") or {}
+    bad: dict[str, list[str]] = {}
+    for col in sorted(columns):
+        try:
+            here = _machine.column_values(col)
+        except Exception as exc:  # unknown: the column's times cannot be trusted here
+            bad[col] = [f"{col}: its settings could not be read ({type(exc).__name__})"]
+            continue
+        reasons = _machine.mismatches(fp, here)
+        if reasons:
+            bad[col] = reasons
+    return bad
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning from here that names the first caller outside
+    xback."""
+    level, f = 1, sys._getframe(1)
+    root = os.path.dirname(__file__)
+    while f is not None and f.f_code.co_filename.startswith(root):
+        f = f.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _load_active() -> dict[str, Any]:
@@ -181,25 +229,50 @@ def _load_active() -> dict[str, Any]:
     with _lock:
         if _active is not None:
             return _active
-        source, table, problem = "none", None, None
-        for origin, path in (("user", user_table_path()), ("default", default_table_path())):
+        problems: list[str] = []
+        chosen: dict[str, Any] | None = None
+        for origin, path in (("user", user_table_path), ("default", default_table_path)):
             try:
-                table = load_table(path)
-            except FileNotFoundError:
+                p = path()
+                table = load_table(p)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # no table there
+            except Exception as exc:  # unreadable or invalid: say so, use the next one
+                problems.append(str(exc) if str(exc).startswith(str(p)) else f"{p}: {exc}")
                 continue
-            except (OSError, ValueError) as exc:  # a broken file: say so, use the next one
-                problem = f"{path}: {exc}"
-                continue
-            source = origin
-            table = dict(table, path=str(path))
-            break
-        _active = {"source": source, "table": table, "problem": problem}
-        return _active
+            mismatch = _machine_mismatch(table)
+            found = {"source": origin, "table": dict(table, path=str(p)),
+                     "applies": not mismatch, "mismatch": mismatch}
+            if chosen is None or not mismatch:
+                chosen = found  # the first valid table, unless a later one fits the machine
+            if not mismatch:
+                break
+        if chosen is None:
+            chosen = {"source": "none", "table": None, "applies": False, "mismatch": []}
+        chosen["problem"] = "; ".join(problems) or None
+        _active = chosen
+    if problems:
+        import warnings
+
+        fallback = ("the shipped table" if chosen["source"] == "default"
+                    else "no table: every call runs on its own library")
+        warnings.warn(
+            f"xback: routing table {problems[0]} — ignored, using {fallback}. Run `xback tune` "
+            f"to write a new one.",
+            RuntimeWarning,
+            stacklevel=_user_stacklevel(),
+        )
+    return chosen
 
 
 def active_table() -> dict[str, Any]:
     """The table routing uses: ``{"source": "user" | "default" | "none", "table": ...,
-    "problem": str | None}`` (``problem`` names a table file that could not be read)."""
+    "applies": bool, "mismatch": [str], "problem": str | None}``.
+
+    ``applies`` is False when the table was measured on another machine (``mismatch`` says
+    which fingerprint fields differ): then nothing is routed. ``problem`` names a table file
+    that could not be used (and was skipped, with a ``RuntimeWarning``).
+    """
     return _load_active()
 
 
@@ -209,6 +282,7 @@ def reload() -> None:
     with _lock:
         _active = None
         _PLANS.clear()
+        _DEFERRED.clear()
 
 
 def _bucket(n: int) -> int:
@@ -236,8 +310,11 @@ def _decide(
     return best
 
 
-def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], list[str | None]]:
-    """``{(op, layout, dtype name): [target per size bucket]}`` for inputs of ``source``."""
+def _plans(
+    table: dict[str, Any], source: str, exclude: frozenset[str] = frozenset()
+) -> dict[tuple[str, str, str], list[str | None]]:
+    """``{(op, layout, dtype name): [target per size bucket]}`` for inputs of ``source``
+    (a checked table), never routing to a column in ``exclude``."""
     convert_s = float(table.get("convert_seconds", 2e-6))
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for e in table["entries"]:
@@ -251,7 +328,10 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
             # measured size, the largest
             _, e = min(measured, key=lambda m: (abs(m[0] - b), m[0]))
             conversions = int(e.get("arrays", 2))
-            target = _decide(e["seconds"], source, conversions * convert_s)
+            times = e["seconds"]
+            if exclude:
+                times = {k: v for k, v in times.items() if k not in exclude}
+            target = _decide(times, source, conversions * convert_s)
             # the route timed as it runs (xback tune's "confirmed"): it must still win by the
             # margin, or the call stays
             check = e.get("confirmed", {}).get(source, {})
@@ -263,21 +343,62 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
     return plans
 
 
+def _routes_for(source: str) -> tuple[dict[tuple[str, str, str], list[str | None]],
+                                      frozenset[str]]:
+    """The plans for inputs of ``source`` from the active table, and the libraries left out
+    because they are not imported (their settings cannot be read without importing them,
+    and the input is never routed to them anyway).
+
+    Nothing when the table does not describe this machine. Where the table would route,
+    each column's library version and thread settings are compared with this process's
+    (only then, so that ``threadpoolctl`` is imported only for a table that routes): a
+    source whose own column differs routes nothing, another column that differs is left
+    out.
+    """
+    act = _load_active()
+    table = act["table"]
+    if table is None or not act["applies"] or source not in table["libraries"]:
+        return {}, frozenset()
+    columns = {c for e in table["entries"] for c in e["seconds"]}
+    deferred = frozenset(
+        c for c in columns
+        if c != source and c in KNOWN_BACKENDS and KNOWN_BACKENDS[c][1] not in sys.modules
+    )
+    plans = _plans(table, source, deferred)
+    if plans:
+        bad = frozenset(_column_mismatch(table, columns - deferred))
+        if source in bad:
+            plans = {}
+        elif bad:
+            plans = _plans(table, source, deferred | bad)
+    return plans, deferred
+
+
 def _build(b: Backend) -> dict[str, dict[Any, _Plan]]:
     """The plans for inputs of backend ``b`` from the active table (cached in _PLANS)."""
-    table = _load_active()["table"]
     plans: dict[str, dict[Any, _Plan]] = {}
-    if table is not None and b.name in table.get("libraries", {}):
-        for (op, layout, dtype_name), targets in _plans(table, b.name).items():
-            try:  # the backend's own dtype object, e.g. torch.float32
-                sample = b.from_numpy(np.empty(0, dtype=dtype_name), "cpu", None)
-            except (TypeError, ValueError):
-                continue
-            numel = getattr(type(sample), "numel", None)  # torch: a method, not .size
-            size_of = numel if numel is not None else operator.attrgetter("size")
-            plans.setdefault(f"{op}/{layout}", {})[sample.dtype] = (size_of, targets)
+    try:
+        targets, deferred = _routes_for(b.name)
+    except Exception:  # never an error from a call: a table that cannot be planned routes
+        targets, deferred = {}, frozenset()  # nothing
+    for (op, layout, dtype_name), tg in targets.items():
+        try:  # the backend's own dtype object, e.g. torch.float32
+            sample = b.from_numpy(np.empty(0, dtype=dtype_name), "cpu", None)
+        except (TypeError, ValueError):
+            continue
+        numel = getattr(type(sample), "numel", None)  # torch: a method, not .size
+        size_of = numel if numel is not None else operator.attrgetter("size")
+        plans.setdefault(f"{op}/{layout}", {})[sample.dtype] = (size_of, tg)
     with _lock:
         _PLANS[b] = plans
+        if deferred:
+            _DEFERRED[b] = deferred
+        # plans built while a library they could route to was not imported: rebuilt at
+        # their next call now that it is
+        for other, libs in list(_DEFERRED.items()):
+            if other is not b and any(KNOWN_BACKENDS[c][1] in sys.modules for c in libs):
+                _PLANS.pop(other, None)
+                del _DEFERRED[other]
     return plans
 
 
@@ -409,13 +530,16 @@ def plan_summary(
 ) -> list[tuple[str, str, str, int, int | None, str]]:
     """The routes for inputs of ``source``: ``(op, layout, dtype, from_size, to_size,
     target)`` for every size range (elements; ``to_size`` exclusive, None: unbounded) that
-    runs on another library, per ``table`` (default: the active one)."""
+    runs on another library, per ``table`` (default: the active one, as this process uses it:
+    nothing when it was measured on another machine)."""
     if table is None:
-        table = _load_active()["table"]
-    if table is None or source not in table.get("libraries", {}):
+        plans, _ = _routes_for(source)
+    elif source not in table.get("libraries", {}):
         return []
+    else:
+        plans = _plans(table, source)
     rows: list[tuple[str, str, str, int, int | None, str]] = []
-    for (op, layout, dtype), targets in sorted(_plans(table, source).items()):
+    for (op, layout, dtype), targets in sorted(plans.items()):
         start: int | None = None
         for bucket in range(len(targets) + 1):
             t = targets[bucket] if bucket < len(targets) else None
@@ -430,18 +554,38 @@ def plan_summary(
 
 
 def describe() -> dict[str, Any]:
-    """What ``xback info`` prints about routing."""
+    """What ``xback info`` prints about routing: the active table, this machine's CPU, and
+    whether the table applies here (``mismatch``: the machine fields that differ, nothing
+    routed; ``column_mismatch``: the library versions or thread settings that differ, whose
+    columns are left out)."""
     act = _load_active()
     table = act["table"] or {}
+    try:
+        cpu: str | None = _machine.cpu_model()
+    except Exception:
+        cpu = None
+    column_mismatch: list[str] = []
+    if act["table"] is not None and act["applies"]:
+        columns = {c for e in table["entries"] for c in e["seconds"]}
+        columns = {c for c in columns
+                   if c not in KNOWN_BACKENDS or KNOWN_BACKENDS[c][1] in sys.modules}
+        for reasons in _column_mismatch(table, columns).values():
+            column_mismatch += [r for r in reasons if r not in column_mismatch]
     return {
         "enabled": enabled(),
         "env": os.environ.get(ENV_VAR),
         "source": act["source"],
         "path": table.get("path"),
+        "format": table.get("format"),
         "created": table.get("created"),
         "machine": table.get("machine"),
         "libraries": table.get("libraries"),
         "threads": table.get("threads"),
+        "fingerprint": table.get("fingerprint"),
+        "cpu": cpu,
+        "applies": act["applies"],
+        "mismatch": list(act["mismatch"]),
+        "column_mismatch": column_mismatch,
         "problem": act["problem"],
         "entries": len(table.get("entries", [])),
     }

@@ -71,6 +71,15 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _cpu_model() -> str | None:
+    from xback._machine import cpu_model
+
+    try:
+        return cpu_model()
+    except Exception:  # `xback info` reports what it can
+        return None
+
+
 def info_dict() -> dict[str, Any]:
     """What ``xback info`` reports, as a dict (also used by ``xback info --json``)."""
     import numpy as np
@@ -89,6 +98,7 @@ def info_dict() -> dict[str, Any]:
         "array-api-compat": _version("array-api-compat") or _version("array_api_compat"),
         "threadpoolctl": _version("threadpoolctl"),
         "matplotlib": _version("matplotlib"),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -157,15 +167,35 @@ def _routing_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     state = "on" if r["enabled"] else "off"
     if r["env"] is not None:
         state += f" (XBACK_ROUTE={r['env']})"
+    rows = [("routing", state)]
     if r["source"] == "none":
-        table = "none found: every operation runs on its own backend's library"
+        rows.append(("routing table",
+                     "none found: every operation runs on its own backend's library"))
     else:
         m = r.get("machine") or {}
+        fp = r.get("fingerprint") or {}
         libs = ", ".join(f"{k} {v}" for k, v in (r.get("libraries") or {}).items())
-        origin = "this machine's (xback tune)" if r["source"] == "user" else "shipped default"
-        table = (f"{origin}: {r['path']}; measured {r['created']} on {m.get('cpu')}, "
-                 f"{m.get('cores')} CPUs, {libs}")
-    rows = [("routing", state), ("routing table", table)]
+        origin = "from xback tune" if r["source"] == "user" else "shipped default"
+        cpu = fp.get("cpu", m.get("cpu"))
+        cores = fp.get("cores", m.get("cores"))
+        rows.append(("routing table", f"{origin}: {r['path']}; measured {r['created']} on "
+                                      f"{cpu}, {cores} CPUs, {libs}"))
+        if not r["applies"]:
+            rows.append((
+                "routing table applies",
+                f"no: measured on another machine ({'; '.join(r['mismatch'])}). Nothing is "
+                f"routed: every call runs on its own library. Run `xback tune` to measure "
+                f"this machine",
+            ))
+        elif r.get("column_mismatch"):
+            rows.append((
+                "routing table applies",
+                f"partly: this machine, but {'; '.join(r['column_mismatch'])}. Routes that "
+                f"depend on them are not taken; run `xback tune` to measure these settings",
+            ))
+        else:
+            rows.append(("routing table applies", "yes: measured on this machine, with these "
+                                                  "library versions and thread settings"))
     if r.get("problem"):
         rows.append(("routing table problem", r["problem"]))
     for src, routes in r["routes"].items():
@@ -214,7 +244,7 @@ def info(
         t.add_row(label, str(d[k] or "not installed"))
     t.add_row("backends", escape(", ".join(f"{k}: {v}" for k, v in d["backends"].items())))
     t.add_row("devices", ", ".join(d["devices"]))
-    cpu = f"{d['cpu_count']} logical CPUs"
+    cpu = f"{d['cpu_model'] or 'unknown model'}, {d['cpu_count']} logical CPUs"
     if d["cpu_affinity"] is not None and d["cpu_affinity"] != d["cpu_count"]:
         cpu += f" ({d['cpu_affinity']} usable by this process)"
     t.add_row("CPU", cpu)
@@ -262,10 +292,29 @@ def _routes_table(r: dict[str, Any]) -> Any:
 
 
 # -- tune -----------------------------------------------------------------------------------
+def _check_writable(directory: Path) -> None:
+    """Create (and remove) a file in ``directory``, creating the directory if needed: the
+    only test that holds everywhere (``os.access`` says yes for root on read-only file
+    systems such as ``/sys``)."""
+    import tempfile
+
+    hint = ("set XBACK_CACHE_DIR to a writable folder or pass --output PATH")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".xback-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UsageFailure(f"cannot write the routing table to {directory}: {why} ({hint})"
+                           ) from None
+
+
 @app.command()
 def tune(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Fewer sizes (seconds): a first look, for tests.")
+        bool, typer.Option("--quick", help="Fewer sizes (seconds): a first look, for tests. "
+                           "Writes nothing unless --save or --output is given.")
     ] = False,
     output: Annotated[
         Path | None,
@@ -273,12 +322,19 @@ def tune(
                      help="Write the table here instead of the user cache directory "
                      "(where routing reads it)."),
     ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="With --quick: store the quick table in the user "
+                           "cache directory, where routing reads it.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Measure and print, write nothing.")
     ] = False,
 ) -> None:
     """Measure which library is faster for each operation on this machine (under two
-    minutes on 2 cores) and store the routing table that xback uses from then on."""
+    minutes on 2 cores) and store the routing table that xback uses from then on.
+
+    The table records this machine's fingerprint (CPU, cores, instruction sets, library
+    versions, thread settings) and is used only where it matches."""
     from xback import _routing
     from xback.backends import KNOWN_BACKENDS
 
@@ -289,14 +345,18 @@ def tune(
                 f"xback tune compares numpy and torch, and {pkg} is not installed "
                 f"(pip install '{requirement}'); without it nothing is routed"
             )
+    if dry_run and (save or output is not None):
+        raise UsageFailure("--dry-run writes nothing: drop --save/--output, or --dry-run")
+    if save and output is not None:
+        raise UsageFailure("--save stores the table in the user cache directory and --output "
+                           "elsewhere: give one of them")
+    # --quick is a first look: it replaces the table routing reads only when asked to
+    write = not dry_run and (not quick or save or output is not None)
     target = _routing.user_table_path() if output is None else output
-    if not dry_run:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageFailure(f"cannot create {target.parent}: {exc.strerror}") from None
-        if not os.access(target.parent, os.W_OK):
-            raise UsageFailure(f"{target.parent} is not writable")
+    if write:
+        if target.is_dir():
+            raise UsageFailure(f"{target} is a directory: give the path of a file to write")
+        _check_writable(target.parent)  # before minutes of measuring
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -323,7 +383,16 @@ def tune(
     if dry_run:
         console.print("--dry-run: nothing written")
         return
-    path = _routing.save_table(table, target)
+    if not write:
+        console.print(f"--quick: nothing written (--save stores it in "
+                      f"{_routing.user_table_path()}, --output PATH elsewhere)")
+        return
+    try:
+        path = _routing.save_table(table, target)
+    except OSError as exc:
+        raise UsageFailure(f"cannot write the routing table to {target}: "
+                           f"{exc.strerror or exc} (set XBACK_CACHE_DIR to a writable folder "
+                           f"or pass --output PATH)") from None
     if output is None:
         console.print(f"routing table written to {path}; xback uses it from now on "
                       f"(`xback info` shows it)")

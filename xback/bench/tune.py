@@ -28,6 +28,7 @@ import numpy as np
 
 from xback import _fused
 from xback._dispatch import load_backend
+from xback._machine import fingerprint
 from xback._routing import (
     FUSED,
     TABLE_FORMAT,
@@ -259,8 +260,11 @@ def tune(
     Returns
     -------
     dict
-        The table (``format``, ``created``, ``machine``, ``libraries``, ``threads``,
-        ``convert_seconds``, ``entries``), ready for :func:`xback._routing.save_table`.
+        The table (``format``, ``fingerprint``, ``created``, ``machine``, ``libraries``,
+        ``threads``, ``convert_seconds``, ``entries``), ready for
+        :func:`xback._routing.save_table`. ``fingerprint`` (:func:`xback._machine.fingerprint`:
+        CPU model, cores, instruction sets, library versions, thread settings) decides where
+        the table applies.
 
     Examples
     --------
@@ -302,6 +306,9 @@ def tune(
         threads["torch"] = torch.get_num_threads()
     return {
         "format": TABLE_FORMAT,
+        # what the table applies to: a machine (or process) whose fingerprint differs never
+        # uses it (xback._routing); torch is imported here, so its fields are read too
+        "fingerprint": fingerprint(),
         "created": now_iso(),
         "tune_seconds": round(time.perf_counter() - t0, 1),
         "quick": quick,
