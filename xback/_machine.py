@@ -21,7 +21,6 @@ imports a library the program has not imported:
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import platform
 import sys
@@ -143,6 +142,8 @@ def _blas_threads() -> int | None:
 
 
 def _dist_version(name: str) -> str | None:
+    import importlib.metadata  # here: ~10 ms, paid only when a table is checked
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +342,8 @@ def write_json(doc: Any, path: Path) -> Path:
     over ``path`` (a symlink at ``path`` is replaced, its target is never written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    import tempfile  # here: only xback tune and save_table write
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
