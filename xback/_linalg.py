@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, ov
 import numpy as np
 
 from xback import _fused  # imports no Numba
-from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
+from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, layout_error, prepare, prepare1
 from xback._dtypes import BFLOAT16, BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
@@ -105,6 +105,10 @@ _SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
 }
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
+#: the most dimensions an input may have: NumPy's broadcasting of batch shapes
+#: (``np.broadcast_shapes``) and its SVD gufuncs fail beyond 32 and 61 (arrays may have 64)
+MAX_NDIM = 32
+
 _METHODS = ("auto", "explicit", "autograd", "fused")
 _LSTSQ_ALLOWED = frozenset(_INTEGRAL | FLOAT | COMPLEX)
 #: backend -> its dtype object (np.dtype, torch.dtype) -> whether it is float32/float64: the
@@ -139,19 +143,29 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
     """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
     b, x = prepare1(x, backend, device)
-    if len(x.shape) < 2:
+    err = layout_error(b, x=x)  # sparse, nested (an attribute or two against a decomposition)
+    if err is not None:
+        raise err
+    nd = len(x.shape)
+    if nd < 2:
         raise ValueError(
             f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
             f"{tuple(x.shape)}"
         )
+    if nd > MAX_NDIM:
+        raise ValueError(_too_many_dims(fname, "x", nd))
     dt = b.dtype_of(x)
     try:
         cdt = _SVD_DTYPE[dt]
     except KeyError:
-        raise TypeError(
-            f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
-            f"(cast with astype, e.g. to float64)"
-        ) from None
+        # non-native byte order (NumPy '>f8'): computed in the native dtype (a native copy)
+        native = None if dt.isnative else _SVD_DTYPE.get(dt.newbyteorder("="))
+        if native is None:
+            raise TypeError(
+                f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
+                f"(cast with astype, e.g. to float64)"
+            ) from None
+        cdt = native
     if cdt != dt:
         x = b.astype(x, cdt)
     return b, x
@@ -168,6 +182,13 @@ def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
     kb, (kx,) = route(f"svd/{variant}-{layout}", b, x)
     return kb, kx
+
+
+def _too_many_dims(fname: str, name: str, nd: int) -> str:
+    return (
+        f"{fname}: {name} has {nd} dimensions; at most {MAX_NDIM} are supported (NumPy's "
+        f"limit for batched linear algebra): reshape the batch dimensions into fewer"
+    )
 
 
 def _nonfinite(fname: str) -> ValueError:
@@ -412,6 +433,10 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
         return _PROMOTED[dts]
     except KeyError:
         pass
+    key = dts
+    # non-native byte order (NumPy '>f8') computes like the native dtype: the inputs are cast
+    # (a native copy) and the result is in native order
+    dts = tuple(d if d.isnative else d.newbyteorder("=") for d in dts)
     for name, d in zip(names, dts):
         if d not in _LSTSQ_ALLOWED:
             raise TypeError(
@@ -427,7 +452,7 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
     if r in _INTEGRAL:
         r = _F64
     out = (r, _F32 if r in (_F16, BFLOAT16) else r)
-    _PROMOTED[dts] = out
+    _PROMOTED[key] = out
     return out
 
 
@@ -481,6 +506,9 @@ def _check_x(A: Any, x: Any, fname: str) -> bool:
 
 
 def _check_batch(**shapes: Any) -> None:
+    for name, s in shapes.items():
+        if len(s) > MAX_NDIM:
+            raise ValueError(_too_many_dims("lstsq_grad", name, len(s)))
     try:
         np.broadcast_shapes(*(tuple(s[:-2]) for s in shapes.values()))
     except ValueError:
@@ -634,31 +662,37 @@ def lstsq_grad(
     array([ 6., 12.])
     """
     b, (A, x, y) = _prepare3(backend, device, A, x, y)
-    if method == "auto":  # fast path: a matrix, two vectors of one real float dtype
-        sA, sx, sy = A.shape, x.shape, y.shape
-        if len(sA) == 2 and len(sx) == 1 and len(sy) == 1 and sA[1] == sx[0] and sA[0] == sy[0]:
-            dt = A.dtype
-            fast = _VEC_FAST.get(b)
-            if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
-                return _lstsq_grad_on(b, A, x, y, "auto", dt)
-    _check_method(method, b, "lstsq_grad")
-    _check_A(A, "lstsq_grad")
-    vector = _check_x(A, x, "lstsq_grad")
-    _check_y(A, y, vector, None if vector else x.shape[-1])
-    if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
-        _check_batch(A=A.shape, x=x.shape, y=y.shape)
-    dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
-    rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
-    if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
-        _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
-    if dA != cdt:
-        A = b.astype(A, cdt)
-    if dx != cdt:
-        x = b.astype(x, cdt)
-    if dy != cdt:
-        y = b.astype(y, cdt)
-    g = _lstsq_grad_on(b, A, x, y, method)
-    return g if rdt == cdt else b.astype(g, rdt)
+    try:
+        if method == "auto":  # fast path: a matrix, two vectors of one real float dtype
+            sA, sx, sy = A.shape, x.shape, y.shape
+            if len(sA) == 2 and len(sx) == 1 and len(sy) == 1 and sA[1] == sx[0] and sA[0] == sy[0]:
+                dt = A.dtype
+                fast = _VEC_FAST.get(b)
+                if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
+                    return _lstsq_grad_on(b, A, x, y, "auto", dt)
+        _check_method(method, b, "lstsq_grad")
+        _check_A(A, "lstsq_grad")
+        vector = _check_x(A, x, "lstsq_grad")
+        _check_y(A, y, vector, None if vector else x.shape[-1])
+        if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
+            _check_batch(A=A.shape, x=x.shape, y=y.shape)
+        dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
+        rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
+        if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
+            _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
+        if dA != cdt:
+            A = b.astype(A, cdt)
+        if dx != cdt:
+            x = b.astype(x, cdt)
+        if dy != cdt:
+            y = b.astype(y, cdt)
+        g = _lstsq_grad_on(b, A, x, y, method)
+        return g if rdt == cdt else b.astype(g, rdt)
+    except Exception as exc:  # the clear error for sparse and nested tensors
+        err = layout_error(b, A=A, x=x, y=y)
+        if err is not None:
+            raise err from exc
+        raise
 
 
 def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
@@ -734,6 +768,9 @@ def lstsq_grad_fn(
     array([ 6., 12.])
     """
     b, dev, (A, y) = prepare(backend, device, A, y)
+    err = layout_error(b, A=A, y=y)
+    if err is not None:
+        raise err
     _check_A(A, "lstsq_grad_fn")
     vector = len(y.shape) == 1
     _check_y(A, y, vector, None)
@@ -758,6 +795,9 @@ def lstsq_grad_fn(
 
     def g(x: Any) -> Any:
         _, _, (xc,) = prepare(name, dev, x)
+        err = layout_error(b, x=xc)
+        if err is not None:
+            raise err
         if vector:
             if len(xc.shape) != 1 or xc.shape[0] != n:
                 raise ValueError(

@@ -453,7 +453,7 @@ def bench(
     plot_dir: Annotated[
         Path | None,
         typer.Option("--plot", help="Write one PNG plot per benchmark into this directory "
-                     "(needs matplotlib: pip install 'xback[plot]').", file_okay=False),
+                     "(needs matplotlib: pip install 'xback\\[plot]').", file_okay=False),
     ] = None,
 ) -> None:
     """Time xback against the raw NumPy and torch calls on this machine (tables, JSON, plots)."""

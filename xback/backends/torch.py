@@ -82,6 +82,25 @@ class TorchBackend(Backend):
     def owns(self, tp: type) -> bool:
         return issubclass(tp, torch.Tensor)
 
+    def layout_problem(self, x: Any) -> str | None:
+        if x.is_nested:
+            return (
+                f"{{name}} is a nested tensor (layout {x.layout}): xback computes on dense "
+                f"(strided) tensors only; pad it with {{name}}.to_padded_tensor(0.0), or "
+                f"process the tensors of {{name}}.unbind() one by one"
+            )
+        if x.layout is not torch.strided:
+            return (
+                f"{{name}} is a {x.layout} tensor: xback computes on dense (strided) tensors "
+                f"only; call {{name}}.to_dense() first"
+            )
+        if x.is_quantized:
+            return (
+                f"{{name}} is a quantized tensor ({x.dtype}): xback computes on floating, "
+                f"integer, bool and complex tensors; call {{name}}.dequantize() first"
+            )
+        return None
+
     def normalize_device(self, device: str) -> str:
         try:
             d = torch.device(device)
@@ -109,7 +128,28 @@ class TorchBackend(Backend):
             if not torch.backends.mps.is_available():
                 raise ValueError(f"device {device!r} asked for, but MPS is not available here")
             return "mps:0"
-        # Other accelerators (xpu, privateuse1...): trust torch, fail clearly on use.
+        # Other accelerators (xpu, mtia, a privateuse1 backend...): only when this torch build
+        # has the device module and it reports the device available; torch knows many more
+        # device types (mkldnn, lazy, xla, ipu, vulkan...) that fail deep inside it on use
+        module = getattr(torch, d.type, None)  # a renamed privateuse1 backend's module too
+        available = getattr(module, "is_available", None)
+        ok = False
+        if callable(available) and getattr(module, "device_count", None) is not None:
+            try:
+                ok = bool(available())
+                count = int(module.device_count()) if ok else 0
+            except Exception:  # a half-registered backend: treated as absent
+                ok = False
+            if ok and d.index is not None and d.index >= count:
+                raise ValueError(
+                    f"device {device!r} does not exist: {count} {d.type} device(s) here"
+                )
+        if not ok:
+            raise ValueError(
+                f"device {device!r} is a device type torch knows, but this torch build "
+                f"({torch.__version__}) cannot use it here; use 'cpu', 'meta', 'cuda' or "
+                f"'cuda:N' (with CUDA), or 'mps' (on Apple silicon)"
+            )
         return _device_str(d)
 
     def device_of(self, x: Any) -> str:
@@ -157,10 +197,9 @@ class TorchBackend(Backend):
                 return a
             except (RuntimeError, TypeError):
                 pass
-        if x.layout is not torch.strided:
-            raise TypeError(
-                f"cannot convert a {x.layout} tensor to NumPy: call .to_dense() first"
-            )
+        problem = self.layout_problem(x)
+        if problem is not None:
+            raise TypeError(f"cannot convert to NumPy: {problem.format(name='x')}")
         if x.is_meta:
             raise ValueError("meta tensors have no data: they cannot be converted to NumPy")
         if x.dtype not in TORCH_TO_NP:
