@@ -51,8 +51,8 @@ def _resolve_array_like(x: Any) -> tuple[Backend | None, Any, bool]:
     try:
         k, x = resolve(x)
     except TypeError:
-        if not any(hasattr(type(x), p) for p in _ARRAY_PROTOCOLS):
-            raise
+        if isinstance(x, np.ndarray) or not any(hasattr(type(x), p) for p in _ARRAY_PROTOCOLS):
+            raise  # masked arrays (whose mask np.asarray would drop), unsupported types
         return None, x, True
     return k, x, False
 
