@@ -134,10 +134,11 @@ class TorchBackend(Backend):
         module = getattr(torch, d.type, None)  # a renamed privateuse1 backend's module too
         available = getattr(module, "is_available", None)
         ok = False
-        if callable(available) and getattr(module, "device_count", None) is not None:
+        device_count = getattr(module, "device_count", None)
+        if callable(available) and callable(device_count):
             try:
                 ok = bool(available())
-                count = int(module.device_count()) if ok else 0
+                count = int(device_count()) if ok else 0
             except Exception:  # a half-registered backend: treated as absent
                 ok = False
             if ok and d.index is not None and d.index >= count:
