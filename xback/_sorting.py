@@ -16,6 +16,7 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 
 from __future__ import annotations
 
+import math
 import operator
 import types
 from collections import defaultdict
@@ -36,9 +37,9 @@ __all__ = ["argsort", "sort"]
 
 _SORTABLE: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT | COMPLEX
 
-#: the most dimensions an array sorted along an axis other than its last may have: NumPy's
-#: sort along such an axis (and array-api-strict's, Dask's) raises beyond it (arrays may have
-#: 64); the last axis and ``axis=None`` work at any number of dimensions
+#: the most dimensions an array sorted along an axis is handed to the backend with: NumPy's
+#: sorts raise beyond 32 (its arrays may have 64); a sort along an axis of an array with more
+#: is computed on a 3-D view (before, axis, after)
 MAX_AXIS_NDIM = 32
 _SUPPORTED_NAMES = (
     "bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float16, float32, "
@@ -173,13 +174,22 @@ def _validate(
         stable = _slow_flag(stable, "stable", fname)
     if x.dtype not in _SORTABLE_SEEN[b] and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
-    if ax is not None and ax != ndim - 1 and ndim > MAX_AXIS_NDIM:
-        raise ValueError(
-            f"{fname}(): x has {ndim} dimensions; sorting along an axis other than the last "
-            f"supports at most {MAX_AXIS_NDIM} (NumPy's limit for it); sort along the last "
-            f"axis (move the axis there first), or flatten with axis=None"
-        )
     return ax, descending, stable
+
+
+def _collapsed(b: Backend, op: str, x: Any, ax: int, descending: bool, stable: bool) -> Any:
+    """Sort along ``ax`` of an array of more than :data:`MAX_AXIS_NDIM` dimensions, viewed
+    as 3-D ``(before, n, after)`` (NumPy's sorts stop at 32 dimensions)."""
+    shape = tuple(x.shape)
+    reshape = getattr(x, "reshape", None)
+    if reshape is None:  # an Array API library without the method (array-api-strict)
+        raise ValueError(
+            f"{op}(): x has {len(shape)} dimensions; sorting along an axis supports at most "
+            f"{MAX_AXIS_NDIM} on the {b.name} backend; reshape x first, or flatten with "
+            f"axis=None"
+        )
+    three = (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :]))
+    return getattr(b, op)(reshape(three), 1, descending, stable).reshape(shape)
 
 
 def _failed(b: Backend, x: Any, exc: Exception) -> None:
@@ -343,14 +353,16 @@ def sort(
             and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
         ):
             ndim: int = x.ndim
-            if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-                # only stable sorts are routed: their result is unique, so bit-identical
+            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
+                # dtype seen before; only stable sorts are routed (their result is unique)
                 case = "sort/1d" if ndim == 1 else "sort/rows"
                 kb = kernel_backend(case, b, x, dt) if stable else None
                 if kb is None:
                     return b.sort(x, ndim - 1, descending, stable)
                 return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
         ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
+        if ax is not None and x.ndim > MAX_AXIS_NDIM:
+            return _collapsed(b, "sort", x, ax, descending, stable)
         kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x) if stable else None
         if kb is None:
             return b.sort(x, ax, descending, stable)
@@ -491,14 +503,16 @@ def argsort(
             and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
         ):
             ndim: int = x.ndim
-            if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-                # only stable sorts are routed: their result is unique, so bit-identical
+            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
+                # dtype seen before; only stable sorts are routed (their result is unique)
                 case = "argsort/1d" if ndim == 1 else "argsort/rows"
                 kb = kernel_backend(case, b, x, dt) if stable else None
                 if kb is None:
                     return b.argsort(x, ndim - 1, descending, stable)
                 return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
         ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
+        if ax is not None and x.ndim > MAX_AXIS_NDIM:
+            return _collapsed(b, "argsort", x, ax, descending, stable)
         kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x) if stable else None
         if kb is None:
             return b.argsort(x, ax, descending, stable)

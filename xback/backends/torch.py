@@ -56,6 +56,7 @@ _VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
 }
 
 _DEVICE_STR: dict[torch.device, str] = {}
+_NUMPY_MAX_NDIM = 64  # NPY_MAXDIMS of NumPy 2 (torch tensors may have more)
 _torch_from_numpy = torch.from_numpy
 _functorch_active = torch._C._are_functorch_transforms_active  # inside vmap/grad/jacrev...
 _is_compiling = torch.compiler.is_compiling  # dynamo tracing: the tensors are fake
@@ -196,13 +197,18 @@ class TorchBackend(Backend):
             try:
                 a: np.ndarray[Any, Any] = x.numpy()  # fast path: zero-copy
                 return a
-            except (RuntimeError, TypeError):
+            except (RuntimeError, TypeError, ValueError):
                 pass
         problem = self.layout_problem(x)
         if problem is not None:
             raise TypeError(f"cannot convert to NumPy: {problem.format(name='x')}")
         if x.is_meta:
             raise ValueError("meta tensors have no data: they cannot be converted to NumPy")
+        if x.dim() > _NUMPY_MAX_NDIM:
+            raise ValueError(
+                f"cannot convert to NumPy: x has {x.dim()} dimensions, NumPy arrays at most "
+                f"{_NUMPY_MAX_NDIM}; reshape x first"
+            )
         if x.dtype not in TORCH_TO_NP:
             raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent")
         t = x.detach()  # shares memory; the caller's tensor keeps requires_grad and .grad
