@@ -51,18 +51,12 @@ _EMPTY = _Context(None, None, None)
 _STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state", default=_EMPTY)
 
 
-class _Entered(NamedTuple):
-    """One open ``with use(...)`` block of the current thread or task: a linked stack."""
-
-    owner: use
-    token: contextvars.Token[_Context]
-    below: _Entered | None
-
-
-# The open use blocks of the current context (thread, asyncio task): the token each
+# The open use blocks of the current context (thread, asyncio task), innermost first, as a
+# linked stack of (use object, the token its __enter__ made, the blocks below): the token each
 # __exit__ resets is the one its own context's __enter__ made, so that one use object can be
-# entered from several threads and tasks at once. Immutable, so a task's copy of the
-# context never sees another task's blocks.
+# entered from several threads and tasks at once. Immutable (plain tuples, the cheapest to
+# build), so a task's copy of the context never sees another task's blocks.
+_Entered = tuple[Any, "contextvars.Token[_Context]", Any]
 _ENTERED: contextvars.ContextVar[_Entered | None] = contextvars.ContextVar(
     "xback_entered", default=None
 )
@@ -359,29 +353,29 @@ class use:
         return _Context(ob, dev, route)
 
     def __enter__(self) -> use:
-        _ENTERED.set(_Entered(self, _STATE.set(self._new_state()), _ENTERED.get()))
+        _ENTERED.set((self, _STATE.set(self._new_state()), _ENTERED.get()))
         return self
 
     def __exit__(self, *exc: object) -> None:
         top = _ENTERED.get()
-        if top is not None and top.owner is self:  # always, for with-blocks
-            _STATE.reset(top.token)
-            _ENTERED.set(top.below)
+        if top is not None and top[0] is self:  # always, for with-blocks
+            _STATE.reset(top[1])
+            _ENTERED.set(top[2])
             return
         # exited out of order (a generator's block left open across a yield and closed under
         # another block of its caller): close this object's innermost block of this context
         kept: list[_Entered] = []
-        while top is not None and top.owner is not self:
+        while top is not None and top[0] is not self:
             kept.append(top)
-            top = top.below
+            top = top[2]
         if top is None:
             raise RuntimeError(
                 f"{self!r} is exited in a thread or asyncio task that did not enter it"
             )
-        _STATE.reset(top.token)
-        below = top.below
+        _STATE.reset(top[1])
+        below = top[2]
         for e in reversed(kept):
-            below = _Entered(e.owner, e.token, below)
+            below = (e[0], e[1], below)
         _ENTERED.set(below)
 
     def __call__(self, fn: F) -> F:

@@ -143,9 +143,8 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
     """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
     b, x = prepare1(x, backend, device)
-    err = layout_error(b, x=x)  # sparse, nested (an attribute or two against a decomposition)
-    if err is not None:
-        raise err
+    if b.layout_problem(x) is not None:  # sparse, nested: two attributes, against an SVD
+        raise layout_error(b, x=x)  # type: ignore[misc]
     nd = len(x.shape)
     if nd < 2:
         raise ValueError(
@@ -795,9 +794,8 @@ def lstsq_grad_fn(
 
     def g(x: Any) -> Any:
         _, _, (xc,) = prepare(name, dev, x)
-        err = layout_error(b, x=xc)
-        if err is not None:
-            raise err
+        if b.layout_problem(xc) is not None:
+            raise layout_error(b, x=xc)  # type: ignore[misc]
         if vector:
             if len(xc.shape) != 1 or xc.shape[0] != n:
                 raise ValueError(
