@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import xback as xb
-from tests.conftest import HAS_TORCH, requires_torch
+from tests.conftest import HAS_TORCH, requires_dask, requires_strict, requires_torch
 
 if HAS_TORCH:
     import torch
@@ -287,7 +287,15 @@ def _check_result_kind(odd: Odd, fname: str, r: Any) -> None:
                 assert part.dtype.isnative, (odd.name, fname, part.dtype)
 
 
-@pytest.mark.parametrize("backend", [None, pytest.param("torch", marks=requires_torch)])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        None,
+        pytest.param("torch", marks=requires_torch),
+        pytest.param("array_api_strict", marks=requires_strict),
+        pytest.param("dask", marks=requires_dask),
+    ],
+)
 @pytest.mark.parametrize("odd", ODD, ids=[o.name for o in ODD])
 def test_sweep(odd: Odd, backend: str | None, tmp_path: Path) -> None:
     """Every public function on one odd input: right, or a clear TypeError/ValueError."""
@@ -340,6 +348,7 @@ def test_sweep(odd: Odd, backend: str | None, tmp_path: Path) -> None:
 
 
 # -- the defects, one by one -----------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_matrix_is_a_plain_array() -> None:
     """Item 9: np.matrix flattens to 1-D like an ndarray (it used to come back unsorted),
     and every result is a plain ndarray."""
@@ -432,6 +441,7 @@ def test_sparse_and_nested_tensors_name_the_fix() -> None:
 
 
 @requires_torch
+@pytest.mark.filterwarnings("ignore:'mkldnn' is no longer used:UserWarning")
 @pytest.mark.parametrize(
     "dev",
     ["xpu", "hpu", "mtia", "mkldnn", "lazy", "xla", "ipu", "vulkan", "privateuseone", "xpu:1"],
@@ -477,8 +487,14 @@ def test_dimension_limits_are_named() -> None:
     with pytest.raises(ValueError, match=r"svdvals: x has 64 dimensions; at most 32"):
         xb.svdvals(a)
     A = np.ones((1,) * 33 + (2, 2))
-    with pytest.raises(ValueError, match=r"A has 35 dimensions; at most 32"):
+    with pytest.raises(ValueError, match=r"lstsq_grad: A has 35 dimensions; at most 32"):
         xb.lstsq_grad(A, np.ones((2, 1)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match=r"lstsq_grad: A has 35 dimensions; at most 32"):
+        xb.lstsq_grad(A, np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match=r"lstsq_grad_fn: A has 35 dimensions; at most 32"):
+        xb.lstsq_grad_fn(A, np.ones(2))
+    with pytest.raises(ValueError, match=r"lstsq_grad: x has 34 dimensions; at most 32"):
+        xb.lstsq_grad(np.ones((2, 2)), np.ones((1,) * 32 + (2, 1)), np.ones((2, 1)))
     b = np.ones((1,) * 30 + (2, 2))
     assert xb.svd(b).S.shape == (1,) * 30 + (2,)  # at the limit: works
     assert xb.sort(b, axis=0).shape == b.shape

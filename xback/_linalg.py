@@ -465,6 +465,8 @@ def _check_A(A: Any, fname: str) -> None:
             f"{fname}: A must be a matrix or a stack of matrices (..., m, n), "
             f"but A has shape {tuple(A.shape)}"
         )
+    if len(A.shape) > MAX_NDIM:
+        raise ValueError(_too_many_dims(fname, "A", len(A.shape)))
 
 
 def _check_y(A: Any, y: Any, vector: bool, k: int | None) -> None:
@@ -504,10 +506,10 @@ def _check_x(A: Any, x: Any, fname: str) -> bool:
     return False
 
 
-def _check_batch(**shapes: Any) -> None:
+def _check_batch(fname: str = "lstsq_grad", **shapes: Any) -> None:
     for name, s in shapes.items():
         if len(s) > MAX_NDIM:
-            raise ValueError(_too_many_dims("lstsq_grad", name, len(s)))
+            raise ValueError(_too_many_dims(fname, name, len(s)))
     try:
         np.broadcast_shapes(*(tuple(s[:-2]) for s in shapes.values()))
     except ValueError:
@@ -774,7 +776,7 @@ def lstsq_grad_fn(
     vector = len(y.shape) == 1
     _check_y(A, y, vector, None)
     if not vector and (len(A.shape) > 2 or len(y.shape) > 2):
-        _check_batch(A=A.shape, y=y.shape)
+        _check_batch("lstsq_grad_fn", A=A.shape, y=y.shape)
     dA, dy = b.dtype_of(A), b.dtype_of(y)
     base, _ = _promote("lstsq_grad_fn", ("A", "y"), (dA, dy))
     cache: dict[np.dtype[Any], tuple[Any, Any]] = {}
@@ -810,7 +812,7 @@ def lstsq_grad_fn(
                     f"have shape (..., {n}, {y.shape[-1]})"
                 )
             if len(xc.shape) > 2:
-                _check_batch(A=A.shape, x=xc.shape, y=y.shape)
+                _check_batch("lstsq_grad_fn", A=A.shape, x=xc.shape, y=y.shape)
         dx = b.dtype_of(xc)
         rdt, cdt = _promote("lstsq_grad_fn", ("A", "x", "y"), (dA, dx, dy))
         G, c = gram(cdt)
