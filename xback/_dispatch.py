@@ -437,7 +437,7 @@ def _hold_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
                 now = _STATE.get()
                 _STATE.reset(token)
                 thrown = None
-            left = None if now is mine else now
+            left = None if now == mine else now  # a block of its own, left open
             try:
                 sent = yield value
             except GeneratorExit:
@@ -476,7 +476,7 @@ def _hold_async_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
                 now = _STATE.get()
                 _STATE.reset(token)
                 thrown = None
-            left = None if now is mine else now
+            left = None if now == mine else now  # a block of its own, left open
             try:
                 sent = yield value
             except GeneratorExit:
