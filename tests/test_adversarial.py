@@ -435,9 +435,20 @@ def test_sparse_and_nested_tensors_name_the_fix() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nested = torch.nested.nested_tensor([torch.ones(2, 2), torch.ones(3, 2)])
-    for fn in (xb.sort, xb.svd, xb.to_numpy, lambda t: xb.asarray(t, backend="numpy")):
+    for fn in (
+        xb.sort,
+        xb.svd,
+        xb.to_numpy,
+        lambda t: xb.asarray(t, backend="numpy"),
+        lambda t: xb.to_device(t, "meta"),
+        lambda t: xb.sort(t, device="meta"),
+    ):
         with pytest.raises(TypeError, match=r"nested tensor.*to_padded_tensor"):
             fn(nested)
+    q = torch.quantize_per_tensor(torch.rand(3, 3), 0.1, 10, torch.quint8)
+    for fn in (xb.sort, xb.svdvals, xb.to_numpy, lambda t: xb.asarray(t, device="meta")):
+        with pytest.raises(TypeError, match=r"quantized tensor.*dequantize\(\)"):
+            fn(q)
 
 
 @requires_torch

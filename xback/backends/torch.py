@@ -190,7 +190,15 @@ class TorchBackend(Backend):
 
     # -- conversion ----------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
-        return x.to(device)
+        try:
+            return x.to(device)
+        except (NotImplementedError, RuntimeError) as exc:  # nested, quantized to meta...
+            problem = self.layout_problem(x)
+            if problem is None:
+                raise
+            raise TypeError(
+                f"cannot move to {device}: {problem.format(name='x')}"
+            ) from exc
 
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         if not copy:
