@@ -334,7 +334,10 @@ def to_device(x: Any, device: Any, /) -> Any:
     >>> xback.to_device(a, "cpu") is a
     True
     """
-    b, x = resolve(x)
+    try:
+        b = _TYPE_CACHE[type(x)]
+    except KeyError:
+        b, x = resolve(x)
     if b is None:
         raise TypeError(
             f"to_device takes an array, got a {type(x).__name__}; use xback.asarray(obj, "

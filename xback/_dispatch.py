@@ -144,6 +144,10 @@ def resolve(x: Any) -> tuple[Backend | None, Any]:
     Raises ``TypeError`` for unsupported types."""
     tp = type(x)
     try:
+        return _TYPE_CACHE[tp], x
+    except KeyError:
+        pass
+    try:
         b = _CONVERTED[tp]
     except KeyError:
         k = _classify(tp)
