@@ -16,9 +16,9 @@ from xback._dispatch import (
     _STATE,
     _TYPE_CACHE,
     _choose,
-    _classify,
     kind_of,
     normalize_device,
+    resolve,
 )
 from xback._dtypes import cast_hint, normalize_dtype
 from xback.backends import Backend
@@ -39,6 +39,45 @@ _NO_KINDS: list[Backend | None] = []
 def _check_copy(copy: Any) -> None:
     if copy is not None and copy is not True and copy is not False:
         raise TypeError(f"copy must be None, True or False, got {copy!r}")
+
+
+_ARRAY_PROTOCOLS = ("__array__", "__array_interface__", "__array_struct__")
+
+
+def _resolve_array_like(x: Any) -> tuple[Backend | None, Any, bool]:
+    """:func:`xback._dispatch.resolve`, also accepting objects of other libraries that NumPy
+    converts (pandas, xarray: ``__array__`` and the array interfaces). Returns (backend or
+    None, x, whether x is such an object, to be converted with ``np.asarray``)."""
+    try:
+        k, x = resolve(x)
+    except TypeError:
+        if isinstance(x, np.ndarray) or not any(hasattr(type(x), p) for p in _ARRAY_PROTOCOLS):
+            raise  # masked arrays (whose mask np.asarray would drop), unsupported types
+        return None, x, True
+    return k, x, False
+
+
+def _foreign_to_numpy(
+    obj: Any, dtype: np.dtype[Any] | None, copy: bool | None
+) -> np.ndarray[Any, Any]:
+    """NumPy array from an object with ``__array__`` (``np.asarray``: may copy, and does
+    when ``copy=True``; ``copy=False`` raises ``ValueError`` when NumPy must copy)."""
+    try:
+        a = np.asarray(obj, dtype=dtype, copy=copy)
+    except ValueError as exc:
+        if copy is False:
+            raise ValueError(
+                f"copy=False but converting this {type(obj).__name__} to an array copies"
+            ) from exc
+        raise ValueError(f"cannot make an array from this {type(obj).__name__}: {exc}") from exc
+    except TypeError as exc:
+        raise TypeError(
+            f"cannot make an array from this {type(obj).__name__}: {exc}"
+        ) from exc
+    if type(a) is not np.ndarray:
+        a = np.asarray(a)  # np.matrix and other subclasses: plain
+    kind_of(a)  # rejects masked arrays
+    return a
 
 
 def neutral_to_numpy(obj: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any, Any]:
@@ -79,7 +118,9 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     Parameters
     ----------
     x : array_like
-        A NumPy array or scalar, a ``torch.Tensor``, or a Python scalar, list or tuple.
+        A NumPy array or scalar, a ``torch.Tensor``, a Python scalar, list or tuple, or an
+        object NumPy converts (``__array__``, e.g. pandas): converted with ``np.asarray``,
+        which may copy (and does with ``copy=True``).
     copy : bool, optional
         ``None`` (default) shares memory when possible; ``True`` always copies; ``False``
         never copies and raises ``ValueError`` when a copy is unavoidable.
@@ -87,7 +128,8 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     Returns
     -------
     numpy.ndarray
-        NumPy input is returned as is. CPU tensors share memory (tensors that require grad
+        NumPy input is returned as is (``np.matrix`` and ``np.memmap`` as plain ndarray
+        views). CPU tensors share memory (tensors that require grad
         are detached; the caller's tensor is untouched); bfloat16/float8 tensors become
         ``ml_dtypes`` arrays sharing memory; GPU tensors are copied to the host;
         conjugate/negative-bit views are resolved (a copy).
@@ -111,7 +153,10 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     try:
         k = _TYPE_CACHE[type(x)]
     except KeyError:
-        k = _classify(type(x))
+        k, x, foreign = _resolve_array_like(x)
+        if foreign:
+            _check_copy(copy)
+            return _foreign_to_numpy(x, None, copy)
     if k is not None:
         return k.to_numpy(x, copy)
     _check_copy(copy)
@@ -290,7 +335,10 @@ def to_device(x: Any, device: Any, /) -> Any:
     >>> xback.to_device(a, "cpu") is a
     True
     """
-    b = kind_of(x)
+    try:
+        b = _TYPE_CACHE[type(x)]
+    except KeyError:
+        b, x = resolve(x)
     if b is None:
         raise TypeError(
             f"to_device takes an array, got a {type(x).__name__}; use xback.asarray(obj, "
@@ -370,8 +418,12 @@ def asarray(
     Parameters
     ----------
     obj : array_like
-        NumPy array or scalar, ``torch.Tensor``, Python scalar, list or tuple. Python
-        numbers follow NumPy's inference on every backend (floats become float64).
+        NumPy array or scalar, ``torch.Tensor``, Python scalar, list or tuple, or an object
+        NumPy converts (``__array__`` or the array interface: pandas, xarray...). Python
+        numbers follow NumPy's inference on every backend (floats become float64). Such
+        objects are converted with ``np.asarray``, which may copy (it does for pandas data
+        of mixed dtypes; ``copy=True`` always copies, ``copy=False`` raises ``ValueError``
+        when NumPy must copy). ``np.matrix`` and ``np.memmap`` become plain ndarrays.
     dtype : dtype, optional
         NumPy dtype, dtype name (``"float32"``, ``"bfloat16"``) or ``torch.dtype``.
     backend : str, optional
@@ -406,7 +458,14 @@ def asarray(
     try:
         k = _TYPE_CACHE[type(obj)]
     except KeyError:
-        k = _classify(type(obj))
+        k, obj, foreign = _resolve_array_like(obj)
+        if foreign:  # pandas, xarray...: through NumPy, then as a NumPy array
+            _check_copy(copy)
+            dt = None if dtype is None else normalize_dtype(dtype)
+            obj = _foreign_to_numpy(obj, dt, copy)
+            if copy:
+                copy = None  # np.asarray(copy=True) made the one copy asked for
+            k = kind_of(obj)
     if (
         k is not None
         and dtype is None

@@ -27,10 +27,12 @@ __all__ = [
     "device",
     "get_backend",
     "get_device",
+    "layout_error",
     "load_backend",
     "normalize_device",
     "prepare",
     "prepare1",
+    "resolve",
     "use",
 ]
 
@@ -48,9 +50,24 @@ class _Context(NamedTuple):
 _EMPTY = _Context(None, None, None)
 _STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state", default=_EMPTY)
 
+
+# The open use blocks of the current context (thread, asyncio task), innermost first, as a
+# linked stack of (use object, the token its __enter__ made, the blocks below): the token each
+# __exit__ resets is the one its own context's __enter__ made, so that one use object can be
+# entered from several threads and tasks at once. Immutable (plain tuples, the cheapest to
+# build), so a task's copy of the context never sees another task's blocks.
+_Entered = tuple[Any, "contextvars.Token[_Context]", Any]
+_ENTERED: contextvars.ContextVar[_Entered | None] = contextvars.ContextVar(
+    "xback_entered", default=None
+)
+
 # Loaded backends by name, and the backend owning each type seen so far (None: neutral).
 _LOADED: dict[str, Backend] = {}
 _TYPE_CACHE: dict[type, Backend | None] = {}
+# Types whose instances are converted to their backend's plain array type first (np.matrix,
+# np.memmap: Backend.converts). Kept out of _TYPE_CACHE, so that the hot path's lookup there
+# misses for them and takes resolve(), which converts; plain ndarrays pay nothing.
+_CONVERTED: dict[type, Backend] = {}
 # (backend name, device as given) -> canonical device string
 _DEVICE_CACHE: dict[tuple[str, Any], str] = {}
 
@@ -94,7 +111,8 @@ _NUMPY: Backend = load_backend("numpy")
 
 
 def _classify(tp: type) -> Backend | None:
-    """Backend owning arrays of type ``tp`` (None for neutral Python objects); cached."""
+    """Backend owning arrays of type ``tp`` (None for neutral Python objects); cached (in
+    ``_CONVERTED`` for the types whose instances :func:`resolve` converts)."""
     if issubclass(tp, _NEUTRAL_TYPES):
         result: Backend | None = None
     else:
@@ -112,8 +130,31 @@ def _classify(tp: type) -> Backend | None:
                 f"unsupported array type {tp.__module__}.{tp.__qualname__}; xback accepts "
                 f"{', '.join(supported)}, and Python scalars, lists and tuples"
             )
-    _TYPE_CACHE[tp] = result
+    if result is not None and result.converts(tp):
+        _CONVERTED[tp] = result
+    else:
+        _TYPE_CACHE[tp] = result
     return result
+
+
+def resolve(x: Any) -> tuple[Backend | None, Any]:
+    """Backend owning ``x`` and ``x`` as that backend's plain array: the slow path of a
+    ``_TYPE_CACHE`` lookup (a type seen for the first time, or one whose instances are
+    converted first: ``np.matrix`` and ``np.memmap`` become ``np.ndarray`` views, no copy).
+    Raises ``TypeError`` for unsupported types."""
+    tp = type(x)
+    try:
+        return _TYPE_CACHE[tp], x
+    except KeyError:
+        pass
+    try:
+        b = _CONVERTED[tp]
+    except KeyError:
+        k = _classify(tp)
+        if k is None or tp not in _CONVERTED:
+            return k, x
+        b = k
+    return b, b.plain(x)
 
 
 def kind_of(x: Any) -> Backend | None:
@@ -121,7 +162,22 @@ def kind_of(x: Any) -> Backend | None:
     try:
         return _TYPE_CACHE[type(x)]
     except KeyError:
-        return _classify(type(x))
+        try:
+            return _CONVERTED[type(x)]
+        except KeyError:
+            return _classify(type(x))
+
+
+def layout_error(b: Backend, **named: Any) -> TypeError | None:
+    """The ``TypeError`` for the first of the named inputs (arrays of ``b``) that ``b``
+    cannot compute on (a sparse or nested torch tensor: :meth:`Backend.layout_problem`),
+    or ``None``. Checked up front where it costs little against the operation, and on the
+    error path of the others (the caller then raises it from the backend's exception)."""
+    for name, x in named.items():
+        problem = b.layout_problem(x)
+        if problem is not None:
+            return TypeError(problem.format(name=name))
+    return None
 
 
 def backend_of(x: Any) -> str:
@@ -229,7 +285,9 @@ class use:
     """Choose the backend and/or device for the calls inside a ``with`` block or a function.
 
     ``use`` is built on :mod:`contextvars`: nestable, exception-safe, local to each thread and
-    to each asyncio task. A device choice travels with its backend choice: an inner
+    to each asyncio task; one ``use`` object may be entered from several threads and tasks at
+    once (each exit restores its own thread's or task's choice). A device choice travels
+    with its backend choice: an inner
     ``use("numpy")`` inside ``use("torch", device="meta")`` runs on the CPU, while
     ``use(device=...)`` alone keeps the outer backend.
 
@@ -261,7 +319,9 @@ class use:
     ...     xback.get_backend()
     'numpy'
 
-    As a decorator (also on ``async def`` functions):
+    As a decorator (also on ``async def`` functions, generators and async generators, whose
+    bodies run under the choice at every resumption while the caller keeps its own between
+    them):
 
     >>> @xback.use("numpy", device="cpu")
     ... def f():
@@ -270,7 +330,7 @@ class use:
     ('numpy', 'cpu')
     """
 
-    __slots__ = ("_backend", "_device", "_route", "_tokens")
+    __slots__ = ("_backend", "_device", "_route")
 
     def __init__(
         self, backend: str | None = None, *, device: Any = None, route: bool | None = None
@@ -286,7 +346,6 @@ class use:
                 else normalize_device(self._backend, device)
             )
         self._device: str | None = device
-        self._tokens: list[contextvars.Token[_Context]] = []
 
     def _new_state(self) -> _Context:
         outer = _STATE.get()
@@ -300,15 +359,38 @@ class use:
         return _Context(ob, dev, route)
 
     def __enter__(self) -> use:
-        self._tokens.append(_STATE.set(self._new_state()))
+        _ENTERED.set((self, _STATE.set(self._new_state()), _ENTERED.get()))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _STATE.reset(self._tokens.pop())
+        top = _ENTERED.get()
+        if top is not None and top[0] is self:  # always, for with-blocks
+            _STATE.reset(top[1])
+            _ENTERED.set(top[2])
+            return
+        # exited out of order (a generator's block left open across a yield and closed under
+        # another block of its caller): close this object's innermost block of this context
+        kept: list[_Entered] = []
+        while top is not None and top[0] is not self:
+            kept.append(top)
+            top = top[2]
+        if top is None:
+            raise RuntimeError(
+                f"{self!r} is exited in a thread or asyncio task that did not enter it"
+            )
+        _STATE.reset(top[1])
+        below = top[2]
+        for e in reversed(kept):
+            below = (e[0], e[1], below)
+        _ENTERED.set(below)
 
     def __call__(self, fn: F) -> F:
         backend, dev, route = self._backend, self._device, self._route
 
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, _hold_async_gen(fn, self))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, _hold_gen(fn, self))
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -330,13 +412,90 @@ class use:
     @classmethod
     def _from_parts(cls, backend: Backend | None, dev: str | None, route: bool | None) -> use:
         self = cls.__new__(cls)
-        self._backend, self._device, self._route, self._tokens = backend, dev, route, []
+        self._backend, self._device, self._route = backend, dev, route
         return self
 
     def __repr__(self) -> str:
         name = None if self._backend is None else self._backend.name
         extra = "" if self._route is None else f", route={self._route!r}"
         return f"xback.use({name!r}, device={self._device!r}{extra})"
+
+
+def _hold_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
+    """``fn`` (a generator function) running under ``u`` at each resumption (next, send,
+    throw, close), with the caller's own choice in force between them. A ``use`` block of the
+    generator's own left open across a yield is restored at the next resumption."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = fn(*args, **kwargs)
+        left: _Context | None = None  # the state the generator left open at its last yield
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            mine = u._new_state() if left is None else left
+            token = _STATE.set(mine)
+            try:
+                value = gen.send(sent) if thrown is None else gen.throw(thrown)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                now = _STATE.get()
+                _STATE.reset(token)
+                thrown = None
+            left = None if now == mine else now  # a block of its own, left open
+            try:
+                sent = yield value
+            except GeneratorExit:
+                token = _STATE.set(u._new_state() if left is None else left)
+                try:
+                    gen.close()
+                finally:
+                    _STATE.reset(token)
+                raise
+            except BaseException as exc:  # gen.throw(...) on the wrapper: into fn's body
+                thrown, sent = exc, None
+
+    return wrapper
+
+
+def _hold_async_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
+    """:func:`_hold_gen` for an async generator function (asend, athrow, aclose)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        agen = fn(*args, **kwargs)
+        left: _Context | None = None
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            mine = u._new_state() if left is None else left
+            token = _STATE.set(mine)
+            try:
+                if thrown is None:
+                    value = await agen.asend(sent)
+                else:
+                    value = await agen.athrow(thrown)
+            except StopAsyncIteration:
+                return
+            finally:
+                now = _STATE.get()
+                _STATE.reset(token)
+                thrown = None
+            left = None if now == mine else now  # a block of its own, left open
+            try:
+                sent = yield value
+            except GeneratorExit:
+                token = _STATE.set(u._new_state() if left is None else left)
+                try:
+                    await agen.aclose()
+                finally:
+                    _STATE.reset(token)
+                raise
+            except BaseException as exc:
+                thrown, sent = exc, None
+
+    return wrapper
 
 
 def get_backend() -> str:
@@ -446,7 +605,12 @@ def prepare(
     with no explicit choice, ``ValueError`` for inputs on different devices with no
     explicit device.
     """
-    kinds = [kind_of(x) for x in xs]
+    try:
+        kinds = [_TYPE_CACHE[type(x)] for x in xs]
+    except KeyError:  # a type seen for the first time, or one converted first (np.matrix)
+        resolved = [resolve(x) for x in xs]
+        kinds = [k for k, _ in resolved]
+        xs = tuple(x for _, x in resolved)
     b, target = _choose(backend, dev, kinds, xs)
     if target is None:
         devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
@@ -465,7 +629,7 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
     try:
         k = _TYPE_CACHE[type(x)]
     except KeyError:
-        k = _classify(type(x))
+        k, x = resolve(x)
     if backend is None and dev is None and k is not None:
         c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
         if c is _EMPTY or (c.backend is None and c.device is None):

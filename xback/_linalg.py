@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, ov
 import numpy as np
 
 from xback import _fused  # imports no Numba
-from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, prepare, prepare1
+from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, layout_error, prepare, prepare1
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
@@ -106,6 +106,10 @@ _SVD_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
 _SVD_DTYPE_LAZY: dict[str, np.dtype[Any]] = {"bfloat16": _F32}
 _SVD_ALLOWED = "float32, float64, complex64, complex128, float16, bfloat16, bool and integers"
 
+#: the most dimensions an input may have: NumPy's broadcasting of batch shapes
+#: (``np.broadcast_shapes``) and its SVD gufuncs fail beyond 32 and 61 (arrays may have 64)
+MAX_NDIM = 32
+
 _METHODS = ("auto", "explicit", "autograd", "fused")
 _LSTSQ_ALLOWED = _INTEGRAL | FLOAT | COMPLEX
 #: backend -> its dtype object (np.dtype, torch.dtype) -> whether it is float32/float64: the
@@ -140,22 +144,29 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
     """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
     b, x = prepare1(x, backend, device)
-    if len(x.shape) < 2:
+    if b.layout_problem(x) is not None:  # sparse, nested: two attributes, against an SVD
+        raise layout_error(b, x=x)  # type: ignore[misc]
+    nd = len(x.shape)
+    if nd < 2:
         raise ValueError(
             f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
             f"{tuple(x.shape)}"
         )
+    if nd > MAX_NDIM:
+        raise ValueError(_too_many_dims(fname, "x", nd))
     dt = b.dtype_of(x)
     cdt: np.dtype[Any] | None
     try:
         cdt = _SVD_DTYPE[dt]
     except KeyError:
-        cdt = learn_lazy(_SVD_DTYPE, dt, _SVD_DTYPE_LAZY)
+        # non-native byte order (NumPy '>f8'): computed in the native dtype (a native copy)
+        cdt = (learn_lazy(_SVD_DTYPE, dt, _SVD_DTYPE_LAZY) if dt.isnative
+               else _SVD_DTYPE.get(dt.newbyteorder("=")))
     if cdt is None:
         raise TypeError(
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
-        ) from None
+        )
     if cdt != dt:
         x = b.astype(x, cdt)
     return b, x
@@ -172,6 +183,13 @@ def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
     kb, (kx,) = route(f"svd/{variant}-{layout}", b, x)
     return kb, kx
+
+
+def _too_many_dims(fname: str, name: str, nd: int) -> str:
+    return (
+        f"{fname}: {name} has {nd} dimensions; at most {MAX_NDIM} are supported (NumPy's "
+        f"limit for batched linear algebra): reshape the batch dimensions into fewer"
+    )
 
 
 def _nonfinite(fname: str) -> ValueError:
@@ -416,6 +434,10 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
         return _PROMOTED[dts]
     except KeyError:
         pass
+    key = dts
+    # non-native byte order (NumPy '>f8') computes like the native dtype: the inputs are cast
+    # (a native copy) and the result is in native order
+    dts = tuple(d if d.isnative else d.newbyteorder("=") for d in dts)
     for name, d in zip(names, dts):
         if d not in _LSTSQ_ALLOWED:
             raise TypeError(
@@ -432,7 +454,7 @@ def _promote(fname: str, names: tuple[str, ...], dts: tuple[np.dtype[Any], ...])
     if r in _INTEGRAL:
         r = _F64
     out = (r, _F32 if r == _F16 or (bf16 is not None and r == bf16) else r)
-    _PROMOTED[dts] = out
+    _PROMOTED[key] = out
     return out
 
 
@@ -446,6 +468,8 @@ def _check_A(A: Any, fname: str) -> None:
             f"{fname}: A must be a matrix or a stack of matrices (..., m, n), "
             f"but A has shape {tuple(A.shape)}"
         )
+    if len(A.shape) > MAX_NDIM:
+        raise ValueError(_too_many_dims(fname, "A", len(A.shape)))
 
 
 def _check_y(A: Any, y: Any, vector: bool, k: int | None) -> None:
@@ -485,7 +509,10 @@ def _check_x(A: Any, x: Any, fname: str) -> bool:
     return False
 
 
-def _check_batch(**shapes: Any) -> None:
+def _check_batch(fname: str = "lstsq_grad", **shapes: Any) -> None:
+    for name, s in shapes.items():
+        if len(s) > MAX_NDIM:
+            raise ValueError(_too_many_dims(fname, name, len(s)))
     try:
         np.broadcast_shapes(*(tuple(s[:-2]) for s in shapes.values()))
     except ValueError:
@@ -641,31 +668,37 @@ def lstsq_grad(
     array([ 6., 12.])
     """
     b, (A, x, y) = _prepare3(backend, device, A, x, y)
-    if method == "auto":  # fast path: a matrix, two vectors of one real float dtype
-        sA, sx, sy = A.shape, x.shape, y.shape
-        if len(sA) == 2 and len(sx) == 1 and len(sy) == 1 and sA[1] == sx[0] and sA[0] == sy[0]:
-            dt = A.dtype
-            fast = _VEC_FAST.get(b)
-            if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
-                return _lstsq_grad_on(b, A, x, y, "auto", dt)
-    _check_method(method, b, "lstsq_grad")
-    _check_A(A, "lstsq_grad")
-    vector = _check_x(A, x, "lstsq_grad")
-    _check_y(A, y, vector, None if vector else x.shape[-1])
-    if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
-        _check_batch(A=A.shape, x=x.shape, y=y.shape)
-    dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
-    rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
-    if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
-        _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
-    if dA != cdt:
-        A = b.astype(A, cdt)
-    if dx != cdt:
-        x = b.astype(x, cdt)
-    if dy != cdt:
-        y = b.astype(y, cdt)
-    g = _lstsq_grad_on(b, A, x, y, method)
-    return g if rdt == cdt else b.astype(g, rdt)
+    try:
+        if method == "auto":  # fast path: a matrix, two vectors of one real float dtype
+            sA, sx, sy = A.shape, x.shape, y.shape
+            if len(sA) == 2 and len(sx) == 1 and len(sy) == 1 and sA[1] == sx[0] and sA[0] == sy[0]:
+                dt = A.dtype
+                fast = _VEC_FAST.get(b)
+                if fast is not None and x.dtype == dt and y.dtype == dt and fast.get(dt, False):
+                    return _lstsq_grad_on(b, A, x, y, "auto", dt)
+        _check_method(method, b, "lstsq_grad")
+        _check_A(A, "lstsq_grad")
+        vector = _check_x(A, x, "lstsq_grad")
+        _check_y(A, y, vector, None if vector else x.shape[-1])
+        if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
+            _check_batch(A=A.shape, x=x.shape, y=y.shape)
+        dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
+        rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
+        if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
+            _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
+        if dA != cdt:
+            A = b.astype(A, cdt)
+        if dx != cdt:
+            x = b.astype(x, cdt)
+        if dy != cdt:
+            y = b.astype(y, cdt)
+        g = _lstsq_grad_on(b, A, x, y, method)
+        return g if rdt == cdt else b.astype(g, rdt)
+    except Exception as exc:  # the clear error for sparse and nested tensors
+        err = layout_error(b, A=A, x=x, y=y)
+        if err is not None:
+            raise err from exc
+        raise
 
 
 def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
@@ -741,11 +774,14 @@ def lstsq_grad_fn(
     array([ 6., 12.])
     """
     b, dev, (A, y) = prepare(backend, device, A, y)
+    err = layout_error(b, A=A, y=y)
+    if err is not None:
+        raise err
     _check_A(A, "lstsq_grad_fn")
     vector = len(y.shape) == 1
     _check_y(A, y, vector, None)
     if not vector and (len(A.shape) > 2 or len(y.shape) > 2):
-        _check_batch(A=A.shape, y=y.shape)
+        _check_batch("lstsq_grad_fn", A=A.shape, y=y.shape)
     dA, dy = b.dtype_of(A), b.dtype_of(y)
     base, _ = _promote("lstsq_grad_fn", ("A", "y"), (dA, dy))
     cache: dict[np.dtype[Any], tuple[Any, Any]] = {}
@@ -765,6 +801,8 @@ def lstsq_grad_fn(
 
     def g(x: Any) -> Any:
         _, _, (xc,) = prepare(name, dev, x)
+        if b.layout_problem(xc) is not None:
+            raise layout_error(b, x=xc)  # type: ignore[misc]
         if vector:
             if len(xc.shape) != 1 or xc.shape[0] != n:
                 raise ValueError(
@@ -779,7 +817,7 @@ def lstsq_grad_fn(
                     f"have shape (..., {n}, {y.shape[-1]})"
                 )
             if len(xc.shape) > 2:
-                _check_batch(A=A.shape, x=xc.shape, y=y.shape)
+                _check_batch("lstsq_grad_fn", A=A.shape, x=xc.shape, y=y.shape)
         dx = b.dtype_of(xc)
         rdt, cdt = _promote("lstsq_grad_fn", ("A", "x", "y"), (dA, dx, dy))
         G, c = gram(cdt)

@@ -96,11 +96,18 @@ def _env_default() -> bool:
     if raw not in _ON:
         import warnings
 
+        # attributed to the first frame outside xback (the user's import), past importlib's
+        here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+        level, f = 1, sys._getframe()
+        while f is not None and (f.f_code.co_filename.startswith(here) or "importlib" in
+                                 f.f_code.co_filename):
+            level += not f.f_code.co_filename.startswith("<frozen importlib")
+            f = f.f_back  # type: ignore[assignment]
         warnings.warn(
             f"{ENV_VAR}={os.environ[ENV_VAR]!r} is not understood (use 0/1, off/on, "
             f"false/true); routing stays on",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=level,
         )
     return True
 

@@ -16,6 +16,7 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 
 from __future__ import annotations
 
+import math
 import operator
 import types
 from collections import defaultdict
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from xback._dispatch import prepare1
+from xback._dispatch import layout_error, prepare1
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback._routing import back, kernel_backend, there
 from xback.backends import Backend
@@ -35,6 +36,11 @@ if TYPE_CHECKING:  # static types only: importing xback never imports torch
 __all__ = ["argsort", "sort"]
 
 _SORTABLE: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT | COMPLEX
+
+#: the most dimensions an array sorted along an axis is handed to the backend with: NumPy's
+#: sorts raise beyond 32 (its arrays may have 64); a sort along an axis of an array with more
+#: is computed on a 3-D view (before, axis, after)
+MAX_AXIS_NDIM = 32
 _SUPPORTED_NAMES = (
     "bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float16, float32, "
     "float64, bfloat16, complex64, complex128"
@@ -78,7 +84,8 @@ def _slow_axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
     hint = (
         "a 0-d array sorts only with axis=None"
         if ndim == 0
-        else f"valid {name}s are {-ndim}..{ndim - 1}, or None to sort the flattened array"
+        else f"valid {'axes' if name == 'axis' else 'dims'} are {-ndim}..{ndim - 1}, or None "
+        f"to sort the flattened array"
     )
     raise np.exceptions.AxisError(
         f"{fname}(): {name} {ax} is out of bounds for an array of dimension {ndim} "
@@ -168,6 +175,28 @@ def _validate(
     if x.dtype not in _SORTABLE_SEEN[b] and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
+
+
+def _collapsed(b: Backend, op: str, x: Any, ax: int, descending: bool, stable: bool) -> Any:
+    """Sort along ``ax`` of an array of more than :data:`MAX_AXIS_NDIM` dimensions, viewed
+    as 3-D ``(before, n, after)`` (NumPy's sorts stop at 32 dimensions)."""
+    shape = tuple(x.shape)
+    reshape = getattr(x, "reshape", None)
+    if reshape is None:  # an Array API library without the method (array-api-strict)
+        raise ValueError(
+            f"{op}(): x has {len(shape)} dimensions; sorting along an axis supports at most "
+            f"{MAX_AXIS_NDIM} on the {b.name} backend; reshape x first, or flatten with "
+            f"axis=None"
+        )
+    three = (math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :]))
+    return getattr(b, op)(reshape(three), 1, descending, stable).reshape(shape)
+
+
+def _failed(b: Backend, x: Any, exc: Exception) -> None:
+    """On the error path: the clear ``TypeError`` when ``x`` is a sparse or nested tensor."""
+    err = layout_error(b, x=x)
+    if err is not None:
+        raise err from exc
 
 
 def _layout(x: Any, ax: int | None) -> str:
@@ -316,26 +345,32 @@ def sort(
            [3, 5, 4]])
     """
     b, x = prepare1(x, backend, device)
-    if (
-        axis is _AXIS_DEFAULT
-        and dim is None
-        and (descending is False or descending is True)
-        and (stable is True or stable is False)
-        and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
-    ):
-        ndim: int = x.ndim
-        if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            # only stable sorts are routed: their result is unique, so bit-identical
-            case = "sort/1d" if ndim == 1 else "sort/rows"
-            kb = kernel_backend(case, b, x, dt) if stable else None
-            if kb is None:
-                return b.sort(x, ndim - 1, descending, stable)
-            return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
-    ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
-    kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x) if stable else None
-    if kb is None:
-        return b.sort(x, ax, descending, stable)
-    return _routed(b, kb, "sort", x, ax, descending, stable)
+    try:
+        if (
+            axis is _AXIS_DEFAULT
+            and dim is None
+            and (descending is False or descending is True)
+            and (stable is True or stable is False)
+            and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
+        ):
+            ndim: int = x.ndim
+            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
+                # dtype seen before; only stable sorts are routed (their result is unique)
+                case = "sort/1d" if ndim == 1 else "sort/rows"
+                kb = kernel_backend(case, b, x, dt) if stable else None
+                if kb is None:
+                    return b.sort(x, ndim - 1, descending, stable)
+                return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
+        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
+        if ax is not None and x.ndim > MAX_AXIS_NDIM:
+            return _collapsed(b, "sort", x, ax, descending, stable)
+        kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x) if stable else None
+        if kb is None:
+            return b.sort(x, ax, descending, stable)
+        return _routed(b, kb, "sort", x, ax, descending, stable)
+    except Exception as exc:
+        _failed(b, x, exc)
+        raise
 
 
 @overload
@@ -461,23 +496,29 @@ def argsort(
     array([2, 0, 3, 1])
     """
     b, x = prepare1(x, backend, device)
-    if (
-        axis is _AXIS_DEFAULT
-        and dim is None
-        and (descending is False or descending is True)
-        and (stable is True or stable is False)
-        and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
-    ):
-        ndim: int = x.ndim
-        if ndim:  # the common call: last axis, flags as bools, a dtype seen before
-            # only stable sorts are routed: their result is unique, so bit-identical
-            case = "argsort/1d" if ndim == 1 else "argsort/rows"
-            kb = kernel_backend(case, b, x, dt) if stable else None
-            if kb is None:
-                return b.argsort(x, ndim - 1, descending, stable)
-            return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
-    ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
-    kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x) if stable else None
-    if kb is None:
-        return b.argsort(x, ax, descending, stable)
-    return _routed(b, kb, "argsort", x, ax, descending, stable)
+    try:
+        if (
+            axis is _AXIS_DEFAULT
+            and dim is None
+            and (descending is False or descending is True)
+            and (stable is True or stable is False)
+            and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
+        ):
+            ndim: int = x.ndim
+            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
+                # dtype seen before; only stable sorts are routed (their result is unique)
+                case = "argsort/1d" if ndim == 1 else "argsort/rows"
+                kb = kernel_backend(case, b, x, dt) if stable else None
+                if kb is None:
+                    return b.argsort(x, ndim - 1, descending, stable)
+                return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
+        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
+        if ax is not None and x.ndim > MAX_AXIS_NDIM:
+            return _collapsed(b, "argsort", x, ax, descending, stable)
+        kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x) if stable else None
+        if kb is None:
+            return b.argsort(x, ax, descending, stable)
+        return _routed(b, kb, "argsort", x, ax, descending, stable)
+    except Exception as exc:
+        _failed(b, x, exc)
+        raise

@@ -69,6 +69,26 @@ class Backend:
         """Whether ``x`` (owned by this backend) is an array rather than a scalar type."""
         return True
 
+    def converts(self, tp: type) -> bool:
+        """Whether instances of ``tp`` (a type this backend owns) are converted to the
+        backend's plain array type before any operation (NumPy: ``np.matrix`` and
+        ``np.memmap`` become ``np.ndarray`` views). Called once per type, then cached."""
+        return False
+
+    def plain(self, x: Any) -> Any:
+        """``x`` (of a type :meth:`converts` accepts) as the plain array type, without
+        copying its data."""
+        return x
+
+    def layout_problem(self, x: Any) -> str | None:
+        """Why the operations cannot compute on ``x`` although its type is this backend's
+        (a sparse or nested torch tensor), with the fix; ``None`` when they can.
+
+        Names the argument as ``{name}`` (the front layer fills it in). Called where a check
+        costs little against the operation, and on the error path of the others.
+        """
+        return None
+
     def normalize_device(self, device: str) -> str:
         """Validate a device string for this backend and return its canonical form.
 

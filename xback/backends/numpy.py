@@ -22,10 +22,18 @@ class NumpyBackend(HostBackend):
     def owns(self, tp: type) -> bool:
         if issubclass(tp, np.ma.MaskedArray):
             raise TypeError(
-                "numpy masked arrays are not supported: their mask would be ignored; "
-                "pass a.filled(value) or a.compressed()"
+                "numpy masked arrays (np.ma.MaskedArray) are not supported: their mask would "
+                "be ignored, a wrong answer; pass a.filled(value) or a.compressed()"
             )
         return issubclass(tp, (np.ndarray, np.generic))
+
+    def converts(self, tp: type) -> bool:
+        # np.matrix (whose flattening stays 2-D), np.memmap and other subclasses: computed on
+        # as, and returned as, plain ndarrays
+        return tp is not np.ndarray and issubclass(tp, np.ndarray)
+
+    def plain(self, x: Any) -> Any:
+        return np.asarray(x)  # a base-class view: no copy
 
     def is_array(self, x: Any) -> bool:
         return type(x) is np.ndarray  # numpy scalars and ndarray subclasses become arrays

@@ -56,6 +56,7 @@ _VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
 }
 
 _DEVICE_STR: dict[torch.device, str] = {}
+_NUMPY_MAX_NDIM = 64  # NPY_MAXDIMS of NumPy 2 (torch tensors may have more)
 _torch_from_numpy = torch.from_numpy
 _functorch_active = torch._C._are_functorch_transforms_active  # inside vmap/grad/jacrev...
 _is_compiling = torch.compiler.is_compiling  # dynamo tracing: the tensors are fake
@@ -81,6 +82,25 @@ class TorchBackend(Backend):
 
     def owns(self, tp: type) -> bool:
         return issubclass(tp, torch.Tensor)
+
+    def layout_problem(self, x: Any) -> str | None:
+        if x.is_nested:
+            return (
+                f"{{name}} is a nested tensor (layout {x.layout}): xback computes on dense "
+                f"(strided) tensors only; pad it with {{name}}.to_padded_tensor(0.0), or "
+                f"process the tensors of {{name}}.unbind() one by one"
+            )
+        if x.layout is not torch.strided:
+            return (
+                f"{{name}} is a {x.layout} tensor: xback computes on dense (strided) tensors "
+                f"only; call {{name}}.to_dense() first"
+            )
+        if x.is_quantized:
+            return (
+                f"{{name}} is a quantized tensor ({x.dtype}): xback computes on floating, "
+                f"integer, bool and complex tensors; call {{name}}.dequantize() first"
+            )
+        return None
 
     def normalize_device(self, device: str) -> str:
         try:
@@ -109,7 +129,29 @@ class TorchBackend(Backend):
             if not torch.backends.mps.is_available():
                 raise ValueError(f"device {device!r} asked for, but MPS is not available here")
             return "mps:0"
-        # Other accelerators (xpu, privateuse1...): trust torch, fail clearly on use.
+        # Other accelerators (xpu, mtia, a privateuse1 backend...): only when this torch build
+        # has the device module and it reports the device available; torch knows many more
+        # device types (mkldnn, lazy, xla, ipu, vulkan...) that fail deep inside it on use
+        module = getattr(torch, d.type, None)  # a renamed privateuse1 backend's module too
+        available = getattr(module, "is_available", None)
+        ok = False
+        device_count = getattr(module, "device_count", None)
+        if callable(available) and callable(device_count):
+            try:
+                ok = bool(available())
+                count = int(device_count()) if ok else 0
+            except Exception:  # a half-registered backend: treated as absent
+                ok = False
+            if ok and d.index is not None and d.index >= count:
+                raise ValueError(
+                    f"device {device!r} does not exist: {count} {d.type} device(s) here"
+                )
+        if not ok:
+            raise ValueError(
+                f"device {device!r} is a device type torch knows, but this torch build "
+                f"({torch.__version__}) cannot use it here; use 'cpu', 'meta', 'cuda' or "
+                f"'cuda:N' (with CUDA), or 'mps' (on Apple silicon)"
+            )
         return _device_str(d)
 
     def device_of(self, x: Any) -> str:
@@ -148,21 +190,33 @@ class TorchBackend(Backend):
 
     # -- conversion ----------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
-        return x.to(device)
+        try:
+            return x.to(device)
+        except (NotImplementedError, RuntimeError) as exc:  # nested, quantized to meta...
+            problem = self.layout_problem(x)
+            if problem is None:
+                raise
+            raise TypeError(
+                f"cannot move to {device}: {problem.format(name='x')}"
+            ) from exc
 
     def to_numpy(self, x: Any, copy: bool | None) -> np.ndarray[Any, Any]:
         if not copy:
             try:
                 a: np.ndarray[Any, Any] = x.numpy()  # fast path: zero-copy
                 return a
-            except (RuntimeError, TypeError):
+            except (RuntimeError, TypeError, ValueError):
                 pass
-        if x.layout is not torch.strided:
-            raise TypeError(
-                f"cannot convert a {x.layout} tensor to NumPy: call .to_dense() first"
-            )
+        problem = self.layout_problem(x)
+        if problem is not None:
+            raise TypeError(f"cannot convert to NumPy: {problem.format(name='x')}")
         if x.is_meta:
             raise ValueError("meta tensors have no data: they cannot be converted to NumPy")
+        if x.dim() > _NUMPY_MAX_NDIM:
+            raise ValueError(
+                f"cannot convert to NumPy: x has {x.dim()} dimensions, NumPy arrays at most "
+                f"{_NUMPY_MAX_NDIM}; reshape x first"
+            )
         if x.dtype not in TORCH_TO_NP:
             raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent")
         t = x.detach()  # shares memory; the caller's tensor keeps requires_grad and .grad
