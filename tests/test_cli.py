@@ -101,7 +101,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     tmp = tmp_path_factory.mktemp("bench")
     path = tmp / "out" / "bench.json"
     plots = tmp / "plots"
-    r = _run("bench", "all", "--quick", "--json", str(path), "--plot", str(plots), timeout=300)
+    r = _run("bench", "all", "--quick", "--details", "--json", str(path), "--plot", str(plots),
+             "--report", str(tmp / "report"), timeout=300)
     assert r.returncode == 0, r.stderr
     return json.loads(path.read_text()), plots, r.stdout
 
@@ -157,8 +158,10 @@ def test_bench_quick_candidates(quick_run: tuple[dict[str, Any], Path, str]) -> 
         assert all(r["vs_best"] > 0 for r in route if r["impl"] != "raw")
         assert any("xback / best raw" in s["name"] or "over own raw" in s["name"]
                    for s in b["route"]["summary"])
-    # the table is printed with medians
+    # the tables are printed with medians (--details), the verdict last
     assert "median" in stdout and "lstsq-grad" in stdout
+    assert stdout.index("verdict") > stdout.index("median")
+    assert "zero-copy to NumPy" in stdout
 
 
 def test_bench_quick_plots(quick_run: tuple[dict[str, Any], Path, str]) -> None:
@@ -168,6 +171,27 @@ def test_bench_quick_plots(quick_run: tuple[dict[str, Any], Path, str]) -> None:
         png = plots / f"{name}.png"
         assert png.exists(), name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_quick_report(quick_run: tuple[dict[str, Any], Path, str]) -> None:
+    """--report: the page and the run's JSON beside it (the page's content and its rendering
+    in a browser: tests/test_bench_report.py)."""
+    doc, plots, _ = quick_run
+    report = plots.parent / "report"
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert json.loads((report / "results.json").read_text()) == doc
+    assert 'id="verdict"' in page and page.count('class="plot"') == len(BENCHMARKS)
+
+
+def test_bench_without_details_prints_the_verdict_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["bench", "convert", "--quick", "--backends", "numpy,torch" if HAS_TORCH
+               else "numpy", "--sizes", "1e6"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "verdict" in out and "median" not in out
+    assert len(out.strip().splitlines()) <= 27  # machine line, verdict heading, <= 25 lines
 
 
 def test_bench_threads_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,13 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -359,19 +361,13 @@ def tune(
         _check_writable(target.parent)  # before minutes of measuring
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-    from rich.progress import Progress as RichProgress
 
     from xback.bench.tune import n_samples
     from xback.bench.tune import tune as measure_table
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     err = Console(stderr=True)
-    with RichProgress(
-        TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
-    ) as p:
-        prog = _RichProgress(p)
+    with _progress(err, 20) as prog:
         prog.add(n_samples(quick), "measuring")
         table = measure_table(quick=quick, progress=prog)
     counts = {src: len(_routing.plan_summary(src, table)) for src in ("numpy", "torch")}
@@ -482,6 +478,9 @@ def _check_device(device: str, backends: list[str]) -> str:
 
 
 class _RichProgress:
+    """A rich progress bar (on a terminal): the current case, samples done, elapsed time and
+    an estimate of the time left for the cases announced so far."""
+
     def __init__(self, progress: Any) -> None:
         self.p = progress
         self.task = progress.add_task("starting", total=0)
@@ -493,6 +492,63 @@ class _RichProgress:
 
     def advance(self, n: int = 1) -> None:
         self.p.advance(self.task, n)
+
+
+class _LineProgress:
+    """Progress where stderr is no terminal (CI logs, pipes): one line every
+    ``every`` seconds, so that a long run never looks hung."""
+
+    def __init__(self, err: Any, every: float = 5.0) -> None:
+        import time
+
+        self.err, self.every, self.clock = err, every, time.monotonic
+        self.start = self.last = self.clock()
+        self.total = self.done = 0
+        self.case = "starting"
+
+    def add(self, total: int, description: str) -> None:
+        self.total += total
+        self.case = description
+        self._maybe_print()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self._maybe_print()
+
+    def _maybe_print(self) -> None:
+        now = self.clock()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = (f", ~{elapsed * (self.total - self.done) / self.done:.0f} s left for the "
+                "cases announced so far" if self.done else "")
+        self.err.print(f"xback: {self.done}/{self.total} samples, now {self.case}, "
+                       f"{elapsed:.0f} s elapsed{left}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _progress(err: Any, width: int) -> Iterator[Any]:
+    """A progress reporter for a long measurement: a bar on a terminal, a line every few
+    seconds elsewhere."""
+    if not err.is_terminal:
+        yield _LineProgress(err)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(
+        TextColumn(f"{{task.description:<{width}}}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=err,
+        transient=True,
+    ) as p:
+        yield _RichProgress(p)
 
 
 @app.command()
@@ -540,6 +596,15 @@ def bench(
         typer.Option("--plot", help="Write one PNG plot per benchmark into this directory "
                      "(needs matplotlib: pip install 'xback[plot]').", file_okay=False),
     ] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="Print every benchmark's full table and "
+                           "summary before the verdict.")
+    ] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a self-contained HTML report (verdict, plots, "
+                     "machine) and results.json into this directory.", file_okay=False),
+    ] = None,
 ) -> None:
     """Time xback against the raw NumPy and torch calls on this machine (tables, JSON, plots)."""
     names = list(benchmarks or ["all"])
@@ -557,7 +622,7 @@ def bench(
         raise UsageFailure("--plot needs matplotlib: pip install 'xback[plot]'")
     # fail before a long run, not after it, when an output place cannot be written
     for option, where in (("--json", json_path.parent if json_path else None),
-                          ("--plot", plot_dir)):
+                          ("--plot", plot_dir), ("--report", report_dir)):
         if where is None:
             continue
         try:
@@ -568,7 +633,6 @@ def bench(
             raise UsageFailure(f"{option}: {where} is not writable")
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from xback.bench import BenchConfig, run_all
     from xback.bench._report import plot, render, write_json
@@ -577,20 +641,20 @@ def bench(
                       threads=threads, device=dev, quick=quick)
     console = Console() if sys.stdout.isatty() else Console(width=160)
     err = Console(stderr=True)
-    from rich.progress import Progress as RichProgress
-
-    with RichProgress(
-        TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
-    ) as p:
-        doc = run_all(selected, cfg, _RichProgress(p))
-    render(doc, console)
+    with _progress(err, 34) as prog:
+        doc = run_all(selected, cfg, prog)
+    render(doc, console, details=details)
     if json_path is not None:
         write_json(doc, json_path)
         console.print(f"JSON written to {json_path}")
     if plot_dir is not None:
         for path in plot(doc, plot_dir):
             console.print(f"plot written to {path}")
+    if report_dir is not None:
+        from xback.bench.html import write_report
+
+        page = write_report(doc, report_dir, plots=_installed("matplotlib"))
+        console.print(f"report written to {page} (the JSON beside it)")
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -161,7 +161,9 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
                         res.summary.append({
                             "name": f"{op} {size} {dtype} {r['input']} input: "
                             + ("xback / best raw" if large else "µs over own raw")
-                            + ("" if met else "  (target missed)"),
+                            + ("" if met else (
+                                f"  (missed the target <= {TARGET_RATIO}x)" if large
+                                else f"  (missed the target <= +{TARGET_OVER_US} µs)")),
                             "value": r["vs_best"] if large else r["over_own_us"],
                         })
                 res.rows.extend(rows)
