@@ -87,11 +87,11 @@ def _lines() -> dict[str, Any]:
 
 def test_verdict_lines_from_known_numbers() -> None:
     lines = _lines()
-    argsort = lines["xback's cost on a 16-element argsort"]
+    argsort = lines["xback's cost per argsort call, 16 elements"]
     assert argsort.value == pytest.approx(0.9)  # the worse backend decides
     assert argsort.ok is False and argsort.target == "≤ +0.5 µs"
     assert "+0.20 µs on NumPy" in argsort.answer and "+0.90 µs on torch" in argsort.answer
-    svd = lines["xback's cost on a tiny svd (8x4)"]
+    svd = lines["xback's cost per svd call, an 8x4 matrix"]
     assert svd.value == pytest.approx(1.2) and svd.ok is True
     seed = lines["lstsq gradient, A (1280, 128) float64, torch autograd"]
     auto = lines["lstsq gradient, A (1280, 128) float64, xback auto"]

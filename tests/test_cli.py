@@ -206,7 +206,7 @@ def test_bench_threads_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[st
     rows = doc["benchmarks"]["overhead"]["results"]
     assert {r["backend"] for r in rows} == {"numpy"}
     assert all(r["repeat"] == 2 and r["size"] == 8 for r in rows)
-    assert "overhead" in capsys.readouterr().out
+    assert "xback's cost per sort call, 8 elements" in capsys.readouterr().out
 
 
 # -- bad arguments: one line, exit status 2, no traceback -----------------------------------

@@ -154,12 +154,12 @@ def _overhead(doc: dict[str, Any]) -> list[Line]:
                 per_backend.append((backend, float(r[0]["overhead_us"])))
         if not per_backend:
             continue
-        what = f"a {size}-element {fn}" if fn in ("sort", "argsort") else f"a tiny {fn} (8x4)"
+        what = f"{size} elements" if fn in ("sort", "argsort") else "an 8x4 matrix"
         worst = max(v for _, v in per_backend)
         answer = ", ".join(
             f"{v:+.2f} µs on {'NumPy' if b == 'numpy' else 'torch'}" for b, v in per_backend
         )
-        lines.append(Line(f"xback's cost on {what}", answer, worst,
+        lines.append(Line(f"xback's cost per {fn} call, {what}", answer, worst,
                           f"≤ +{target} µs", worst <= target))
     return lines
 
