@@ -8,21 +8,17 @@ accumulates ``g += a_i r_i`` into the chunk's partial gradient; the partials are
 the end (4 rows per step for rows of at least ``UNROLL_MIN_BYTES``, prefetching the next 4
 rows while the update runs; vector loads aligned to 64 bytes; see the kernel section).
 
-Speed (``benchmarks/bench_fused.py``, docs/benchmarks.md), A of (10d, d) with d >= 1024, on
-2-vCPU machines, against the fastest one-pass read of ``A`` (a Numba sum reading 1 or 4 rows
-at a time, or ``A.sum()``): on the Intel Xeon, with the prefetching below, medians over seven
-runs of 1.10-1.18x that read and 1.52-1.77x faster than the faster of NumPy's and torch's
-two passes (at d = 2048 1.60-1.84x in every run); before it 1.16-1.29x and 1.43-1.60x there,
-1.15-1.3x and 1.6-2.1x on an AMD EPYC (one-row read).
+Speed: ``benchmarks/bench_fused.py`` times it against the fastest one-pass read of ``A`` and
+against NumPy's and torch's two passes; the measured numbers, and the machines they come
+from, are in docs/benchmarks.md ("The fused one-pass kernel", "Implementation notes").
 
 Why Numba (and not a C extension): it is one optional wheel (``xback[fast]``) on every
 platform NumPy supports, needs no compiler on the user's machine and no per-platform
 wheels of xback itself (a C extension would turn xback from pure Python into a compiled
 package, with builds for each OS/CPU/Python), and it compiles for the host CPU (AVX-512
-here) where a portable C wheel targets a baseline ISA. The costs are the import (0.13-0.16 s
-here) and the compile (about 2 s once: 1.7 s for the kernel, 0.25 s for the partials' sum;
-0.15 s from the on-disk cache after), paid on first use only: ``import xback`` never
-imports Numba.
+here) where a portable C wheel targets a baseline ISA. The costs are Numba's import and the
+compile (docs/benchmarks.md#compiling-the-fused-kernel), paid on first use only:
+``import xback`` never imports Numba.
 
 Scope: real float32/float64, ``A`` 2-D C-contiguous ``(m, n)``, ``x`` ``(n, k)``, ``y``
 ``(m, k)`` (``x``/``y`` of any strides; ``k`` small: the kernel computes the ``k`` columns
@@ -111,8 +107,8 @@ _F64 = np.dtype(np.float64)
 
 #: rows accumulated in the input precision before a float64 add (bounds float32 error)
 BLOCK_ROWS = 256
-#: rows of at least this many bytes go 4 at a time (measured: 4-row steps were 1.08-1.5x
-#: faster for rows of 1-2 KB, e.g. A (40000, 256) float64, and 1.09x slower for 512-byte rows)
+#: rows of at least this many bytes go 4 at a time (measured faster from rows of 1 KB, slower
+#: for 512-byte rows: docs/benchmarks.md#fused-kernel-design-measurements)
 UNROLL_MIN_BYTES = 1024
 #: cache lines of a row updated per prefetched line of each next row: while the update
 #: (from cache) of 4 rows runs, the first ``1 / PREFETCH_SEGMENT_LINES`` of the next 4 rows
@@ -217,8 +213,8 @@ def grad_torch(A: Any, x: Any, y: Any) -> Any:
 
     Taking the views is the check: ``Tensor.numpy`` refuses exactly the tensors it cannot
     view, and those that require grad; only then are grad mode and ``requires_grad`` read.
-    Each call into torch costs 15-25 µs right after a large call (measured: the caches are
-    cold then), so the common case makes four: three views and the result's wrapper."""
+    Each call into torch is dear right after a large call (the caches are cold then), so
+    the common case makes four: three views and the result's wrapper."""
     _need_numba()
     torch = sys.modules["torch"]  # the torch backend is loaded, so torch is imported
     try:
@@ -235,33 +231,33 @@ def grad_torch(A: Any, x: Any, y: Any) -> Any:
 
 # -- kernel ---------------------------------------------------------------------------------
 # Plain serial kernels (compiled with nogil=True) over a range of row chunks; the threads are
-# xback's own (see _run_parallel), not Numba's threading layer: measured here, Numba's OpenMP layer
-# ran a one-chunk prange 5-10x slower than the same serial code (contention with the BLAS/torch
-# OpenMP pools), and its workqueue layer aborts on concurrent launches from two threads.
+# xback's own (see _run_parallel), not Numba's threading layer: Numba's OpenMP layer ran a
+# one-chunk prange several times slower than the same serial code (contention with the
+# BLAS/torch OpenMP pools), and its workqueue layer aborts on concurrent launches from two
+# threads.
 # Chunk c covers rows [c * rows, min((c + 1) * rows, m)) and writes its partial gradient
 # to parts[c]; the partials are summed in chunk order, so the result does not depend on the
 # number of threads or on which thread ran which chunk.
 #
 # Alignment: NumPy's data pointers are usually 16 bytes past a 64-byte boundary, so every
-# 64-byte (AVX-512) load of a row would straddle two cache lines; measured here that costs
-# ~1.5x in L2 and ~15% even when streaming from memory. The first ``p`` columns of each row
+# 64-byte (AVX-512) load of a row would straddle two cache lines, which was measured slower
+# in L2 and from memory. The first ``p`` columns of each row
 # (``p`` from :func:`_peel`, 0 when rows of A do not all share one alignment) are done
 # separately, the rest of the row from its first 64-byte boundary; ``x`` is copied so that
 # ``x[p]`` is on a 64-byte boundary as well, and so is the kernel's own ``gb[p]``. The
 # column index of the vector loops is unsigned (``np.uint64``): with signed indices Numba's
 # negative-index wraparound turns the offset loops into gathers.
 #
-# Prefetch: one core's memory bandwidth is what its outstanding misses allow (measured on the
-# Intel Xeon: one thread read A at 19 GB/s, two at 37), and the hardware prefetchers follow
-# the misses. While the update of 4 rows runs from L1/L2 there are no misses, so nothing is
-# fetched: without help the kernel took 1.2-1.35x the time of one read of A from memory.
+# Prefetch: one core's memory bandwidth is what its outstanding misses allow, and the
+# hardware prefetchers follow the misses. While the update of 4 rows runs from L1/L2 there
+# are no misses, so nothing is fetched and the stream pauses.
 # Before each segment of PREFETCH_SEGMENT_LINES lines of the update, one line of each of the
 # next 4 rows is prefetched (``llvm.prefetch``, into L2 and L1), so the first quarter of the
-# next rows arrives during the update and the stream does not pause: 1.11-1.14x the read at
-# d=2048 float64 (was 1.23-1.25). Tried and not kept (docs/benchmarks.md has the numbers):
-# half of the next rows (as good), all of them (worse); software pipelining (the next rows'
-# dot products inside the update loop), which helped only while A fitted in the last-level
-# cache and was 1.15-1.4x the read from memory; 2- and 8-row steps; 512-bit vectors.
+# next rows arrives during the update and the stream does not pause. Tried and not kept
+# (docs/benchmarks.md#fused-kernel-design-measurements has the numbers): half of the next rows
+# (as good), all of them (worse); software pipelining (the next rows' dot products inside the
+# update loop), which helped only while A fitted in the last-level cache; 2- and 8-row steps;
+# 512-bit vectors.
 
 
 def _prefetch(a: Any, i: Any) -> None:  # pragma: no cover - replaced before compiling
@@ -327,7 +323,7 @@ def _chunks(
     rows come from memory in the first column's loop, from cache after) and one update loop
     of ``gb[q]`` from the 4 rows (``gb`` loaded and stored once per 4 rows), the next 4 rows
     prefetched during the first column's update. Measured with k = 1, this one kernel ran as
-    fast as a kernel written for k = 1 alone (0.97-1.01x at d = 1024, 2048)."""
+    fast as a kernel written for k = 1 alone (docs/benchmarks.md)."""
     m, n = A.shape
     k = xk.shape[1]
     isz = A.itemsize
@@ -666,7 +662,7 @@ def _compile(st: dict[str, Any], name: str, args: tuple[Any, ...]) -> None:
 
 
 # -- threads --------------------------------------------------------------------------------
-_CPUS = os.cpu_count() or 1  # os.cpu_count() costs ~10 us per call here: once
+_CPUS = os.cpu_count() or 1  # read once: os.cpu_count() is not free per call
 
 
 def _controller() -> Any:
