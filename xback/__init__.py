@@ -11,6 +11,7 @@ from __future__ import annotations
 from xback._convert import asarray, from_numpy, to_device, to_numpy
 from xback._dispatch import backend_of, device, get_backend, get_device, use
 from xback._linalg import SVDResult, lstsq_grad, lstsq_grad_fn, svd, svdvals
+from xback._namespace import namespace
 from xback._sorting import argsort, sort
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "get_device",
     "lstsq_grad",
     "lstsq_grad_fn",
+    "namespace",
     "sort",
     "svd",
     "svdvals",

@@ -31,6 +31,7 @@ __all__ = [
     "normalize_device",
     "prepare",
     "prepare1",
+    "resolve",
     "use",
 ]
 
@@ -473,3 +474,34 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
 
 # numpy scalar types are numpy's kind
 _TYPE_CACHE[np.ndarray] = _NUMPY
+
+
+def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
+    """Backend and device that the one rule chooses for inputs ``xs``, moving nothing.
+
+    The rule and the errors of :func:`prepare` (``TypeError`` for mixed kinds, ``ValueError``
+    for inputs on different devices, with no explicit choice); with no inputs, the context's
+    backend (or NumPy) and device (or ``"cpu"``). The hot path (one input, nothing chosen)
+    is a context read and a dict lookup by the input's type.
+    """
+    if backend is None and dev is None and len(xs) == 1:
+        x = xs[0]
+        try:
+            k = _TYPE_CACHE[type(x)]
+        except KeyError:
+            k = _classify(type(x))
+        if k is not None:
+            c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
+            if c is _EMPTY or (c.backend is None and c.device is None):
+                return k, k.device_of(x)
+    kinds = [kind_of(x) for x in xs]
+    b, target = _choose(backend, dev, kinds, xs)
+    if target is None:
+        devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
+        if len(devs) > 1:
+            raise ValueError(
+                f"inputs are on different devices: {', '.join(sorted(devs))}; move them with "
+                f"xback.to_device or choose one with device=... or `with xback.use(...)`"
+            )
+        target = devs.pop() if devs else "cpu"
+    return b, target
