@@ -31,7 +31,15 @@ import xback
 from xback._dispatch import resolve
 from xback.backends import Backend, HostBackend
 
-__all__ = ["CREATION_FUNCTIONS", "XBACK_EXTENSIONS", "XBACK_FUNCTIONS", "Namespace", "namespace"]
+__all__ = [
+    "CREATION_FUNCTIONS",
+    "FFT_CREATION_FUNCTIONS",
+    "XBACK_EXTENSIONS",
+    "XBACK_FUNCTIONS",
+    "Namespace",
+    "clear_cache",
+    "namespace",
+]
 
 #: Array API functions that xback computes exactly: namespace name -> xback attribute. Each
 #: replaces the library's function when xback defines it (looked up when a namespace is built).
@@ -251,7 +259,9 @@ def _build(b: Backend, dev: str) -> Namespace:
                 bound = (_bind_from_dlpack if attr == "from_dlpack" else _bind_device)(fn, libdev)
                 setattr(ns, attr, bound)
         info = lib.__array_namespace_info__
-        ns.__dict__["__array_namespace_info__"] = functools.wraps(info)(lambda: _Info(info(), libdev))
+        ns.__dict__["__array_namespace_info__"] = functools.wraps(info)(
+            lambda: _Info(info(), libdev)
+        )
     lib_linalg = getattr(lib, "linalg", None)
     if lib_linalg is not None:
         ns.__dict__["linalg"] = _submodule(ns.__name__, lib_linalg, linalg)
@@ -279,6 +289,13 @@ def _namespace_for(b: Backend, dev: str) -> Namespace:
         if ns is None:
             ns = _NAMESPACES[b, dev] = _build(b, dev)
         return ns
+
+
+def clear_cache() -> None:
+    """Forget the namespaces built so far: the next :func:`namespace` call builds a new one
+    (taking xback's functions anew, e.g. after a test patched one)."""
+    with _LOCK:
+        _NAMESPACES.clear()
 
 
 def namespace(*arrays: Any, backend: str | None = None, device: Any = None) -> Namespace:
