@@ -484,16 +484,40 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
     backend (or NumPy) and device (or ``"cpu"``). The hot path (one input, nothing chosen)
     is a context read and a dict lookup by the input's type.
     """
-    if backend is None and dev is None and len(xs) == 1:
-        x = xs[0]
-        try:
-            k = _TYPE_CACHE[type(x)]
-        except KeyError:
-            k = _classify(type(x))
-        if k is not None:
-            c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
-            if c is _EMPTY or (c.backend is None and c.device is None):
-                return k, k.device_of(x)
+    if backend is None and dev is None:
+        c = _STATE.get()
+        if c is _EMPTY or (c.backend is None and c.device is None):
+            # nothing chosen (a use(route=...) chooses neither): the inputs' kind and device
+            if len(xs) == 1:
+                x = xs[0]
+                try:
+                    k = _TYPE_CACHE[type(x)]
+                except KeyError:
+                    k = _classify(type(x))
+                if k is not None:
+                    return k, k.device_of(x)
+            else:
+                owner: Backend | None = None
+                owned = []
+                for x in xs:
+                    try:
+                        kx = _TYPE_CACHE[type(x)]
+                    except KeyError:
+                        kx = _classify(type(x))
+                    if kx is not None:
+                        if owner is None:
+                            owner = kx
+                        elif kx is not owner:
+                            break  # mixed kinds: the general path raises
+                        owned.append(x)
+                else:
+                    if owner is not None and owner.same_device(*owned):
+                        return owner, owner.device_of(owned[0])
+        elif c.backend is not None and c.device is not None:
+            for x in xs:  # the context chooses both; inputs are only checked to be arrays
+                if type(x) not in _TYPE_CACHE:
+                    _classify(type(x))
+            return c.backend, c.device
     kinds = [kind_of(x) for x in xs]
     b, target = _choose(backend, dev, kinds, xs)
     if target is None:
