@@ -62,6 +62,17 @@ def test_explicit_choice_and_context() -> None:
         assert xback.namespace(torch.zeros(1)).device == "meta"
     with xback.use(route=False):  # chooses neither backend nor device
         assert xback.namespace(torch.zeros(1)).device == "cpu"
+    meta = torch.zeros(1, device="meta")
+    assert xback.namespace(meta, backend="torch").device == "meta"  # the input's device
+    assert xback.namespace(meta, backend="numpy").device == "cpu"
+    with xback.use("torch", device="meta"):
+        assert xback.namespace(torch.zeros(1), backend="torch").device == "meta"
+    with xback.use("numpy"):
+        assert xback.namespace(meta, backend="torch").device == "meta"
+    with xback.use(device="meta"):  # a device alone does not travel to an explicit backend
+        assert xback.namespace(torch.zeros(1), backend="torch").device == "cpu"
+    # several inputs: the first array's kind, lists neutral, one device
+    assert xback.namespace([1.0], meta, 2.0, meta).device == "meta"
 
 
 def _error(fn: Any, *args: Any) -> BaseException:

@@ -518,6 +518,19 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                 if type(x) not in _TYPE_CACHE:
                     _classify(type(x))
             return c.backend, c.device
+    elif dev is None and len(xs) == 1:
+        try:
+            b = _LOADED[backend]
+        except (KeyError, TypeError):
+            pass
+        else:
+            if _STATE.get().backend is not b:  # a context's device is not this backend's
+                x = xs[0]
+                try:
+                    k = _TYPE_CACHE[type(x)]
+                except KeyError:
+                    k = _classify(type(x))
+                return b, (b.device_of(x) if k is b else "cpu")
     kinds = [kind_of(x) for x in xs]
     b, target = _choose(backend, dev, kinds, xs)
     if target is None:
