@@ -518,7 +518,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                 if type(x) not in _TYPE_CACHE:
                     _classify(type(x))
             return c.backend, c.device
-    elif dev is None and len(xs) == 1:
+    elif backend is not None and dev is None and len(xs) == 1:
         try:
             b = _LOADED[backend]
         except (KeyError, TypeError):

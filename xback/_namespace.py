@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import xback
-from xback._dispatch import resolve
+from xback._dispatch import get_device, resolve
 from xback.backends import Backend, HostBackend
 
 __all__ = [
@@ -162,46 +162,58 @@ def _bind_from_dlpack(fn: Callable[..., Any], dev: Any) -> Callable[..., Any]:
     return from_dlpack
 
 
-def _bind_backend(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """xback function ``fn`` run on backend ``name`` unless the caller chooses another."""
+def _backend_arg(b: Backend, x: Any) -> str | None:
+    """``backend=`` for an xback call on ``x`` from ``b``'s namespace: ``None`` when xback's
+    rule already runs ``x`` on ``b`` with no device chosen (the same result, on xback's fast
+    path), else ``b.name``."""
+    if get_device() is None and resolve(None, None, x)[0] is b:
+        return None
+    return b.name
+
+
+def _bind_backend(fn: Callable[..., Any], b: Backend) -> Callable[..., Any]:
+    """xback function ``fn`` run on backend ``b`` unless the caller chooses another."""
     try:
         takes_backend = "backend" in inspect.signature(fn).parameters
     except (TypeError, ValueError):  # pragma: no cover - xback's functions have signatures
         takes_backend = False
     if not takes_backend:
         return fn
+    name = b.name
 
     @functools.wraps(fn)
     def bound(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("backend") is None:
-            kwargs["backend"] = name
+            kwargs["backend"] = _backend_arg(b, args[0]) if len(args) == 1 else name
         return fn(*args, **kwargs)
 
     return bound
 
 
-def _exact_functions(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _exact_functions(b: Backend) -> tuple[dict[str, Any], dict[str, Any]]:
     """xback's ``sort``, ``argsort``, ``svd``, ``svdvals`` with the Array API signatures,
-    computing on backend ``name``: (main namespace functions, linalg functions)."""
+    computing on backend ``b``: (main namespace functions, linalg functions)."""
     xsort, xargsort, xsvd, xsvdvals = xback.sort, xback.argsort, xback.svd, xback.svdvals
 
     def sort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True) -> Any:
+        backend = _backend_arg(b, x)
         if axis.__class__ is int and axis == -1:  # xback's default: its fast path
-            return xsort(x, descending=descending, stable=stable, backend=name)
-        return xsort(x, axis=axis, descending=descending, stable=stable, backend=name)
+            return xsort(x, descending=descending, stable=stable, backend=backend)
+        return xsort(x, axis=axis, descending=descending, stable=stable, backend=backend)
 
     def argsort(
         x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool = True
     ) -> Any:
+        backend = _backend_arg(b, x)
         if axis.__class__ is int and axis == -1:
-            return xargsort(x, descending=descending, stable=stable, backend=name)
-        return xargsort(x, axis=axis, descending=descending, stable=stable, backend=name)
+            return xargsort(x, descending=descending, stable=stable, backend=backend)
+        return xargsort(x, axis=axis, descending=descending, stable=stable, backend=backend)
 
     def svd(x: Any, /, *, full_matrices: bool = True) -> Any:
-        return xsvd(x, full_matrices=full_matrices, backend=name)
+        return xsvd(x, full_matrices=full_matrices, backend=_backend_arg(b, x))
 
     def svdvals(x: Any, /) -> Any:
-        return xsvdvals(x, backend=name)
+        return xsvdvals(x, backend=_backend_arg(b, x))
 
     for f, src in ((sort, xsort), (argsort, xargsort), (svd, xsvd), (svdvals, xsvdvals)):
         f.__doc__ = (
@@ -243,11 +255,11 @@ def _build(b: Backend, dev: str) -> Namespace:
     ns.device = dev
     ns.__dict__["_library"] = lib
 
-    main, linalg = _exact_functions(name)
+    main, linalg = _exact_functions(b)
     for attr, src in (XBACK_FUNCTIONS | XBACK_EXTENSIONS).items():
         fn = getattr(xback, src, None)
         if fn is not None:
-            main[attr] = _bind_backend(fn, name)
+            main[attr] = _bind_backend(fn, b)
     ns.__dict__.update(main)
 
     # Host-memory backends (NumPy, Dask) have one device: nothing to bind.
