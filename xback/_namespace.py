@@ -291,15 +291,17 @@ def _build(b: Backend, dev: str) -> Namespace:
     return ns
 
 
-_NAMESPACES: dict[tuple[Backend, str], Namespace] = {}
+#: backend name -> device -> namespace (string keys only: cheap, and traceable by Dynamo)
+_NAMESPACES: dict[str, dict[str, Namespace]] = {}
 _LOCK = threading.Lock()
 
 
 def _namespace_for(b: Backend, dev: str) -> Namespace:
     with _LOCK:
-        ns = _NAMESPACES.get((b, dev))
+        per_device = _NAMESPACES.setdefault(b.name, {})
+        ns = per_device.get(dev)
         if ns is None:
-            ns = _NAMESPACES[b, dev] = _build(b, dev)
+            ns = per_device[dev] = _build(b, dev)
         return ns
 
 
@@ -385,6 +387,6 @@ def namespace(*arrays: Any, backend: str | None = None, device: Any = None) -> N
     """
     b, dev = resolve(backend, device, *arrays)
     try:
-        return _NAMESPACES[b, dev]
+        return _NAMESPACES[b.name][dev]
     except KeyError:
         return _namespace_for(b, dev)
