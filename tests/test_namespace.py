@@ -228,29 +228,33 @@ def test_extension_table_takes_what_xback_has(monkeypatch: pytest.MonkeyPatch) -
     later, such as ``top_k``, appears without touching the namespace), bound to the backend."""
     seen: list[Any] = []
 
-    def fake_top_k(x: Any, k: int, /, *, backend: str | None = None) -> Any:
+    def fake_ext(x: Any, k: int = 1, /, *, backend: str | None = None) -> Any:
         seen.append(backend)
         return x
 
-    present = {n for n, src in (_namespace.XBACK_FUNCTIONS | _namespace.XBACK_EXTENSIONS).items()
-               if hasattr(xback, src)}
+    table = _namespace.XBACK_FUNCTIONS | _namespace.XBACK_EXTENSIONS
+    present = {n for n, src in table.items() if hasattr(xback, src)}
     assert {"lstsq_grad", "lstsq_grad_fn"} <= present
-    missing = "top_k" if not hasattr(xback, "top_k") else None
     _namespace.clear_cache()
     try:
         xp = xback.namespace(torch.zeros(1))
         for name in present:
-            src = (_namespace.XBACK_FUNCTIONS | _namespace.XBACK_EXTENSIONS)[name]
-            assert getattr(xp, name).__wrapped__ is getattr(xback, src)
-        if missing:
-            assert not hasattr(xp, "top_k")
-            monkeypatch.setattr(xback, "top_k", fake_top_k, raising=False)
-            _namespace.clear_cache()
-            xp = xback.namespace(torch.zeros(1))
-            xp.top_k(np.ones(3), 2)
-            assert seen == ["torch"]  # bound to the namespace's backend
-            xp.top_k(np.ones(3), 2, backend="numpy")  # an explicit choice still wins
-            assert seen == ["torch", "numpy"]
+            assert getattr(xp, name).__wrapped__ is getattr(xback, table[name])
+        for name in set(table) - present:  # not in xback (yet): the library's, or absent
+            assert getattr(xp, name, None) is getattr(xp.__dict__["_library"], name, None)
+        # a name of the table that xback defines later is taken, bound to the backend
+        monkeypatch.setitem(_namespace.XBACK_EXTENSIONS, "fake_ext", "fake_ext")
+        assert not hasattr(xp, "fake_ext")
+        monkeypatch.setattr(xback, "fake_ext", fake_ext, raising=False)
+        _namespace.clear_cache()
+        xp = xback.namespace(torch.zeros(1))
+        xp.fake_ext(np.ones(3))
+        assert seen == ["torch"]  # a NumPy input: computed on the namespace's backend
+        xp.fake_ext(torch.ones(3))
+        assert seen == ["torch", None]  # xback's rule already gives torch: its fast path
+        xp.fake_ext(np.ones(3), 2)
+        xp.fake_ext(np.ones(3), backend="numpy")  # an explicit choice still wins
+        assert seen == ["torch", None, "torch", "numpy"]
     finally:
         monkeypatch.undo()
         _namespace.clear_cache()
