@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from xback._convert import asarray, from_numpy, to_device, to_numpy
     from xback._dispatch import backend_of, device, get_backend, get_device, use
     from xback._linalg import SVDResult, lstsq_grad, lstsq_grad_fn, svd, svdvals
+    from xback._namespace import namespace
     from xback._sorting import argsort, sort
 
 #: public name -> the module that defines it. The core modules are imported on the first
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, str] = {
         ("SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"), "xback._linalg"
     ),
     **dict.fromkeys(("argsort", "sort"), "xback._sorting"),
+    "namespace": "xback._namespace",
 }
 
 
@@ -64,6 +66,7 @@ __all__ = [
     "get_device",
     "lstsq_grad",
     "lstsq_grad_fn",
+    "namespace",
     "sort",
     "svd",
     "svdvals",

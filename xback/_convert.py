@@ -18,7 +18,7 @@ from xback._dispatch import (
     _choose,
     kind_of,
     normalize_device,
-    resolve,
+    owner,
 )
 from xback._dtypes import cast_hint, normalize_dtype
 from xback.backends import Backend
@@ -45,11 +45,11 @@ _ARRAY_PROTOCOLS = ("__array__", "__array_interface__", "__array_struct__")
 
 
 def _resolve_array_like(x: Any) -> tuple[Backend | None, Any, bool]:
-    """:func:`xback._dispatch.resolve`, also accepting objects of other libraries that NumPy
+    """:func:`xback._dispatch.owner`, also accepting objects of other libraries that NumPy
     converts (pandas, xarray: ``__array__`` and the array interfaces). Returns (backend or
     None, x, whether x is such an object, to be converted with ``np.asarray``)."""
     try:
-        k, x = resolve(x)
+        k, x = owner(x)
     except TypeError:
         if isinstance(x, np.ndarray) or not any(hasattr(type(x), p) for p in _ARRAY_PROTOCOLS):
             raise  # masked arrays (whose mask np.asarray would drop), unsupported types
@@ -338,7 +338,7 @@ def to_device(x: Any, device: Any, /) -> Any:
     try:
         b = _TYPE_CACHE[type(x)]
     except KeyError:
-        b, x = resolve(x)
+        b, x = owner(x)
     if b is None:
         raise TypeError(
             f"to_device takes an array, got a {type(x).__name__}; use xback.asarray(obj, "

@@ -30,6 +30,7 @@ __all__ = [
     "layout_error",
     "load_backend",
     "normalize_device",
+    "owner",
     "prepare",
     "prepare1",
     "resolve",
@@ -112,7 +113,7 @@ _NUMPY: Backend = load_backend("numpy")
 
 def _classify(tp: type) -> Backend | None:
     """Backend owning arrays of type ``tp`` (None for neutral Python objects); cached (in
-    ``_CONVERTED`` for the types whose instances :func:`resolve` converts)."""
+    ``_CONVERTED`` for the types whose instances :func:`owner` converts)."""
     if issubclass(tp, _NEUTRAL_TYPES):
         result: Backend | None = None
     else:
@@ -137,7 +138,7 @@ def _classify(tp: type) -> Backend | None:
     return result
 
 
-def resolve(x: Any) -> tuple[Backend | None, Any]:
+def owner(x: Any) -> tuple[Backend | None, Any]:
     """Backend owning ``x`` and ``x`` as that backend's plain array: the slow path of a
     ``_TYPE_CACHE`` lookup (a type seen for the first time, or one whose instances are
     converted first: ``np.matrix`` and ``np.memmap`` become ``np.ndarray`` views, no copy).
@@ -608,7 +609,7 @@ def prepare(
     try:
         kinds = [_TYPE_CACHE[type(x)] for x in xs]
     except KeyError:  # a type seen for the first time, or one converted first (np.matrix)
-        resolved = [resolve(x) for x in xs]
+        resolved = [owner(x) for x in xs]
         kinds = [k for k, _ in resolved]
         xs = tuple(x for _, x in resolved)
     b, target = _choose(backend, dev, kinds, xs)
@@ -629,7 +630,7 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
     try:
         k = _TYPE_CACHE[type(x)]
     except KeyError:
-        k, x = resolve(x)
+        k, x = owner(x)
     if backend is None and dev is None and k is not None:
         c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
         if c is _EMPTY or (c.backend is None and c.device is None):
@@ -640,3 +641,71 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
 
 # numpy scalar types are numpy's kind
 _TYPE_CACHE[np.ndarray] = _NUMPY
+
+
+def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
+    """Backend and device that the one rule chooses for inputs ``xs``, moving nothing.
+
+    The rule and the errors of :func:`prepare` (``TypeError`` for mixed kinds, ``ValueError``
+    for inputs on different devices, with no explicit choice); with no inputs, the context's
+    backend (or NumPy) and device (or ``"cpu"``). The hot path (one input, nothing chosen)
+    is a context read and a dict lookup by the input's type.
+    """
+    if backend is None and dev is None:
+        c = _STATE.get()
+        if c is _EMPTY or (c.backend is None and c.device is None):
+            # nothing chosen (a use(route=...) chooses neither): the inputs' kind and device
+            if len(xs) == 1:
+                x = xs[0]
+                try:
+                    k = _TYPE_CACHE[type(x)]
+                except KeyError:
+                    k = _classify(type(x))
+                if k is not None:
+                    return k, k.device_of(x)
+            else:
+                owner: Backend | None = None
+                owned = []
+                for x in xs:
+                    try:
+                        kx = _TYPE_CACHE[type(x)]
+                    except KeyError:
+                        kx = _classify(type(x))
+                    if kx is not None:
+                        if owner is None:
+                            owner = kx
+                        elif kx is not owner:
+                            break  # mixed kinds: the general path raises
+                        owned.append(x)
+                else:
+                    if owner is not None and owner.same_device(*owned):
+                        return owner, owner.device_of(owned[0])
+        elif c.backend is not None and c.device is not None:
+            for x in xs:  # the context chooses both; inputs are only checked to be arrays
+                if type(x) not in _TYPE_CACHE:
+                    _classify(type(x))
+            return c.backend, c.device
+    elif backend is not None and dev is None and len(xs) == 1:
+        try:
+            b = _LOADED[backend]
+        except (KeyError, TypeError):
+            pass
+        else:
+            if _STATE.get().backend is not b:  # a context's device is not this backend's
+                x = xs[0]
+                try:
+                    k = _TYPE_CACHE[type(x)]
+                except KeyError:
+                    k = _classify(type(x))
+                return b, (b.device_of(x) if k is b else "cpu")
+    kinds = [kind_of(x) for x in xs]
+    b, target = _choose(backend, dev, kinds, xs)
+    if target is None:
+        devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
+        if len(devs) > 1:
+            raise ValueError(
+                f"inputs are on different devices: {', '.join(sorted(devs))}; move them with "
+                f"xback.to_device or choose one with device=... or `with xback.use(...)`"
+            )
+        target = devs.pop() if devs else "cpu"
+    return b, target
