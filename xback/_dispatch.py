@@ -15,6 +15,7 @@ import functools
 import importlib
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -24,6 +25,7 @@ from xback.backends import KNOWN_BACKENDS, Backend
 
 __all__ = [
     "backend_of",
+    "current_context",
     "device",
     "get_backend",
     "get_device",
@@ -31,6 +33,8 @@ __all__ = [
     "normalize_device",
     "prepare",
     "prepare1",
+    "trace_constant",
+    "tracing",
     "use",
 ]
 
@@ -48,11 +52,34 @@ class _Context(NamedTuple):
 _EMPTY = _Context(None, None, None)
 _STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state", default=_EMPTY)
 
+# Compiled code (torch.compile): Dynamo cannot read a ContextVar, so traced calls read these
+# two instead, and the compiled function is guarded on what they held when it was traced.
+# _USE_OPEN: whether a use() block is open in any thread (False: no choice anywhere, the
+# context is _EMPTY without a read); _MIRROR.state: this thread's innermost choice, kept
+# equal to _STATE's value by use.__enter__/__exit__ (asyncio tasks of one thread share it).
+_USE_OPEN = False
+_MIRROR = threading.local()
+_open_count = [0]
+_open_lock = threading.Lock()
+_IS_COMPILING: Callable[[], bool] | None = None  # torch.compiler.is_compiling, once loaded
+
 # Loaded backends by name, and the backend owning each type seen so far (None: neutral).
 _LOADED: dict[str, Backend] = {}
 _TYPE_CACHE: dict[type, Backend | None] = {}
 # (backend name, device as given) -> canonical device string
 _DEVICE_CACHE: dict[tuple[str, Any], str] = {}
+
+
+def trace_constant(fn: F) -> F:
+    """Mark ``fn`` as a constant for ``torch.compile``: Dynamo calls it while tracing, on
+    constant arguments (dtype objects, backends, strings, numbers), and keeps its result,
+    instead of tracing its body. For the front layer's dtype rules, written with NumPy dtype
+    objects that Dynamo cannot trace: ``fn`` must be a pure function of its arguments
+    (caches allowed) returning Python constants or library dtype objects. This is what
+    ``torch.compiler.assume_constant_result`` does, without importing torch; in eager calls
+    it changes nothing."""
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
 
 
 # -- backends ---------------------------------------------------------------------------------
@@ -76,18 +103,34 @@ def load_backend(name: str) -> Backend:
         raise ValueError(
             f"unknown backend {name!r}; available backends: {', '.join(sorted(KNOWN_BACKENDS))}"
         ) from None
-    try:
-        importlib.import_module(package)
-    except ImportError as exc:
-        raise ImportError(
-            f"backend {name!r} needs the {package!r} package, which is not installed: "
-            f"pip install \"{requirement}\""
-        ) from exc
-    module = importlib.import_module(module_name)
+    if package not in sys.modules:
+        try:
+            importlib.import_module(package)
+        except ImportError as exc:
+            raise ImportError(
+                f"backend {name!r} needs the {package!r} package, which is not installed: "
+                f"pip install \"{requirement}\""
+            ) from exc
+    module = sys.modules.get(module_name)
+    if module is None:
+        module = _import_backend_module(module_name)
     made = getattr(module, "BACKEND", None)
     backend = cast(Backend, made if made is not None else module.make_backend(name))
     _LOADED[name] = backend
+    if name == "torch":
+        _IS_COMPILING = sys.modules["torch"].compiler.is_compiling
     return backend
+
+
+def _import_backend_module(module_name: str) -> Any:
+    """Import a backend module. The torch backend's by an import statement: a tensor's
+    first call may come inside ``torch.compile``, whose tracer runs import statements but
+    cannot trace :func:`importlib.import_module`."""
+    if module_name == "xback.backends.torch":
+        import xback.backends.torch as module
+
+        return module
+    return importlib.import_module(module_name)
 
 
 _NUMPY: Backend = load_backend("numpy")
@@ -298,11 +341,22 @@ class use:
         return _Context(ob, dev, route)
 
     def __enter__(self) -> use:
-        self._tokens.append(_STATE.set(self._new_state()))
+        if tracing():
+            raise RuntimeError(
+                "xback.use(...) cannot be entered inside a function that torch.compile is "
+                "tracing: enter it around the call of the compiled function (which is "
+                "re-traced when the choice changes), or pass backend= / device= per call"
+            )
+        state = self._new_state()
+        self._tokens.append(_STATE.set(state))
+        _MIRROR.state = state
+        _count_open(1)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _STATE.reset(self._tokens.pop())
+        _MIRROR.state = _STATE.get()
+        _count_open(-1)
 
     def __call__(self, fn: F) -> F:
         backend, dev, route = self._backend, self._device, self._route
@@ -337,6 +391,38 @@ class use:
         return f"xback.use({name!r}, device={self._device!r}{extra})"
 
 
+def _count_open(step: int) -> None:
+    global _USE_OPEN
+    with _open_lock:
+        _open_count[0] += step
+        _USE_OPEN = _open_count[0] > 0
+
+
+def tracing() -> bool:
+    """Whether ``torch.compile`` (Dynamo) is tracing this call (constant-folded there)."""
+    probe = _IS_COMPILING
+    if probe is None:
+        torch = sys.modules.get("torch")
+        return torch is not None and bool(torch.compiler.is_compiling())
+    return probe()
+
+
+def current_context() -> _Context:
+    """The choice in effect for this call: ``(backend, device, route)`` of the innermost
+    :func:`use` of this thread or asyncio task (``_EMPTY`` when none is open).
+
+    Inside ``torch.compile`` tracing, where a ``ContextVar`` cannot be read, it is read from
+    a per-thread mirror, and the compiled function is guarded on it: it is re-traced when
+    the choice around its call changes.
+    """
+    if not _USE_OPEN:
+        return _EMPTY
+    if tracing():
+        state: _Context = getattr(_MIRROR, "state", _EMPTY)
+        return state
+    return _STATE.get()
+
+
 def get_backend() -> str:
     """Name of the backend chosen by the innermost :func:`use` (``"numpy"`` outside any).
 
@@ -354,7 +440,7 @@ def get_backend() -> str:
     >>> xback.get_backend()
     'numpy'
     """
-    b = _STATE.get().backend
+    b = current_context().backend
     return "numpy" if b is None else b.name
 
 
@@ -374,7 +460,7 @@ def get_device() -> str | None:
     ...     xback.get_device()
     'cpu'
     """
-    return _STATE.get().device
+    return current_context().device
 
 
 # -- resolution: the one rule -----------------------------------------------------------------
@@ -382,7 +468,7 @@ def _choose(
     backend: str | None, dev: Any, kinds: list[Backend | None], xs: tuple[Any, ...]
 ) -> tuple[Backend, str | None]:
     """Backend and explicit device (None: take the inputs' common device or the default)."""
-    ctx = _STATE.get()
+    ctx = current_context()
     if ctx is _EMPTY and dev is None and backend is not None:
         try:
             return _LOADED[backend], None  # fast path: an explicit backend, nothing else
@@ -425,6 +511,14 @@ def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
     """``x`` as an array of backend ``b`` on ``dev`` (zero-copy on the CPU when possible)."""
     if k is b:
         return x if b.device_of(x) == dev else b.to_device(x, dev)
+    if tracing():
+        src = "Python objects" if k is None else f"{k.name} arrays"
+        raise TypeError(
+            f"inside torch.compile xback cannot bring {src} to the {b.name!r} backend (a "
+            f"conversion through NumPy, which tracing cannot follow): the backend chosen by "
+            f"backend= or xback.use(...) must be the inputs' own; choose "
+            f"{'it' if k is None else repr(k.name)}, or convert outside the compiled function"
+        )
     if k is None:
         from xback._convert import neutral_to_numpy
 
@@ -464,8 +558,10 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
     except KeyError:
         k = _classify(type(x))
     if backend is None and dev is None and k is not None:
-        c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
-        if c is _EMPTY or (c.backend is None and c.device is None):
+        if not _USE_OPEN:
+            return k, x
+        c = current_context()  # no backend or device chosen (a use(route=...) chooses neither)
+        if c.backend is None and c.device is None:
             return k, x
     b, _, (out,) = prepare(backend, dev, x)
     return b, out

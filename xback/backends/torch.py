@@ -135,6 +135,22 @@ class TorchBackend(Backend):
             not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
         )
 
+    def native_dtype(self, dtype: np.dtype[Any]) -> Any:
+        return NP_TO_TORCH[dtype]
+
+    def traced(self, x: Any) -> bool:
+        # functorch wrappers (vmap's batched tensors have no storage) and Dynamo's fake
+        # tensors: values are not there to read
+        return _functorch_active() or _is_compiling()
+
+    def nan_where_nonfinite(self, x: Any, outs: tuple[Any, ...]) -> tuple[Any, ...]:
+        ok = torch.isfinite(x).all(dim=-1).all(dim=-1)  # (...,): one flag per matrix
+        nd = ok.dim()
+        return tuple(
+            torch.where(ok.view(*ok.shape, *(1,) * (o.dim() - nd)), o, float("nan"))
+            for o in outs
+        )
+
     def routable(self, x: Any) -> bool:
         # plain CPU tensors only: no autograd history to keep, no torch.func wrapper (whose
         # data NumPy cannot see), no torch.compile tracing, no subclass semantics
@@ -224,8 +240,10 @@ class TorchBackend(Backend):
         b = np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True)
         return torch.from_numpy(b)
 
-    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
-        return x.to(NP_TO_TORCH[dtype])
+    def astype(self, x: Any, dtype: Any) -> Any:
+        # a NumPy dtype, or a torch dtype from native_dtype (traced code: torch.compile
+        # cannot look NumPy dtype objects up)
+        return x.to(dtype if isinstance(dtype, torch.dtype) else NP_TO_TORCH[dtype])
 
     def copy(self, x: Any) -> Any:
         return x.clone()
@@ -287,6 +305,8 @@ class TorchBackend(Backend):
         if x.dim() == 1 and A.dim() > 2:
             return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
+            if _functorch_active() or _is_compiling():
+                return _lstsq_grad_func(A, x, y)
             return _lstsq_grad_autograd(A, x, y)
         if method != "explicit" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
@@ -327,6 +347,20 @@ def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
         loss = torch.view_as_real(r).square().sum() if r.is_complex() else r.square().sum()
         (g,) = torch.autograd.grad(loss, xl)
     return g
+
+
+def _lstsq_grad_func(A: Any, x: Any, y: Any) -> Any:
+    """:func:`_lstsq_grad_autograd` inside ``torch.func`` transforms and ``torch.compile``
+    (where ``torch.autograd.grad`` cannot run): by ``torch.func.grad``, which nests in the
+    caller's transforms, so the result is differentiable there (the formula's derivative)."""
+    shape = (*torch.broadcast_shapes(A.shape[:-2], x.shape[:-2], y.shape[:-2]), *x.shape[-2:])
+    xl = x.expand(shape) if tuple(x.shape) != shape else x
+
+    def loss(v: Any) -> Any:
+        r = A @ v - y
+        return torch.view_as_real(r).square().sum() if r.is_complex() else r.square().sum()
+
+    return torch.func.grad(loss)(xl)
 
 
 # Measured on the 2-core CI machine (AMD EPYC, 32 MB L3; benchmarks/bench_linalg.py, torch
