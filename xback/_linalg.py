@@ -325,8 +325,7 @@ def svd(
     full = bool(full_matrices)
     canon = bool(canonical_signs)
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
-        U, S, Vh = b.svd(xc, full, canon)
-        return SVDResult(*b.nan_where_nonfinite(xc, (U, S, Vh)))
+        return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
     kb, kx = _svd_kernel(b, xc, "full" if full else "thin")
     if kb.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
@@ -410,7 +409,7 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     """
     b, xc = _svd_input(x, backend, device, "svdvals")
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN
-        return b.nan_where_nonfinite(xc, (b.svdvals(xc),))[0]
+        return b.nan_where_nonfinite(xc, lambda a: (b.svdvals(a),))[0]
     kb, kx = _svd_kernel(b, xc, "vals")
     S = _run_checked(kb, kx, "svdvals", lambda: kb.svdvals(kx))
     if kb is not b:

@@ -18,6 +18,7 @@ line in :data:`KNOWN_BACKENDS`.
 from __future__ import annotations
 
 import cmath
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -115,11 +116,14 @@ class Backend:
         values are then replaced by their traced rule (see :mod:`xback._linalg`)."""
         return False
 
-    def nan_where_nonfinite(self, x: Any, outs: tuple[Any, ...]) -> tuple[Any, ...]:
-        """``outs`` (results computed from the matrix stack ``x``, shaped ``(..., a, b)`` or
-        ``(..., a)`` with ``x``'s batch dimensions) with every matrix whose input has a NaN
-        or inf replaced by NaN: the traced rule of the finiteness checks, without reading
-        values (no host synchronisation, no data-dependent control flow)."""
+    def nan_where_nonfinite(
+        self, x: Any, fn: Callable[[Any], tuple[Any, ...]]
+    ) -> tuple[Any, ...]:
+        """``fn(x)`` (results computed from the matrix stack ``x``, each shaped ``(..., a, b)``
+        or ``(..., a)`` with ``x``'s batch dimensions) with every matrix whose input has a NaN
+        or inf replaced by NaN; ``fn`` sees zeros there (a kernel may fail on inf). The traced
+        rule of the finiteness checks: no value is read (no host synchronisation, no
+        data-dependent control flow)."""
         raise NotImplementedError
 
     def routable(self, x: Any) -> bool:

@@ -422,10 +422,11 @@ class ArrayAPIBackend(Backend):
     def traced(self, x: Any) -> bool:
         return self._tracer is not None and isinstance(x, self._tracer)
 
-    def nan_where_nonfinite(self, x: Any, outs: tuple[Any, ...]) -> tuple[Any, ...]:
+    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
         xp = self.xp
         ok = xp.all(xp.isfinite(x), axis=(-2, -1))  # (...,): one flag per matrix
         nd = ok.ndim
+        outs = fn(xp.where(ok[..., None, None], x, xp.zeros_like(x)))
         return tuple(
             xp.where(
                 xp.reshape(ok, (*ok.shape, *(1,) * (o.ndim - nd))),

@@ -143,9 +143,10 @@ class TorchBackend(Backend):
         # tensors: values are not there to read
         return _functorch_active() or _is_compiling()
 
-    def nan_where_nonfinite(self, x: Any, outs: tuple[Any, ...]) -> tuple[Any, ...]:
+    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
         ok = torch.isfinite(x).all(dim=-1).all(dim=-1)  # (...,): one flag per matrix
         nd = ok.dim()
+        outs = fn(torch.where(ok[..., None, None], x, 0))
         return tuple(
             torch.where(ok.view(*ok.shape, *(1,) * (o.dim() - nd)), o, float("nan"))
             for o in outs
