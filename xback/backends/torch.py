@@ -292,7 +292,10 @@ class TorchBackend(Backend):
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         if method == "fused":  # first: each torch call before the kernel costs (cold) µs
-            g = _fused.grad_torch(A, x, y)  # None: inputs the kernel does not cover
+            # None: inputs the kernel does not cover; traced ones (compile, torch.func) are
+            # never handed to NumPy
+            traced = _is_compiling() or _functorch_active()
+            g = None if traced else _fused.grad_torch(A, x, y)
             if g is not None:
                 return g
             method = "auto"  # the BLAS formula, as for any input the kernel leaves
@@ -354,7 +357,8 @@ def _lstsq_grad_func(A: Any, x: Any, y: Any) -> Any:
     """:func:`_lstsq_grad_autograd` inside ``torch.func`` transforms and ``torch.compile``
     (where ``torch.autograd.grad`` cannot run): by ``torch.func.grad``, which nests in the
     caller's transforms, so the result is differentiable there (the formula's derivative)."""
-    shape = (*torch.broadcast_shapes(A.shape[:-2], x.shape[:-2], y.shape[:-2]), *x.shape[-2:])
+    batch = torch.broadcast_shapes(A.shape[:-2], x.shape[:-2], y.shape[:-2])  # type: ignore[no-untyped-call]
+    shape = (*batch, *x.shape[-2:])
     xl = x.expand(shape) if tuple(x.shape) != shape else x
 
     def loss(v: Any) -> Any:
