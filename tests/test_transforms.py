@@ -170,6 +170,7 @@ def test_traced_svd_of_nonfinite_input_is_nan() -> None:
 
 # -- JAX -----------------------------------------------------------------------------------
 @requires_jax
+@pytest.mark.jax
 def test_jax_jit_vmap_grad() -> None:
     import jax
     import jax.numpy as jnp
