@@ -54,14 +54,14 @@ _STATE: contextvars.ContextVar[_Context] = contextvars.ContextVar("xback_state",
 
 # Compiled code (torch.compile): Dynamo cannot read a ContextVar, so traced calls read these
 # two instead, and the compiled function is guarded on what they held when it was traced.
-# _USE_OPEN: whether a use() block is open in any thread (False: no choice anywhere, the
-# context is _EMPTY without a read); _MIRROR.state: this thread's innermost choice, kept
-# equal to _STATE's value by use.__enter__/__exit__ (asyncio tasks of one thread share it).
-_USE_OPEN = False
+# _USE_SEEN: whether a use() block was ever entered in this process (False: no choice can
+# exist, the context is _EMPTY without a read; never reset, since a context copied inside a
+# block, as asyncio tasks copy it, may hold the choice after the block exits);
+# _MIRROR.state: this thread's innermost choice, set by use.__enter__/__exit__ (asyncio tasks
+# of one thread share it).
+_USE_SEEN = False
 _MIRROR = threading.local()
-_open_count = [0]
-_open_lock = threading.Lock()
-_IS_COMPILING: Callable[[], bool] | None = None  # torch.compiler.is_compiling, once loaded
+_IS_COMPILING: Callable[[], bool] | None = None  # torch.compiler.is_compiling, once known
 
 # Loaded backends by name, and the backend owning each type seen so far (None: neutral).
 _LOADED: dict[str, Backend] = {}
@@ -89,6 +89,7 @@ def load_backend(name: str) -> Backend:
     Raises ``ValueError`` for an unknown name, ``ImportError`` with the pip command when the
     backend's library is not installed, ``TypeError`` when ``name`` is not a string.
     """
+    global _IS_COMPILING
     try:
         return _LOADED[name]
     except (KeyError, TypeError):
@@ -347,16 +348,16 @@ class use:
                 "tracing: enter it around the call of the compiled function (which is "
                 "re-traced when the choice changes), or pass backend= / device= per call"
             )
+        global _USE_SEEN
         state = self._new_state()
         self._tokens.append(_STATE.set(state))
         _MIRROR.state = state
-        _count_open(1)
+        _USE_SEEN = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         _STATE.reset(self._tokens.pop())
         _MIRROR.state = _STATE.get()
-        _count_open(-1)
 
     def __call__(self, fn: F) -> F:
         backend, dev, route = self._backend, self._device, self._route
@@ -391,19 +392,15 @@ class use:
         return f"xback.use({name!r}, device={self._device!r}{extra})"
 
 
-def _count_open(step: int) -> None:
-    global _USE_OPEN
-    with _open_lock:
-        _open_count[0] += step
-        _USE_OPEN = _open_count[0] > 0
-
-
 def tracing() -> bool:
     """Whether ``torch.compile`` (Dynamo) is tracing this call (constant-folded there)."""
+    global _IS_COMPILING
     probe = _IS_COMPILING
     if probe is None:
         torch = sys.modules.get("torch")
-        return torch is not None and bool(torch.compiler.is_compiling())
+        if torch is None:
+            return False
+        probe = _IS_COMPILING = torch.compiler.is_compiling
     return probe()
 
 
@@ -415,7 +412,7 @@ def current_context() -> _Context:
     a per-thread mirror, and the compiled function is guarded on it: it is re-traced when
     the choice around its call changes.
     """
-    if not _USE_OPEN:
+    if not _USE_SEEN:
         return _EMPTY
     if tracing():
         state: _Context = getattr(_MIRROR, "state", _EMPTY)
@@ -558,7 +555,7 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
     except KeyError:
         k = _classify(type(x))
     if backend is None and dev is None and k is not None:
-        if not _USE_OPEN:
+        if not _USE_SEEN:
             return k, x
         c = current_context()  # no backend or device chosen (a use(route=...) chooses neither)
         if c.backend is None and c.device is None:
