@@ -175,8 +175,10 @@ class Backend:
         """:meth:`from_numpy` (on the CPU) with the chunks from :meth:`normalize_chunks`."""
         raise NotImplementedError
 
-    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
-        """``x`` cast to ``dtype`` (a new array; only called when the dtype differs)."""
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x`` cast to ``dtype`` (a new array; only called when the dtype differs): a NumPy
+        dtype, or the backend's own dtype object from :meth:`native_dtype` (what traced code
+        passes: ``torch.compile`` cannot look NumPy dtype objects up)."""
         raise NotImplementedError
 
     def copy(self, x: Any) -> Any:
