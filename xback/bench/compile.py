@@ -92,8 +92,10 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             cx = torch.compile(model_xback, fullgraph=True, backend=compiler)
             cr = torch.compile(model_raw, fullgraph=True, backend=compiler)
             want = model_raw(*args)
+            model_xback(*args)  # xback's caches filled first: no re-trace while timed
             for f in (cx, cr):  # compiles; checks the answers agree
-                torch.testing.assert_close(f(*args), want, rtol=1e-4, atol=1e-4)
+                for _ in range(2):
+                    torch.testing.assert_close(f(*args), want, rtol=1e-4, atol=1e-4)
             breaks = {"xback": graph_breaks(model_xback, *args),
                       "raw": graph_breaks(model_raw, *args)}  # fmt: skip
             cands = [
