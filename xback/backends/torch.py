@@ -141,7 +141,7 @@ class TorchBackend(Backend):
     def traced(self, x: Any) -> bool:
         # functorch wrappers (vmap's batched tensors have no storage) and Dynamo's fake
         # tensors: values are not there to read
-        return _functorch_active() or _is_compiling()
+        return _is_compiling() or _functorch_active()
 
     def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
         ok = torch.isfinite(x).all(dim=-1).all(dim=-1)  # (...,): one flag per matrix
@@ -159,8 +159,8 @@ class TorchBackend(Backend):
             type(x) is torch.Tensor
             and x.is_cpu
             and not x.requires_grad
+            and not _is_compiling()  # first: constant under Dynamo, the rest is not traced
             and not _functorch_active()
-            and not _is_compiling()
         )
 
     # -- conversion ----------------------------------------------------------------------
@@ -309,7 +309,7 @@ class TorchBackend(Backend):
         if x.dim() == 1 and A.dim() > 2:
             return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
-            if _functorch_active() or _is_compiling():
+            if _is_compiling() or _functorch_active():
                 return _lstsq_grad_func(A, x, y)
             return _lstsq_grad_autograd(A, x, y)
         if method != "explicit" and _use_blocked(A, x, y):
