@@ -59,6 +59,10 @@ CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
         (A, XV, Y),
     ),
     "lstsq_grad_fn": (lambda a, x, y: xback.lstsq_grad_fn(a, y)(x), (A, XV, Y)),
+    "get_backend-get_device": (
+        lambda v: v * len(xback.get_backend()) + (xback.get_device() is None),
+        (V,),
+    ),
     "asarray-device-backend": (
         lambda v: xback.asarray(v) * (xback.device(v) == "cpu") + (xback.backend_of(v) == "torch"),
         (V,),
