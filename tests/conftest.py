@@ -60,7 +60,7 @@ try:
 except ImportError:  # pragma: no cover - the test requirements install it
     HAS_STRICT = False
 
-try:  # optional: not in the test requirements (its install is large); tested when present
+try:  # in the test requirements (CPU); the tests that need it are marked "jax"
     import jax
 
     # the shared tests use float64 and int64: JAX holds them only with x64 on, here and in
@@ -79,6 +79,13 @@ HAS_DASK = importlib.util.find_spec("dask") is not None and (
 requires_dask = pytest.mark.skipif(not HAS_DASK, reason="dask[array] is not installed")
 requires_strict = pytest.mark.skipif(not HAS_STRICT, reason="array-api-strict is not installed")
 requires_jax = pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
+#: the jax target of the shared backend matrix (every test of TARGETS on JAX arrays) runs
+#: only with XBACK_TEST_JAX_MATRIX=1: JAX compiles each new operation and shape, which made
+#: the matrix the slowest target by far (docs/testing.md); the "jax" marked tests always run
+JAX_MATRIX = HAS_JAX and os.environ.get("XBACK_TEST_JAX_MATRIX") == "1"
+requires_jax_matrix = pytest.mark.skipif(
+    not JAX_MATRIX, reason="the jax target of the matrix runs with XBACK_TEST_JAX_MATRIX=1"
+)
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 
@@ -174,7 +181,7 @@ _ALL = [
     pytest.param(Target("torch", "meta"), id="torch-meta", marks=requires_torch),
     pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
     pytest.param(Target("array_api_strict", "cpu"), id="strict", marks=requires_strict),
-    pytest.param(Target("jax", "cpu"), id="jax", marks=requires_jax),
+    pytest.param(Target("jax", "cpu"), id="jax", marks=[requires_jax, requires_jax_matrix]),
     pytest.param(Target("dask", "cpu", chunked=True), id="dask", marks=requires_dask),
 ]
 TARGETS = _ALL

@@ -131,12 +131,14 @@ for call in (
 """
 
 
+@pytest.mark.jax
 def test_jax_without_x64_keeps_32_bit() -> None:
     pytest.importorskip("jax")
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     subprocess.run([sys.executable, "-c", _JAX_32_BIT], check=True, env=env)
 
 
+@pytest.mark.jax
 def test_jax_host_views_are_read_only() -> None:
     jnp = pytest.importorskip("jax.numpy")
     x = jnp.asarray([3.0, 1.0, 2.0])

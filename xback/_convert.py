@@ -13,9 +13,9 @@ import numpy as np
 
 from xback._dispatch import (
     _EMPTY,
-    _STATE,
     _TYPE_CACHE,
     _choose,
+    current_context,
     kind_of,
     normalize_device,
     owner,
@@ -472,7 +472,7 @@ def asarray(
         and backend is None
         and device is None
         and copy is None
-        and ((c := _STATE.get()) is _EMPTY or (c.backend is None and c.device is None))
+        and ((c := current_context()) is _EMPTY or (c.backend is None and c.device is None))
         and k.is_array(obj)
     ):
         return obj  # fast path: already an array of its own backend, nothing asked

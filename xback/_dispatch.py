@@ -15,6 +15,7 @@ import functools
 import importlib
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -24,6 +25,7 @@ from xback.backends import KNOWN_BACKENDS, Backend
 
 __all__ = [
     "backend_of",
+    "current_context",
     "device",
     "get_backend",
     "get_device",
@@ -34,6 +36,8 @@ __all__ = [
     "prepare",
     "prepare1",
     "resolve",
+    "trace_constant",
+    "tracing",
     "use",
 ]
 
@@ -62,6 +66,31 @@ _ENTERED: contextvars.ContextVar[_Entered | None] = contextvars.ContextVar(
     "xback_entered", default=None
 )
 
+# Compiled code (torch.compile): Dynamo cannot read a ContextVar, so traced calls read these
+# two instead, and the compiled function is guarded on what they held when it was traced.
+# _USE_SEEN: whether a use() block was ever entered in this process (False: no choice can
+# exist, the context is _EMPTY without a read; never reset, since a context copied inside a
+# block, as asyncio tasks copy it, may hold the choice after the block exits);
+# _MIRROR.state: this thread's innermost choice, set by use.__enter__/__exit__ (asyncio tasks
+# of one thread share it).
+_USE_SEEN = False
+_MIRROR = threading.local()
+_IS_COMPILING: Callable[[], bool] | None = None  # torch.compiler.is_compiling, once known
+
+
+def _set_state(state: _Context) -> contextvars.Token[_Context]:
+    """Make ``state`` the current choice (of this context, and of this thread's mirror that
+    compiled code reads); the token resets it (:func:`_reset_state`)."""
+    global _USE_SEEN
+    _USE_SEEN = True
+    _MIRROR.state = state
+    return _STATE.set(state)
+
+
+def _reset_state(token: contextvars.Token[_Context]) -> None:
+    _STATE.reset(token)
+    _MIRROR.state = _STATE.get()
+
 # Loaded backends by name, and the backend owning each type seen so far (None: neutral).
 _LOADED: dict[str, Backend] = {}
 _TYPE_CACHE: dict[type, Backend | None] = {}
@@ -73,6 +102,18 @@ _CONVERTED: dict[type, Backend] = {}
 _DEVICE_CACHE: dict[tuple[str, Any], str] = {}
 
 
+def trace_constant(fn: F) -> F:
+    """Mark ``fn`` as a constant for ``torch.compile``: Dynamo calls it while tracing, on
+    constant arguments (dtype objects, backends, strings, numbers), and keeps its result,
+    instead of tracing its body. For the front layer's dtype rules, written with NumPy dtype
+    objects that Dynamo cannot trace: ``fn`` must be a pure function of its arguments
+    (caches allowed) returning Python constants or library dtype objects. This is what
+    ``torch.compiler.assume_constant_result`` does, without importing torch; in eager calls
+    it changes nothing."""
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
 # -- backends ---------------------------------------------------------------------------------
 def load_backend(name: str) -> Backend:
     """Return the backend called ``name``, importing its module (and library) on first use.
@@ -80,6 +121,7 @@ def load_backend(name: str) -> Backend:
     Raises ``ValueError`` for an unknown name, ``ImportError`` with the pip command when the
     backend's library is not installed, ``TypeError`` when ``name`` is not a string.
     """
+    global _IS_COMPILING
     try:
         return _LOADED[name]
     except (KeyError, TypeError):
@@ -94,18 +136,34 @@ def load_backend(name: str) -> Backend:
         raise ValueError(
             f"unknown backend {name!r}; available backends: {', '.join(sorted(KNOWN_BACKENDS))}"
         ) from None
-    try:
-        importlib.import_module(package)
-    except ImportError as exc:
-        raise ImportError(
-            f"backend {name!r} needs the {package!r} package, which is not installed: "
-            f"pip install \"{requirement}\""
-        ) from exc
-    module = importlib.import_module(module_name)
+    if package not in sys.modules:
+        try:
+            importlib.import_module(package)
+        except ImportError as exc:
+            raise ImportError(
+                f"backend {name!r} needs the {package!r} package, which is not installed: "
+                f"pip install \"{requirement}\""
+            ) from exc
+    module = sys.modules.get(module_name)
+    if module is None:
+        module = _import_backend_module(module_name)
     made = getattr(module, "BACKEND", None)
     backend = cast(Backend, made if made is not None else module.make_backend(name))
     _LOADED[name] = backend
+    if name == "torch":
+        _IS_COMPILING = sys.modules["torch"].compiler.is_compiling
     return backend
+
+
+def _import_backend_module(module_name: str) -> Any:
+    """Import a backend module. The torch backend's by an import statement: a tensor's
+    first call may come inside ``torch.compile``, whose tracer runs import statements but
+    cannot trace :func:`importlib.import_module`."""
+    if module_name == "xback.backends.torch":
+        import xback.backends.torch as module
+
+        return module
+    return importlib.import_module(module_name)
 
 
 _NUMPY: Backend = load_backend("numpy")
@@ -360,13 +418,19 @@ class use:
         return _Context(ob, dev, route)
 
     def __enter__(self) -> use:
-        _ENTERED.set((self, _STATE.set(self._new_state()), _ENTERED.get()))
+        if tracing():
+            raise RuntimeError(
+                "xback.use(...) cannot be entered inside a function that torch.compile is "
+                "tracing: enter it around the call of the compiled function (which is "
+                "re-traced when the choice changes), or pass backend= / device= per call"
+            )
+        _ENTERED.set((self, _set_state(self._new_state()), _ENTERED.get()))
         return self
 
     def __exit__(self, *exc: object) -> None:
         top = _ENTERED.get()
         if top is not None and top[0] is self:  # always, for with-blocks
-            _STATE.reset(top[1])
+            _reset_state(top[1])
             _ENTERED.set(top[2])
             return
         # exited out of order (a generator's block left open across a yield and closed under
@@ -379,7 +443,7 @@ class use:
             raise RuntimeError(
                 f"{self!r} is exited in a thread or asyncio task that did not enter it"
             )
-        _STATE.reset(top[1])
+        _reset_state(top[1])
         below = top[2]
         for e in reversed(kept):
             below = (e[0], e[1], below)
@@ -435,24 +499,24 @@ def _hold_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
         thrown: BaseException | None = None
         while True:
             mine = u._new_state() if left is None else left
-            token = _STATE.set(mine)
+            token = _set_state(mine)
             try:
                 value = gen.send(sent) if thrown is None else gen.throw(thrown)
             except StopIteration as stop:
                 return stop.value
             finally:
                 now = _STATE.get()
-                _STATE.reset(token)
+                _reset_state(token)
                 thrown = None
             left = None if now == mine else now  # a block of its own, left open
             try:
                 sent = yield value
             except GeneratorExit:
-                token = _STATE.set(u._new_state() if left is None else left)
+                token = _set_state(u._new_state() if left is None else left)
                 try:
                     gen.close()
                 finally:
-                    _STATE.reset(token)
+                    _reset_state(token)
                 raise
             except BaseException as exc:  # gen.throw(...) on the wrapper: into fn's body
                 thrown, sent = exc, None
@@ -471,7 +535,7 @@ def _hold_async_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
         thrown: BaseException | None = None
         while True:
             mine = u._new_state() if left is None else left
-            token = _STATE.set(mine)
+            token = _set_state(mine)
             try:
                 if thrown is None:
                     value = await agen.asend(sent)
@@ -481,22 +545,50 @@ def _hold_async_gen(fn: Callable[..., Any], u: use) -> Callable[..., Any]:
                 return
             finally:
                 now = _STATE.get()
-                _STATE.reset(token)
+                _reset_state(token)
                 thrown = None
             left = None if now == mine else now  # a block of its own, left open
             try:
                 sent = yield value
             except GeneratorExit:
-                token = _STATE.set(u._new_state() if left is None else left)
+                token = _set_state(u._new_state() if left is None else left)
                 try:
                     await agen.aclose()
                 finally:
-                    _STATE.reset(token)
+                    _reset_state(token)
                 raise
             except BaseException as exc:
                 thrown, sent = exc, None
 
     return wrapper
+
+
+def tracing() -> bool:
+    """Whether ``torch.compile`` (Dynamo) is tracing this call (constant-folded there)."""
+    global _IS_COMPILING
+    probe = _IS_COMPILING
+    if probe is None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return False
+        probe = _IS_COMPILING = torch.compiler.is_compiling
+    return probe()
+
+
+def current_context() -> _Context:
+    """The choice in effect for this call: ``(backend, device, route)`` of the innermost
+    :func:`use` of this thread or asyncio task (``_EMPTY`` when none is open).
+
+    Inside ``torch.compile`` tracing, where a ``ContextVar`` cannot be read, it is read from
+    a per-thread mirror, and the compiled function is guarded on it: it is re-traced when
+    the choice around its call changes.
+    """
+    if not _USE_SEEN:
+        return _EMPTY
+    if tracing():
+        state: _Context = getattr(_MIRROR, "state", _EMPTY)
+        return state
+    return _STATE.get()
 
 
 def get_backend() -> str:
@@ -517,7 +609,7 @@ def get_backend() -> str:
     >>> xback.get_backend()
     'numpy'
     """
-    b = _STATE.get().backend
+    b = current_context().backend
     return "numpy" if b is None else b.name
 
 
@@ -537,7 +629,7 @@ def get_device() -> str | None:
     ...     xback.get_device()
     'cpu'
     """
-    return _STATE.get().device
+    return current_context().device
 
 
 # -- resolution: the one rule -----------------------------------------------------------------
@@ -545,7 +637,7 @@ def _choose(
     backend: str | None, dev: Any, kinds: list[Backend | None], xs: tuple[Any, ...]
 ) -> tuple[Backend, str | None]:
     """Backend and explicit device (None: take the inputs' common device or the default)."""
-    ctx = _STATE.get()
+    ctx = current_context()
     if ctx is _EMPTY and dev is None and backend is not None:
         try:
             return _LOADED[backend], None  # fast path: an explicit backend, nothing else
@@ -588,6 +680,14 @@ def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
     """``x`` as an array of backend ``b`` on ``dev`` (zero-copy on the CPU when possible)."""
     if k is b:
         return x if b.device_of(x) == dev else b.to_device(x, dev)
+    if tracing():
+        src = "Python objects" if k is None else f"{k.name} arrays"
+        raise TypeError(
+            f"inside torch.compile xback cannot bring {src} to the {b.name!r} backend (a "
+            f"conversion through NumPy, which tracing cannot follow): the backend chosen by "
+            f"backend= or xback.use(...) must be the inputs' own; choose "
+            f"{'it' if k is None else repr(k.name)}, or convert outside the compiled function"
+        )
     if k is None:
         from xback._convert import neutral_to_numpy
 
@@ -632,8 +732,10 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
     except KeyError:
         k, x = owner(x)
     if backend is None and dev is None and k is not None:
-        c = _STATE.get()  # no backend or device chosen (a use(route=...) chooses neither)
-        if c is _EMPTY or (c.backend is None and c.device is None):
+        if not _USE_SEEN:
+            return k, x
+        c = current_context()  # no backend or device chosen (a use(route=...) chooses neither)
+        if c.backend is None and c.device is None:
             return k, x
     b, _, (out,) = prepare(backend, dev, x)
     return b, out
@@ -652,7 +754,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
     is a context read and a dict lookup by the input's type.
     """
     if backend is None and dev is None:
-        c = _STATE.get()
+        c = current_context()
         if c is _EMPTY or (c.backend is None and c.device is None):
             # nothing chosen (a use(route=...) chooses neither): the inputs' kind and device
             if len(xs) == 1:
@@ -664,7 +766,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                 if k is not None:
                     return k, k.device_of(x)
             else:
-                owner: Backend | None = None
+                own: Backend | None = None
                 owned = []
                 for x in xs:
                     try:
@@ -672,14 +774,14 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                     except KeyError:
                         kx = _classify(type(x))
                     if kx is not None:
-                        if owner is None:
-                            owner = kx
-                        elif kx is not owner:
+                        if own is None:
+                            own = kx
+                        elif kx is not own:
                             break  # mixed kinds: the general path raises
                         owned.append(x)
                 else:
-                    if owner is not None and owner.same_device(*owned):
-                        return owner, owner.device_of(owned[0])
+                    if own is not None and own.same_device(*owned):
+                        return own, own.device_of(owned[0])
         elif c.backend is not None and c.device is not None:
             for x in xs:  # the context chooses both; inputs are only checked to be arrays
                 if type(x) not in _TYPE_CACHE:
@@ -691,7 +793,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
         except (KeyError, TypeError):
             pass
         else:
-            if _STATE.get().backend is not b:  # a context's device is not this backend's
+            if current_context().backend is not b:  # a context's device is not this one's
                 x = xs[0]
                 try:
                     k = _TYPE_CACHE[type(x)]

@@ -40,7 +40,16 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, ov
 import numpy as np
 
 from xback import _fused  # imports no Numba
-from xback._dispatch import _EMPTY, _STATE, _TYPE_CACHE, layout_error, prepare, prepare1
+from xback._dispatch import (
+    _EMPTY,
+    _TYPE_CACHE,
+    current_context,
+    layout_error,
+    prepare,
+    prepare1,
+    trace_constant,
+    tracing,
+)
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
 from xback._routing import back, kernel_target, route, there
 from xback.backends import Backend
@@ -124,7 +133,7 @@ _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] 
 def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple[Backend, Any]:
     """:func:`xback._dispatch.prepare` for three inputs, with a fast path (no explicit or
     context choice, three arrays of one kind on one device: returned as they are)."""
-    c = _STATE.get()
+    c = current_context()
     if backend is None and device is None and (
         c is _EMPTY or (c.backend is None and c.device is None)
     ):
@@ -154,7 +163,17 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
         )
     if nd > MAX_NDIM:
         raise ValueError(_too_many_dims(fname, "x", nd))
-    dt = b.dtype_of(x)
+    cdt = _svd_cast(b, x.dtype, fname)
+    if cdt is not None:
+        x = b.astype(x, cdt)
+    return b, x
+
+
+@trace_constant  # NumPy dtypes: decided outside torch.compile's trace
+def _svd_cast(b: Backend, native: Any, fname: str) -> Any:
+    """The backend's dtype object to cast an input of dtype ``native`` to (the dtype
+    table), or None when it is computed as it is."""
+    dt = b.numpy_dtype(native)
     cdt: np.dtype[Any] | None
     try:
         cdt = _SVD_DTYPE[dt]
@@ -167,9 +186,7 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
         )
-    if cdt != dt:
-        x = b.astype(x, cdt)
-    return b, x
+    return None if cdt == dt else b.native_dtype(cdt)
 
 
 def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
@@ -330,6 +347,8 @@ def svd(
     b, xc = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
+    if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
+        return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
     kb, kx = _svd_kernel(b, xc, "full" if full else "thin")
     if kb.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
@@ -412,6 +431,8 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     array([4., 3.])
     """
     b, xc = _svd_input(x, backend, device, "svdvals")
+    if b.traced(xc):  # values cannot be read: non-finite input gives NaN
+        return b.nan_where_nonfinite(xc, lambda a: (b.svdvals(a),))[0]
     kb, kx = _svd_kernel(b, xc, "vals")
     S = _run_checked(kb, kx, "svdvals", lambda: kb.svdvals(kx))
     if kb is not b:
@@ -682,23 +703,45 @@ def lstsq_grad(
         _check_y(A, y, vector, None if vector else x.shape[-1])
         if not vector and (len(A.shape) > 2 or len(x.shape) > 2 or len(y.shape) > 2):
             _check_batch(A=A.shape, x=x.shape, y=y.shape)
-        dA, dx, dy = b.dtype_of(A), b.dtype_of(x), b.dtype_of(y)
-        rdt, cdt = _promote("lstsq_grad", ("A", "x", "y"), (dA, dx, dy))
-        if dA == dx == dy == cdt:  # remember the backend's dtype object for the fast path
-            _VEC_FAST.setdefault(b, {})[A.dtype] = cdt in (_F32, _F64)
-        if dA != cdt:
+        # not cached while torch.compile traces: its guards read the caches as they were
+        rdt, cdt, (cA, cx, cy), _ = _lstsq_plan(
+            b, (A.dtype, x.dtype, y.dtype), ("A", "x", "y"), "lstsq_grad", not tracing()
+        )
+        if cA:
             A = b.astype(A, cdt)
-        if dx != cdt:
+        if cx:
             x = b.astype(x, cdt)
-        if dy != cdt:
+        if cy:
             y = b.astype(y, cdt)
         g = _lstsq_grad_on(b, A, x, y, method)
-        return g if rdt == cdt else b.astype(g, rdt)
+        return g if rdt is None else b.astype(g, rdt)
     except Exception as exc:  # the clear error for sparse and nested tensors
         err = layout_error(b, A=A, x=x, y=y)
         if err is not None:
             raise err from exc
         raise
+
+
+@trace_constant  # NumPy dtypes: decided outside torch.compile's trace
+def _lstsq_plan(
+    b: Backend, natives: tuple[Any, ...], names: tuple[str, ...], fname: str, remember: bool
+) -> tuple[Any, Any, tuple[bool, ...], str]:
+    """The dtype rule of :func:`lstsq_grad` for inputs of the backend's dtype objects
+    ``natives``: ``(result dtype or None when it is the compute dtype, compute dtype, which
+    inputs to cast, the result dtype's name)``, dtypes as the backend's own objects.
+    ``remember``: record the inputs' dtype for the fast path of :func:`lstsq_grad`."""
+    dts = tuple(b.numpy_dtype(d) for d in natives)
+    rdt, cdt = _promote(fname, names, dts)
+    if remember and len(dts) == 3 and dts[0] == dts[1] == dts[2] == cdt:
+        # remember the backend's dtype object for the fast path
+        _VEC_FAST.setdefault(b, {})[natives[0]] = cdt in (_F32, _F64)
+    native_c = b.native_dtype(cdt)
+    return (
+        None if rdt == cdt else b.native_dtype(rdt),
+        native_c,
+        tuple(d != cdt for d in dts),
+        str(rdt),
+    )
 
 
 def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
@@ -782,21 +825,24 @@ def lstsq_grad_fn(
     _check_y(A, y, vector, None)
     if not vector and (len(A.shape) > 2 or len(y.shape) > 2):
         _check_batch("lstsq_grad_fn", A=A.shape, y=y.shape)
-    dA, dy = b.dtype_of(A), b.dtype_of(y)
-    base, _ = _promote("lstsq_grad_fn", ("A", "y"), (dA, dy))
-    cache: dict[np.dtype[Any], tuple[Any, Any]] = {}
+    names = ("A", "x", "y")
+    _, cdt0, (cA0, cy0), base = _lstsq_plan(
+        b, (A.dtype, y.dtype), ("A", "y"), "lstsq_grad_fn", False
+    )
+    #: compute dtype (the backend's object) -> (AᴴA, Aᴴy) in it
+    cache: dict[Any, tuple[Any, Any]] = {}
 
-    def gram(cdt: np.dtype[Any]) -> tuple[Any, Any]:
+    def gram(cdt: Any, cast_A: bool, cast_y: bool) -> tuple[Any, Any]:
         try:
             return cache[cdt]
         except KeyError:
             pass
-        Ac = A if dA == cdt else b.astype(A, cdt)
-        yc = y if dy == cdt else b.astype(y, cdt)
+        Ac = b.astype(A, cdt) if cast_A else A
+        yc = b.astype(y, cdt) if cast_y else y
         cache[cdt] = out = b.gram(Ac, yc)
         return out
 
-    gram(_promote("lstsq_grad_fn", ("A", "y"), (dA, dy))[1])
+    gram(cdt0, cA0, cy0)
     name, n = b.name, A.shape[-1]
 
     def g(x: Any) -> Any:
@@ -818,13 +864,14 @@ def lstsq_grad_fn(
                 )
             if len(xc.shape) > 2:
                 _check_batch("lstsq_grad_fn", A=A.shape, x=xc.shape, y=y.shape)
-        dx = b.dtype_of(xc)
-        rdt, cdt = _promote("lstsq_grad_fn", ("A", "x", "y"), (dA, dx, dy))
-        G, c = gram(cdt)
-        if dx != cdt:
+        rdt, cdt, (cA, cx, cy), _ = _lstsq_plan(
+            b, (A.dtype, xc.dtype, y.dtype), names, "lstsq_grad_fn", False
+        )
+        G, c = gram(cdt, cA, cy)
+        if cx:
             xc = b.astype(xc, cdt)
         out = b.gram_grad(G, c, xc)
-        return out if rdt == cdt else b.astype(out, rdt)
+        return out if rdt is None else b.astype(out, rdt)
 
     g.__doc__ = (
         f"Gradient of ||y - A x||² for fixed A of shape {tuple(A.shape)} ({base}); "

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from xback import _machine, _table
-from xback._dispatch import _LOADED, _STATE, load_backend
+from xback._dispatch import _LOADED, current_context, load_backend, tracing
 from xback.backends import KNOWN_BACKENDS, Backend
 
 __all__ = [
@@ -119,7 +119,7 @@ _ENABLED: bool = _env_default()
 def enabled() -> bool:
     """Whether routing is on for calls made here (the innermost ``use(route=...)``, else
     the ``XBACK_ROUTE`` environment variable, else on)."""
-    r = _STATE.get().route
+    r = current_context().route
     return _ENABLED if r is None else r
 
 
@@ -422,6 +422,8 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     try:
         by_case = _PLANS[b]
     except KeyError:
+        if tracing():  # torch.compile: no routing there, and the table is not read
+            return None
         by_case = _build(b)
     by_dtype = by_case.get(case)
     if by_dtype is None:
@@ -434,7 +436,7 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     if name is None:
         return None
     # a large input with a faster kernel measured: now the (rarer, dearer) checks
-    r = _STATE.get().route
+    r = current_context().route
     if not (_ENABLED if r is None else r):
         return None
     if name == FUSED:

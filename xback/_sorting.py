@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from xback._dispatch import layout_error, prepare1
+from xback._dispatch import layout_error, prepare1, trace_constant, tracing
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback._routing import back, kernel_backend, there
 from xback.backends import Backend
@@ -126,18 +126,25 @@ class _ByIdentity:
 #: container per backend: dtype objects of different libraries may hash alike
 #: (array-api-strict's like NumPy's), and comparing those is slow (array-api-strict warns).
 _SORTABLE_SEEN: defaultdict[Backend, set[Any] | _ByIdentity] = defaultdict(set)
+#: read with ``.get(b, _NONE)``: a missing key is not created while torch.compile traces
+_NONE: frozenset[Any] = frozenset()
 
 
 def _dtype_ok(b: Backend, x: Any) -> bool:
     """Whether ``x``'s dtype is sortable (a dtype object not seen before); cached."""
+    # not cached while torch.compile traces: its guards read the cache as it was
+    return _sortable(b, x.dtype, not tracing())
+
+
+@trace_constant  # NumPy dtypes: decided outside torch.compile's trace
+def _sortable(b: Backend, dt: Any, remember: bool) -> bool:
     try:
-        d = b.dtype_of(x)
+        d = b.numpy_dtype(dt)
     except TypeError:
         return False
     # non-native byte order (NumPy) sorts like the native dtype
     ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
-    if ok:
-        dt = x.dtype
+    if ok and remember:
         seen = _SORTABLE_SEEN[b]
         if type(seen) is set and not seen and isinstance(type(dt).__eq__, types.FunctionType):
             seen = _SORTABLE_SEEN[b] = _ByIdentity()  # first sight of this backend's dtypes
@@ -172,7 +179,7 @@ def _validate(
         descending = _slow_flag(descending, "descending", fname)
     if stable is not True and stable is not False:
         stable = _slow_flag(stable, "stable", fname)
-    if x.dtype not in _SORTABLE_SEEN[b] and not _dtype_ok(b, x):
+    if x.dtype not in _SORTABLE_SEEN.get(b, _NONE) and not _dtype_ok(b, x):
         raise _bad_dtype(b, x, fname)
     return ax, descending, stable
 
@@ -351,7 +358,7 @@ def sort(
             and dim is None
             and (descending is False or descending is True)
             and (stable is True or stable is False)
-            and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
+            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
         ):
             ndim: int = x.ndim
             if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
@@ -502,7 +509,7 @@ def argsort(
             and dim is None
             and (descending is False or descending is True)
             and (stable is True or stable is False)
-            and ((dt := x.dtype) in _SORTABLE_SEEN[b] or _dtype_ok(b, x))
+            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
         ):
             ndim: int = x.ndim
             if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a

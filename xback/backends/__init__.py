@@ -18,6 +18,7 @@ line in :data:`KNOWN_BACKENDS`.
 from __future__ import annotations
 
 import cmath
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -117,6 +118,33 @@ class Backend:
         """Whether arrays of this backend can hold NumPy dtype ``dtype`` exactly."""
         raise NotImplementedError
 
+    def numpy_dtype(self, dtype: Any) -> np.dtype[Any]:
+        """:meth:`dtype_of` for the library's own dtype object ``dtype`` (as an array's
+        ``.dtype`` reports it). Raises ``TypeError`` as :meth:`dtype_of` does."""
+        return self.dtype_of(_DtypeCarrier(dtype))
+
+    def native_dtype(self, dtype: np.dtype[Any]) -> Any:
+        """The library's own dtype object (an array's ``.dtype``) for NumPy dtype ``dtype``,
+        which the backend holds (:meth:`can_hold`); :meth:`astype` accepts it too."""
+        return self.from_numpy(np.empty(0, dtype=dtype), "cpu", None).dtype
+
+    def traced(self, x: Any) -> bool:
+        """Whether ``x`` is a placeholder being traced or transformed (``torch.compile``,
+        ``torch.func`` transforms, ``jax.jit``/``vmap``/``grad``): its values cannot be read
+        without a graph break, a host round trip or an error. Front-layer checks that read
+        values are then replaced by their traced rule (see :mod:`xback._linalg`)."""
+        return False
+
+    def nan_where_nonfinite(
+        self, x: Any, fn: Callable[[Any], tuple[Any, ...]]
+    ) -> tuple[Any, ...]:
+        """``fn(x)`` (results computed from the matrix stack ``x``, each shaped ``(..., a, b)``
+        or ``(..., a)`` with ``x``'s batch dimensions) with every matrix whose input has a NaN
+        or inf replaced by NaN; ``fn`` sees zeros there (a kernel may fail on inf). The traced
+        rule of the finiteness checks: no value is read (no host synchronisation, no
+        data-dependent control flow)."""
+        raise NotImplementedError
+
     def routable(self, x: Any) -> bool:
         """Whether another CPU library may compute on ``x`` in this backend's place
         (:mod:`xback._routing`): a plain array in CPU memory that the other library can read
@@ -166,8 +194,10 @@ class Backend:
         """:meth:`from_numpy` (on the CPU) with the chunks from :meth:`normalize_chunks`."""
         raise NotImplementedError
 
-    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
-        """``x`` cast to ``dtype`` (a new array; only called when the dtype differs)."""
+    def astype(self, x: Any, dtype: Any) -> Any:
+        """``x`` cast to ``dtype`` (a new array; only called when the dtype differs): a NumPy
+        dtype, or the backend's own dtype object from :meth:`native_dtype` (what traced code
+        passes: ``torch.compile`` cannot look NumPy dtype objects up)."""
         raise NotImplementedError
 
     def copy(self, x: Any) -> Any:
@@ -230,6 +260,9 @@ class Backend:
         ``"fused"`` (the one-pass Numba kernel of :mod:`xback._fused` where it applies: CPU,
         real float32/float64, 2-D C-contiguous ``A``, no autograd needed; elsewhere the
         ``"auto"`` formula; a backend without such a kernel computes that formula).
+        ``method="autograd"`` on traced inputs (:meth:`traced`: inside ``torch.func``
+        transforms or ``torch.compile``) computes the explicit formula, which is what
+        autograd would differentiate.
         """
         raise NotImplementedError
 
@@ -246,6 +279,15 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<xback backend {self.name!r}>"
+
+
+class _DtypeCarrier:
+    """Stands for an array of dtype ``dtype`` in :meth:`Backend.numpy_dtype`."""
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
 
 
 class HostBackend(Backend):
@@ -271,6 +313,9 @@ class HostBackend(Backend):
 
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
         return True
+
+    def native_dtype(self, dtype: np.dtype[Any]) -> Any:
+        return dtype
 
     def to_device(self, x: Any, device: str) -> Any:
         return x  # device is always "cpu", validated by the front layer

@@ -27,6 +27,7 @@ docs/benchmarks.md#dtype-checks-generic-array-api-backend).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from collections.abc import Callable
@@ -48,8 +49,19 @@ def _strict_owns(tp: type) -> bool:
     return tp.__module__.startswith("array_api_strict")
 
 
+def _jax_tracer() -> type | None:
+    """JAX's tracer class (the arrays inside ``jax.jit``, ``vmap``, ``grad``), if it has one."""
+    core = getattr(sys.modules["jax"], "core", None)
+    tracer = getattr(core, "Tracer", None)
+    return tracer if isinstance(tracer, type) else None
+
+
 def _jax_owns(tp: type) -> bool:
-    return issubclass(tp, sys.modules["jax"].Array)
+    # tracers stand for JAX arrays but do not subclass jax.Array
+    tracer = _jax_tracer()
+    return issubclass(tp, sys.modules["jax"].Array) or (
+        tracer is not None and issubclass(tp, tracer)
+    )
 
 
 def _cupy_owns(tp: type) -> bool:
@@ -91,7 +103,8 @@ class ArrayAPIBackend(Backend):
         if name == "jax":
             import jax.numpy as jnp
 
-            probe = jnp.zeros(1)
+            with lib.ensure_compile_time_eval():  # a concrete array, even inside jax.jit
+                probe = jnp.zeros(1)
         elif name == "cupy":
             probe = lib.zeros(1)
         else:
@@ -136,6 +149,9 @@ class ArrayAPIBackend(Backend):
         self._nan_last_known: bool | None = None
         self._index_dtypes: dict[Any, Any] = {}
         self._index_is_default = self._default_index_is_wanted()
+        #: arrays that stand for values during tracing (jax.jit, vmap, grad): never read
+        self._tracer: type | None = _jax_tracer() if name == "jax" else None
+        self._default_device = _device_name(probe.device) if name == "jax" else "cpu"
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
@@ -152,7 +168,10 @@ class ArrayAPIBackend(Backend):
         )
 
     def device_of(self, x: Any) -> str:
-        return _device_name(self.xp_device(x))
+        d = self.xp_device(x)
+        if d is None and self.traced(x):  # a jit tracer: placed on the default device
+            return self._default_device
+        return _device_name(d)
 
     def xp_device(self, x: Any) -> Any:
         try:
@@ -220,8 +239,12 @@ class ArrayAPIBackend(Backend):
         except ValueError as exc:
             raise ValueError(f"cannot bring this array to {self.name} on {device}: {exc}") from exc
 
-    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
-        return self.xp.astype(x, self._np_to_xp[dtype])
+    def native_dtype(self, dtype: np.dtype[Any]) -> Any:
+        return self._np_to_xp[dtype]
+
+    def astype(self, x: Any, dtype: Any) -> Any:
+        # a NumPy dtype, or the namespace's own from native_dtype
+        return self.xp.astype(x, self._np_to_xp[dtype] if isinstance(dtype, np.dtype) else dtype)
 
     def copy(self, x: Any) -> Any:
         return self.xp.asarray(x, copy=True)
@@ -273,14 +296,22 @@ class ArrayAPIBackend(Backend):
             return known
         xp, nan = self.xp, float("nan")
         try:
-            v = xp.asarray([nan, 1.0, nan, 0.0, 1.0])
-            vals = self.to_numpy(xp.sort(v, stable=True), None)
-            idx = self.to_numpy(xp.argsort(v, stable=True), None)
+            with self._concrete():  # also when first asked inside jax.jit
+                v = xp.asarray([nan, 1.0, nan, 0.0, 1.0])
+                vals = self.to_numpy(xp.sort(v, stable=True), None)
+                idx = self.to_numpy(xp.argsort(v, stable=True), None)
             known = bool(np.isnan(vals[3:]).all()) and idx.tolist() == [3, 1, 4, 0, 2]
         except Exception:  # any failure: take the always-correct path
             known = False
         self._nan_last_known = known
         return known
+
+    def _concrete(self) -> Any:
+        """A context in which the library computes on values now, even inside its tracing
+        (``jax.ensure_compile_time_eval``): for the backend's own one-off probes."""
+        if self.name == "jax":
+            return sys.modules["jax"].ensure_compile_time_eval()
+        return contextlib.nullcontext()
 
     def _argsort_real(self, k: Any, axis: int, stable: bool, kind: str = "f") -> Any:
         """Ascending argsort of real keys ``k`` (NumPy dtype kind ``kind``) with NaN last, in
@@ -291,7 +322,8 @@ class ArrayAPIBackend(Backend):
         idx = xp.argsort(k, axis=axis, stable=stable)
         if kind in "fV" and not self._nan_last():
             nan = xp.isnan(xp.take_along_axis(k, idx, axis=axis))
-            if bool(xp.any(nan)):
+            # traced: partitioned without looking (a no-op without NaN)
+            if self.traced(k) or bool(xp.any(nan)):
                 step = xp.argsort(xp.astype(nan, xp.uint8), axis=axis, stable=True)
                 idx = xp.take_along_axis(idx, step, axis=axis)
         return idx
@@ -387,6 +419,23 @@ class ArrayAPIBackend(Backend):
 
     def all_finite(self, x: Any) -> bool:
         return bool(self.xp.all(self.xp.isfinite(x)))
+
+    def traced(self, x: Any) -> bool:
+        return self._tracer is not None and isinstance(x, self._tracer)
+
+    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
+        xp = self.xp
+        ok = xp.all(xp.isfinite(x), axis=(-2, -1))  # (...,): one flag per matrix
+        nd = ok.ndim
+        outs = fn(xp.where(ok[..., None, None], x, xp.zeros_like(x)))
+        return tuple(
+            xp.where(
+                xp.reshape(ok, (*ok.shape, *(1,) * (o.ndim - nd))),
+                o,
+                xp.full_like(o, float("nan")),
+            )
+            for o in outs
+        )
 
     def _adjoint(self, A: Any) -> Any:
         At = self.xp.matrix_transpose(A)

@@ -177,6 +177,23 @@ class TorchBackend(Backend):
             not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
         )
 
+    def native_dtype(self, dtype: np.dtype[Any]) -> Any:
+        return NP_TO_TORCH[dtype]
+
+    def traced(self, x: Any) -> bool:
+        # functorch wrappers (vmap's batched tensors have no storage) and Dynamo's fake
+        # tensors: values are not there to read
+        return _is_compiling() or _functorch_active()
+
+    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
+        ok = torch.isfinite(x).all(dim=-1).all(dim=-1)  # (...,): one flag per matrix
+        nd = ok.dim()
+        outs = fn(torch.where(ok[..., None, None], x, 0))
+        return tuple(
+            torch.where(ok.view(*ok.shape, *(1,) * (o.dim() - nd)), o, float("nan"))
+            for o in outs
+        )
+
     def routable(self, x: Any) -> bool:
         # plain CPU tensors only: no autograd history to keep, no torch.func wrapper (whose
         # data NumPy cannot see), no torch.compile tracing, no subclass semantics
@@ -184,8 +201,8 @@ class TorchBackend(Backend):
             type(x) is torch.Tensor
             and x.is_cpu
             and not x.requires_grad
+            and not _is_compiling()  # first: constant under Dynamo, the rest is not traced
             and not _functorch_active()
-            and not _is_compiling()
         )
 
     # -- conversion ----------------------------------------------------------------------
@@ -278,8 +295,10 @@ class TorchBackend(Backend):
         b = np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True)
         return torch.from_numpy(b)
 
-    def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
-        return x.to(NP_TO_TORCH[dtype])
+    def astype(self, x: Any, dtype: Any) -> Any:
+        # a NumPy dtype, or a torch dtype from native_dtype (traced code: torch.compile
+        # cannot look NumPy dtype objects up)
+        return x.to(dtype if isinstance(dtype, torch.dtype) else NP_TO_TORCH[dtype])
 
     def copy(self, x: Any) -> Any:
         return x.clone()
@@ -327,7 +346,10 @@ class TorchBackend(Backend):
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         if method == "fused":  # first: each torch call before the kernel costs (cold) µs
-            g = _fused.grad_torch(A, x, y)  # None: inputs the kernel does not cover
+            # None: inputs the kernel does not cover; traced ones (compile, torch.func) are
+            # never handed to NumPy
+            traced = _is_compiling() or _functorch_active()
+            g = None if traced else _fused.grad_torch(A, x, y)
             if g is not None:
                 return g
             method = "auto"  # the BLAS formula, as for any input the kernel leaves
@@ -341,6 +363,8 @@ class TorchBackend(Backend):
         if x.dim() == 1 and A.dim() > 2:
             return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
         if method == "autograd":
+            if _is_compiling() or _functorch_active():
+                return _lstsq_grad_func(A, x, y)
             return _lstsq_grad_autograd(A, x, y)
         if method != "explicit" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
@@ -381,6 +405,21 @@ def _lstsq_grad_autograd(A: Any, x: Any, y: Any) -> Any:
         loss = torch.view_as_real(r).square().sum() if r.is_complex() else r.square().sum()
         (g,) = torch.autograd.grad(loss, xl)
     return g
+
+
+def _lstsq_grad_func(A: Any, x: Any, y: Any) -> Any:
+    """:func:`_lstsq_grad_autograd` inside ``torch.func`` transforms and ``torch.compile``
+    (where ``torch.autograd.grad`` cannot run): by ``torch.func.grad``, which nests in the
+    caller's transforms, so the result is differentiable there (the formula's derivative)."""
+    batch = torch.broadcast_shapes(A.shape[:-2], x.shape[:-2], y.shape[:-2])  # type: ignore[no-untyped-call]
+    shape = (*batch, *x.shape[-2:])
+    xl = x.expand(shape) if tuple(x.shape) != shape else x
+
+    def loss(v: Any) -> Any:
+        r = A @ v - y
+        return torch.view_as_real(r).square().sum() if r.is_complex() else r.square().sum()
+
+    return torch.func.grad(loss)(xl)
 
 
 # The single pass over 2 MB row blocks beats the two-pass formula where A does not fit in the

@@ -1,0 +1,235 @@
+"""xback inside ``torch.compile(fullgraph=True)``: zero graph breaks, the eager answer, the
+context rule (a ``use`` around the compiled call is honoured and guarded), the traced
+finiteness rule, and a cold process. Dynamo's ``"eager"`` backend is used (tracing is what
+is tested; inductor's code generation adds seconds per case), inductor for one case."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xback
+
+torch = pytest.importorskip("torch")
+dynamo = pytest.importorskip("torch._dynamo")
+
+
+def _compiled(fn: Callable[..., Any], backend: str = "eager") -> Callable[..., Any]:
+    return torch.compile(fn, fullgraph=True, backend=backend)  # type: ignore[no-any-return]
+
+
+def _breaks(fn: Callable[..., Any], *args: Any) -> int:
+    return int(dynamo.explain(fn)(*args).graph_break_count)
+
+
+rng = np.random.default_rng(0)
+V = torch.from_numpy(rng.standard_normal(12))
+M = torch.from_numpy(rng.standard_normal((7, 4)))
+A = torch.from_numpy(rng.standard_normal((9, 4)))
+XV = torch.from_numpy(rng.standard_normal(4))
+Y = torch.from_numpy(rng.standard_normal(9))
+
+CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+    "sort": (lambda v: xback.sort(v, descending=True), (V,)),
+    "argsort": (lambda v: xback.argsort(v), (V,)),
+    "sort-axis0-int": (lambda m: xback.sort(m, axis=0), (M.to(torch.int32),)),
+    "sort-complex": (lambda v: xback.sort(v), (V.to(torch.complex128),)),
+    "svd": (lambda m: tuple(xback.svd(m, canonical_signs=True)), (M,)),
+    "svd-thin-f32": (lambda m: tuple(xback.svd(m, full_matrices=False)), (M.float(),)),
+    "svd-int": (lambda m: xback.svdvals(m), (M.to(torch.int64),)),
+    "svdvals": (lambda m: xback.svdvals(m), (M,)),
+    "lstsq_grad": (lambda a, x, y: xback.lstsq_grad(a, x, y), (A, XV, Y)),
+    "lstsq_grad-explicit-mixed": (
+        lambda a, x, y: xback.lstsq_grad(a, x, y, method="explicit"),
+        (A.float(), XV, Y.to(torch.int32)),
+    ),
+    "lstsq_grad-autograd": (
+        lambda a, x, y: xback.lstsq_grad(a, x, y, method="autograd"),
+        (A, XV, Y),
+    ),
+    "lstsq_grad-fused": (  # the Numba kernel never sees a traced tensor: the BLAS formula
+        lambda a, x, y: xback.lstsq_grad(a, x, y, method="fused"),
+        (A, XV, Y),
+    ),
+    "lstsq_grad_fn": (lambda a, x, y: xback.lstsq_grad_fn(a, y)(x), (A, XV, Y)),
+    "get_backend-get_device": (
+        lambda v: v * len(xback.get_backend()) + (xback.get_device() is None),
+        (V,),
+    ),
+    "asarray-device-backend": (
+        lambda v: xback.asarray(v) * (xback.device(v) == "cpu") + (xback.backend_of(v) == "torch"),
+        (V,),
+    ),
+}
+
+
+def _same(got: Any, want: Any, exact: bool) -> None:
+    if isinstance(want, tuple):
+        for g, w in zip(got, want):
+            _same(g, w, exact)
+        return
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if exact:
+        assert torch.equal(got, want)
+    else:
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fullgraph_gives_the_eager_answer_with_no_graph_break(name: str) -> None:
+    if name == "lstsq_grad-fused":
+        pytest.importorskip("numba")
+    fn, args = CASES[name]
+    want = fn(*args)
+    got = _compiled(fn)(*args)
+    _same(got, want, exact=name.startswith(("sort", "argsort")))
+    assert _breaks(fn, *args) == 0
+
+
+def test_inductor_compiles_a_model_like_function() -> None:
+    def f(v: Any, m: Any) -> Any:
+        top = xback.sort(v, descending=True)[:3]
+        return top.sum() + xback.svdvals(m).sum() * 2
+
+    torch.testing.assert_close(_compiled(f, "inductor")(V, M), f(V, M))
+
+
+def test_a_use_around_the_compiled_call_is_honoured_and_guarded() -> None:
+    calls: list[int] = []
+
+    def count(gm: Any, example_inputs: Any) -> Any:  # a Dynamo backend that counts traces
+        calls.append(1)
+        return gm.forward
+
+    def f(v: Any) -> Any:
+        return xback.sort(v) * 2
+
+    cf = torch.compile(f, fullgraph=True, backend=count)
+    assert cf(V).device.type == "cpu"
+    with xback.use("torch", device="meta"):
+        out = cf(V)
+    assert out.device.type == "meta" and out.shape == V.shape  # not silently the cpu graph
+    assert cf(V).device.type == "cpu"  # back outside
+    with xback.use("torch", device="meta"):  # xback's caches (devices, types) are now warm
+        cf(V)
+    cf(V)
+    n = len(calls)
+    for _ in range(2):
+        with xback.use("torch", device="meta"):
+            assert cf(V).device.type == "meta"  # the same choice again: no new trace
+        assert cf(V).device.type == "cpu"
+    assert len(calls) == n
+    with xback.use(route=False):  # chooses no backend or device: same answer
+        assert torch.equal(cf(V), f(V))
+
+
+def test_a_use_that_would_convert_tensors_raises_clearly() -> None:
+    cf = _compiled(lambda v: xback.sort(v))
+    with xback.use("numpy"), pytest.raises(Exception, match=r"inside torch\.compile xback cannot"):
+        cf(V)
+
+
+def test_use_cannot_be_entered_while_tracing() -> None:
+    def f(v: Any) -> Any:
+        with xback.use("torch"):
+            return xback.sort(v)
+
+    with pytest.raises(Exception, match="cannot be entered inside a function that torch"):
+        _compiled(f)(V)
+
+
+def test_the_compiled_context_follows_each_thread() -> None:
+    import threading
+
+    cf = _compiled(lambda v: xback.sort(v) + 1)
+    cf(V)
+    seen: list[str] = []
+
+    def other() -> None:
+        with xback.use("torch", device="meta"):
+            seen.append(cf(V).device.type)
+
+    t = threading.Thread(target=other)
+    with xback.use("torch", device="cpu"):
+        t.start()
+        t.join()
+        seen.append(cf(V).device.type)
+    assert seen == ["meta", "cpu"]
+
+
+def test_traced_svd_of_nonfinite_input_is_nan_not_an_error() -> None:
+    m = torch.stack([M, M.clone()])
+    m[1, 2, 3] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svdvals(m)  # eager: the documented error
+    s = _compiled(lambda m: xback.svdvals(m))(m)
+    torch.testing.assert_close(s[0], xback.svdvals(M))
+    assert torch.isnan(s[1]).all()
+    U, S, Vh = _compiled(lambda m: tuple(xback.svd(m)))(m)
+    assert torch.isnan(U[1]).all() and torch.isnan(S[1]).all() and torch.isnan(Vh[1]).all()
+    assert torch.isfinite(U[0]).all() and torch.isfinite(Vh[0]).all()
+
+
+def test_no_routing_inside_tracing(
+    table: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_routing import make_table
+    from xback._dispatch import load_backend
+
+    table(make_table("numpy"))  # NumPy 10x faster everywhere: eager torch calls are routed
+    routed: list[Any] = []
+    numpy_backend = load_backend("numpy")
+    real = numpy_backend.sort
+
+    def spy(*args: Any) -> Any:
+        routed.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(numpy_backend, "sort", spy)
+    big = torch.from_numpy(rng.standard_normal(4096))
+    want = xback.sort(big)
+    assert routed  # the table routes this call in eager code
+    routed.clear()
+    got = _compiled(lambda v: xback.sort(v))(big)
+    assert torch.equal(got, want)
+    assert not routed
+
+
+def test_compile_composes_with_func_grad() -> None:
+    g = _compiled(torch.func.grad(lambda v: xback.sort(v)[:3].sum()))
+    want = torch.func.grad(lambda v: torch.sort(v)[0][:3].sum())(V)
+    torch.testing.assert_close(g(V), want)
+    gs = _compiled(torch.func.grad(lambda m: xback.svdvals(m).sum()))
+    torch.testing.assert_close(gs(M), torch.func.grad(lambda m: torch.linalg.svdvals(m).sum())(M))
+
+
+def test_cold_process_fullgraph() -> None:
+    # first xback call of the process inside the compiled function: the torch backend is
+    # loaded during tracing, the dtype rules and the routing table are never read there
+    code = textwrap.dedent(
+        """
+        import xback, torch
+        v = torch.tensor([3.0, 1.0, float("nan"), 2.0])
+        m = torch.arange(12.0).reshape(4, 3)
+        f = lambda v, m: (xback.sort(v, descending=True), xback.svdvals(m),
+                          xback.lstsq_grad(m, m[0], v))
+        got = torch.compile(f, fullgraph=True, backend="eager")(v, m)
+        want = f(v, m)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=0, equal_nan=True)
+        torch.testing.assert_close(got[1], want[1])
+        torch.testing.assert_close(got[2], want[2], equal_nan=True)
+        print("ok")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
