@@ -6,6 +6,7 @@ NumPy backend exactly (values bit for bit, indices equal), linear algebra to flo
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -610,13 +611,21 @@ def test_lstsq_grad_and_sort_on_worker_processes() -> None:
     distributed = pytest.importorskip("distributed")
     A, x, y = _problem(48, 4, None, "float64")
     a = np.concatenate([A.ravel(), A.ravel()[:50]])
+    # distributed's nanny sets OMP_NUM_THREADS=1 (and MKL's, OpenBLAS's) in this process's
+    # environment for the workers it spawns: restored after, so that later tests' child
+    # processes run with the thread settings of the machine
+    environ = dict(os.environ)
     with distributed.LocalCluster(
         processes=True, n_workers=1, threads_per_worker=1, host="127.0.0.1",
         dashboard_address=":0",
     ) as cluster, distributed.Client(cluster) as cl:
-        g = xback.lstsq_grad(xback.from_numpy(A, backend="dask").rechunk((8, 4)), x, y,
-                             backend="dask")
-        np.testing.assert_allclose(cl.compute(g).result(), xback.lstsq_grad(A, x, y),
-                                   rtol=1e-10)
-        s = xback.sort(da.from_array(a, chunks=40))
-        _same(cl.compute(s).result(), xback.sort(a))
+        try:
+            g = xback.lstsq_grad(xback.from_numpy(A, backend="dask").rechunk((8, 4)), x, y,
+                                 backend="dask")
+            np.testing.assert_allclose(cl.compute(g).result(), xback.lstsq_grad(A, x, y),
+                                       rtol=1e-10)
+            s = xback.sort(da.from_array(a, chunks=40))
+            _same(cl.compute(s).result(), xback.sort(a))
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
