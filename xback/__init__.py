@@ -11,12 +11,33 @@ from __future__ import annotations
 from xback._convert import asarray, from_numpy, to_device, to_numpy
 from xback._dispatch import backend_of, device, get_backend, get_device, use
 from xback._linalg import SVDResult, lstsq_grad, lstsq_grad_fn, svd, svdvals
+from xback._sortfamily import (
+    TopKResult,
+    UniqueAllResult,
+    UniqueCountsResult,
+    UniqueInverseResult,
+    median,
+    nanmedian,
+    nanquantile,
+    quantile,
+    rankdata,
+    searchsorted,
+    top_k,
+    unique_all,
+    unique_counts,
+    unique_inverse,
+    unique_values,
+)
 from xback._sorting import argsort, sort
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SVDResult",
+    "TopKResult",
+    "UniqueAllResult",
+    "UniqueCountsResult",
+    "UniqueInverseResult",
     "__version__",
     "argsort",
     "asarray",
@@ -27,10 +48,21 @@ __all__ = [
     "get_device",
     "lstsq_grad",
     "lstsq_grad_fn",
+    "median",
+    "nanmedian",
+    "nanquantile",
+    "quantile",
+    "rankdata",
+    "searchsorted",
     "sort",
     "svd",
     "svdvals",
     "to_device",
     "to_numpy",
+    "top_k",
+    "unique_all",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
     "use",
 ]
