@@ -165,7 +165,7 @@ def _last_axis(b: Backend, x: Any, ax: int | None) -> tuple[Any, Any, int]:
     """``(namespace, x with the axis moved last (None: flattened), that axis)``."""
     xp = b.namespace(x)
     if ax is None:
-        return xp, xp.reshape(x, (-1,)), 0
+        return xp, b.reshape(x, (-1,)), 0
     if ax != x.ndim - 1:
         x = xp.moveaxis(x, ax, -1)
     return xp, x, ax
@@ -356,11 +356,10 @@ def searchsorted(
         x1 = b.astype(x1, dt)
     if d2 != dt:
         x2 = b.astype(x2, dt)
-    xp = b.namespace(x1)
     if x1.ndim == 1 and x2.ndim != 1:
-        x2 = xp.reshape(x2, (-1,))
+        x2 = b.reshape(x2, (-1,))
     r = b.searchsorted(x1, x2, side == "right", srt)
-    return xp.reshape(r, shape2) if tuple(r.shape) != shape2 else r
+    return b.reshape(r, shape2) if tuple(r.shape) != shape2 else r
 
 
 # -- unique ----------------------------------------------------------------------------------
@@ -371,12 +370,11 @@ def _unique(
     b, x = prepare1(x, backend, device)
     _dtype(b, x, fname)
     equal_nan = _flag(equal_nan, "equal_nan", fname)
-    xp = b.namespace(x)
     shape = tuple(x.shape)
-    flat = xp.reshape(x, (-1,)) if x.ndim != 1 else x
+    flat = b.reshape(x, (-1,)) if x.ndim != 1 else x
     v, i, r, c = b.unique(flat, equal_nan, idx, inv, cnt)
     if r is not None and tuple(r.shape) != shape:
-        r = xp.reshape(r, shape)
+        r = b.reshape(r, shape)
     return v, i, r, c
 
 
@@ -547,13 +545,11 @@ def _finish(b: Backend, xp: Any, r: Any, out: np.dtype[Any], work: np.dtype[Any]
         r = b.astype(r, out)
     if keepdims:
         tail = (r.shape[-1],) if lead else ()
-        if ax is None:
-            r = xp.reshape(r, (1,) * len(shape) + tail)
-        else:
-            r = xp.expand_dims(r, axis=ax)  # before the q axis, at the reduced axis
+        # ax: the reduced axis comes back in place (before the q axis)
+        r = b.reshape(r, (1,) * len(shape) + tail) if ax is None else xp.expand_dims(r, axis=ax)
     if lead:
         r = xp.moveaxis(r, -1, 0)
-    return r
+    return xp.asarray(r)  # NumPy's 0-d arithmetic gives scalars: arrays, as elsewhere
 
 
 def _quantile(x: Any, q: Any, axis: Any, dim: Any, keepdims: Any, method: Any, backend: Any,

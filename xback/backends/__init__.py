@@ -239,6 +239,10 @@ class Backend:
 
         return array_api_compat.array_namespace(x)
 
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """``x`` reshaped (C order) to ``shape`` (same size)."""
+        return self.namespace(x).reshape(x, shape)
+
     def concrete(self, x: Any) -> bool:
         """Whether ``x``'s values can be read now (False: lazy or data-less arrays)."""
         return True

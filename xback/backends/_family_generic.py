@@ -108,6 +108,9 @@ def unique(
     n = x.shape[0]
     dev, i64 = _device(x), xp.int64
     perm = xp.astype(b.argsort(x, 0, False, True), i64)
+    if n == 0:
+        z = xp.zeros((0,), dtype=i64, device=dev)
+        return x, z, (z if want_inverse else None), (z if want_counts else None)
     s = xp.take(x, perm)
     new = s[1:] != s[:-1]
     if equal_nan and b.dtype_of(x).kind in "fcV":
@@ -275,12 +278,15 @@ def rankdata(b: Any, x: Any, method: str) -> Any:
     dev, i64 = _device(x), xp.int64
     n = x.shape[-1]
     perm = xp.astype(b.argsort(x, _last(x), False, True), i64)
+    if n == 0 or x.size == 0:
+        dt = xp.float64 if method == "average" else i64
+        return xp.zeros(x.shape, dtype=dt, device=dev)
     inv = xp.astype(b.argsort(perm, _last(perm), False, False), i64)
     if method == "ordinal":
         return inv + 1
     s = xp.take_along_axis(x, perm, axis=-1)
     lead = x.shape[:-1]
-    first = xp.ones((*lead, min(n, 1)), dtype=xp.bool, device=dev)
+    first = xp.ones((*lead, 1), dtype=xp.bool, device=dev)
     new = xp.concat((first, s[..., 1:] != s[..., :-1]), axis=-1)
     if method == "dense":
         return xp.take_along_axis(xp.cumulative_sum(xp.astype(new, i64), axis=-1), inv, axis=-1)

@@ -46,10 +46,10 @@ def _boundary_rows(keys: Any, vk: Any, k: int, need_fix: Any) -> Any:
     if K.dtype.kind == "f":
         vnan = np.isnan(v)
         knan = np.isnan(K)
-        lt = np.where(vnan, ~knan, K < v)
-        eq = np.where(vnan, knan, K == v)
+        lt = np.where(vnan, ~knan, v > K)
+        eq = np.where(vnan, knan, v == K)
     else:
-        lt, eq = K < v, K == v
+        lt, eq = v > K, v == K
     need = k - lt.sum(axis=1, keepdims=True)
     m = lt | (eq & (np.cumsum(eq, axis=1) <= need))
     return np.nonzero(m)[1].reshape(-1, k)
@@ -67,10 +67,9 @@ def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     kv = np.take_along_axis(keys, sel, -1)
     vk = kv.max(axis=-1)  # NaN when one is selected
     nxt = np.take_along_axis(keys, part[:, k : k + 1], -1)[:, 0]
+    clean = vk < nxt  # no tie across the boundary (NaN: the k-th a number, the next NaN)
     if keys.dtype.kind == "f":
-        clean = (vk < nxt) | (np.isnan(nxt) & ~np.isnan(vk))
-    else:
-        clean = vk < nxt
+        clean |= np.isnan(nxt) & ~np.isnan(vk)
     if not clean.all():
         sel = sel.copy()
         bad = ~clean
