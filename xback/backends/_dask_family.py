@@ -78,6 +78,9 @@ def _cut(chunks: tuple[tuple[int, ...], ...], k: int) -> tuple[tuple[int, ...], 
 
 def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     da = _da()
+    if k == 0:  # no data (dask cannot merge zero-length chunks)
+        shape = (*x.shape[:-1], 0)
+        return x[..., :0], da.from_array(np.empty(shape, dtype=_I64), chunks=shape)
     chunks = _cut(x.chunks, k)
     meta_i = np.empty((0,) * x.ndim, dtype=_I64)
     vals = x.map_blocks(_blk_topk_vals, k, largest, chunks=chunks, dtype=x.dtype, meta=x._meta)

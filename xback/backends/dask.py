@@ -384,7 +384,8 @@ class DaskBackend(HostBackend):
 
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         if not x.size:  # dask cannot reshape zero-length axes split into empty chunks
-            return _wrap(np.empty(shape, dtype=x.dtype), False, shape)
+            a = np.empty(x.shape, dtype=x.dtype).reshape(shape)
+            return _wrap(a, False, a.shape)
         return x.reshape(shape)
 
     def has_nan(self, x: Any) -> bool:
