@@ -25,7 +25,7 @@ from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
 DEFAULT_SIZES = [10**7]
-QUICK_SIZES = [10**6]
+QUICK_SIZES = [10**5]
 _TORCH_QUANTILE_MAX = 2**24  # torch.quantile raises above this many elements
 
 
