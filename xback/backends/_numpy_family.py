@@ -55,12 +55,34 @@ def _boundary_rows(keys: Any, vk: Any, k: int, need_fix: Any) -> Any:
     return np.nonzero(m)[1].reshape(-1, k)
 
 
+def _top_k_1d(x: Any, k: int, largest: bool) -> Any:
+    """Indices of a 1-D top_k through a value partition (cheaper than ``argpartition``): the
+    k-th key bounds the candidates (every element at least as good, ties included, in index
+    order), a stable sort of the candidates picks the first ``k``. None when NaN may be among
+    the answer (the caller's general path then decides)."""
+    n = x.shape[0]
+    if largest:
+        thr = np.partition(x, n - k)[n - k]
+        cand = np.flatnonzero(x >= thr)  # NaN never a candidate
+    else:
+        thr = np.partition(x, k - 1)[k - 1]
+        cand = np.flatnonzero(x <= thr)
+    if cand.shape[0] < k:  # NaN took places above the threshold
+        return None
+    return cand[_numpy_sort.argsort(x[cand], 0, largest, True)[:k]]
+
+
 def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     n = x.shape[-1]
     lead = x.shape[:-1]
     if k == 0 or k == n or x.dtype.kind == "c" or x.size == 0:
         idx = _numpy_sort.argsort(x, x.ndim - 1, largest, True)[..., :k]
         return np.take_along_axis(x, idx, -1), idx
+    if x.ndim == 1 and x.dtype.kind in "iuf":
+        i1 = _top_k_1d(x, k, largest)
+        if i1 is not None:
+            i1 = i1 if i1.dtype == _I64 else i1.astype(_I64)
+            return x[i1], i1
     keys = _asc_keys(x, largest).reshape(-1, n)
     part = np.argpartition(keys, k, axis=-1)
     sel = part[:, :k]

@@ -154,12 +154,34 @@ def unique(
                                   want_counts)
 
 
+def _next_statistic(x: Any, v: Any, k: int) -> Any:
+    """Order statistic ``k + 1`` from statistic ``k`` (``v``, shape ``(..., 1)``) by three
+    elementwise passes instead of a second selection: ``v`` again when more than ``k + 1``
+    elements are at most ``v``, else the smallest element above ``v``; NaN when fewer than
+    ``k + 2`` numbers exist (NaN sorts last)."""
+    le = (x <= v).sum(dim=-1, keepdim=True)
+    above = torch.where(x > v, x, torch.inf).amin(dim=-1, keepdim=True)
+    r = torch.where(le >= k + 2, v, above)
+    numbers = (~torch.isnan(x)).sum(dim=-1, keepdim=True)
+    return torch.where(numbers >= k + 2, r, torch.nan)
+
+
 def order_statistics(x: Any, kth: list[int]) -> Any:
     from xback.backends.torch import BACKEND
 
-    if len(kth) > 3:
+    n = x.shape[-1]
+    inner = [k for k in kth if k != n - 1]
+    if len(inner) > 3:
         return _family_generic.order_statistics(BACKEND, x, kth)
-    return torch.stack([torch.kthvalue(x, k + 1, dim=-1)[0] for k in kth], dim=-1)
+    got: dict[int, Any] = {}
+    for k in inner:
+        if k - 1 in got:  # adjacent to one already selected
+            got[k] = _next_statistic(x, got[k - 1], k - 1)
+        else:
+            got[k] = torch.kthvalue(x, k + 1, dim=-1, keepdim=True)[0]
+    if n - 1 in kth:  # the largest, NaN when there is one: a NaN-propagating max
+        got[n - 1] = torch.amax(x, dim=-1, keepdim=True)
+    return torch.cat([got[k] for k in kth], dim=-1)
 
 
 def rankdata(x: Any, method: str) -> Any:
