@@ -50,14 +50,29 @@ _NAN_POLICIES = ("propagate", "omit", "raise")
 
 
 class TopKResult(NamedTuple):
-    """Result of :func:`top_k`: ``values`` and their ``int64`` ``indices`` along the axis."""
+    """Result of :func:`top_k`: ``values`` and their ``int64`` ``indices`` along the axis.
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> values, indices = xback.top_k(np.array([3, 1, 2]), 2)
+    >>> values, indices
+    (array([3, 2]), array([0, 2]))
+    """
 
     values: Any
     indices: Any
 
 
 class UniqueAllResult(NamedTuple):
-    """Result of :func:`unique_all` (the Array API's tuple)."""
+    """Result of :func:`unique_all` (the Array API's tuple).
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.unique_all(np.array([2, 2])).counts
+    array([2])
+    """
 
     values: Any
     indices: Any
@@ -66,14 +81,29 @@ class UniqueAllResult(NamedTuple):
 
 
 class UniqueCountsResult(NamedTuple):
-    """Result of :func:`unique_counts` (the Array API's tuple)."""
+    """Result of :func:`unique_counts` (the Array API's tuple).
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> values, counts = xback.unique_counts(np.array([1, 1, 4]))
+    >>> counts
+    array([2, 1])
+    """
 
     values: Any
     counts: Any
 
 
 class UniqueInverseResult(NamedTuple):
-    """Result of :func:`unique_inverse` (the Array API's tuple)."""
+    """Result of :func:`unique_inverse` (the Array API's tuple).
+
+    Examples
+    --------
+    >>> import numpy as np, xback
+    >>> xback.unique_inverse(np.array([4, 1, 4])).inverse_indices
+    array([1, 0, 1])
+    """
 
     values: Any
     inverse_indices: Any
