@@ -113,15 +113,17 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
         return torch.searchsorted(a, q, right=right, sorter=sorter)
     n = a.shape[-1]
     an = torch.isnan(a)
-    valid = n - an.sum(dim=-1, keepdim=True)  # NaN-free count of each row
-    if a.is_meta or bool(an.any()):
+    nan_in_a = a.is_meta or bool(an.any())
+    valid: Any = None
+    if nan_in_a:  # search NaNs as +inf, clamp to the NaN-free count of the row
+        valid = n - an.sum(dim=-1, keepdim=True)
         r = torch.searchsorted(a.nan_to_num(nan=torch.inf), q, right=right, sorter=sorter)
         r = torch.minimum(r, valid)
     else:
         r = torch.searchsorted(a, q, right=right, sorter=sorter)
     qn = torch.isnan(q)
     if q.is_meta or bool(qn.any()):
-        r = torch.where(qn, n if right else valid, r)
+        r = torch.where(qn, n if right or valid is None else valid, r)
     return r
 
 
