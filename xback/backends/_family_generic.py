@@ -209,7 +209,7 @@ def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool)
     xp = b.namespace(x)
     n = x.shape[-1]
     dev, f64 = _device(x), xp.float64 if hasattr(xp, "float64") else None
-    isn = xp.isnan(x)
+    isn = xp.isnan(x) if skipna else None
     nan = _float(xp, x, math.nan)
     uniform = not skipna or (b.concrete(x) and not bool(xp.any(isn)))
     if uniform:  # one set of order statistics for every row: a selection
@@ -251,9 +251,9 @@ def median(b: Any, x: Any, skipna: bool) -> Any:
     n = x.shape[-1]
     dev = _device(x)
     nan = _float(xp, x, math.nan)
-    isn = xp.isnan(x)
     if n == 0:
         return xp.full(x.shape[:-1], math.nan, dtype=x.dtype, device=dev)
+    isn = xp.isnan(x) if skipna else None
     if not skipna or (b.concrete(x) and not bool(xp.any(isn))):
         lo, hi = (n - 1) // 2, n // 2
         kth = sorted({lo, hi, n - 1})
