@@ -19,6 +19,23 @@ if TYPE_CHECKING:
     from xback._dispatch import backend_of, device, get_backend, get_device, use
     from xback._linalg import SVDResult, lstsq_grad, lstsq_grad_fn, svd, svdvals
     from xback._namespace import namespace
+    from xback._sortfamily import (
+        TopKResult,
+        UniqueAllResult,
+        UniqueCountsResult,
+        UniqueInverseResult,
+        median,
+        nanmedian,
+        nanquantile,
+        quantile,
+        rankdata,
+        searchsorted,
+        top_k,
+        unique_all,
+        unique_counts,
+        unique_inverse,
+        unique_values,
+    )
     from xback._sorting import argsort, sort
 
 #: public name -> the module that defines it. The core modules are imported on the first
@@ -34,6 +51,14 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(("argsort", "sort"), "xback._sorting"),
     "namespace": "xback._namespace",
+    **dict.fromkeys(
+        (
+            "TopKResult", "UniqueAllResult", "UniqueCountsResult", "UniqueInverseResult",
+            "median", "nanmedian", "nanquantile", "quantile", "rankdata", "searchsorted",
+            "top_k", "unique_all", "unique_counts", "unique_inverse", "unique_values",
+        ),
+        "xback._sortfamily",
+    ),
 }
 
 
@@ -56,6 +81,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SVDResult",
+    "TopKResult",
+    "UniqueAllResult",
+    "UniqueCountsResult",
+    "UniqueInverseResult",
     "__version__",
     "argsort",
     "asarray",
@@ -66,11 +95,22 @@ __all__ = [
     "get_device",
     "lstsq_grad",
     "lstsq_grad_fn",
+    "median",
     "namespace",
+    "nanmedian",
+    "nanquantile",
+    "quantile",
+    "rankdata",
+    "searchsorted",
     "sort",
     "svd",
     "svdvals",
     "to_device",
     "to_numpy",
+    "top_k",
+    "unique_all",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
     "use",
 ]

@@ -35,7 +35,9 @@ except ImportError as _exc:  # the console script (xback.__main__.main) prints j
 
 __all__ = ["app", "main"]
 
-BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile")
+BENCH_NAMES = (
+    "lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile", "sort-family"
+)
 DTYPES = ("float32", "float64")
 BENCH_BACKENDS = ("numpy", "torch")
 
@@ -556,8 +558,8 @@ def bench(
     benchmarks: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route, compile "
-            "or all (default: all).",
+            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route, compile, "
+            "sort-family or all (default: all).",
             show_default=False,
         ),
     ] = None,

@@ -280,6 +280,100 @@ class Backend:
     def __repr__(self) -> str:
         return f"<xback backend {self.name!r}>"
 
+    # -- the sort family (xback._sortfamily) ----------------------------------------------
+    # Defaults written once (xback.backends._family_generic) in terms of the backend's own
+    # stable sort/argsort and the array's Array API namespace; every method works along the
+    # LAST axis of its input (the front layer moves the axis there). Backends override them
+    # with native paths where those are faster.
+    def namespace(self, x: Any) -> Any:
+        """The Array API namespace of ``x`` (array-api-compat's wrapper where needed)."""
+        import array_api_compat
+
+        return array_api_compat.array_namespace(x)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        """``x`` reshaped (C order) to ``shape`` (same size)."""
+        return self.namespace(x).reshape(x, shape)
+
+    def concrete(self, x: Any) -> bool:
+        """Whether ``x``'s values can be read now (False: lazy or data-less arrays)."""
+        return True
+
+    def has_nan(self, x: Any) -> bool:
+        """Whether ``x`` (a float or complex array) holds a NaN; False for data-less arrays.
+        Lazy backends compute it (documented there)."""
+        if not self.concrete(x):
+            return False
+        xp = self.namespace(x)
+        return bool(xp.any(xp.isnan(x)))
+
+    def top_k(self, x: Any, k: int, largest: bool) -> tuple[Any, Any]:
+        """``(values, int64 indices)``: the first ``k`` (``0 <= k <= n``) of the stable sort
+        of ``x`` along its last axis, descending when ``largest``, bit for bit (NaN last in
+        both directions). Values stay differentiable (torch)."""
+        from xback.backends import _family_generic
+
+        return _family_generic.top_k(self, x, k, largest)
+
+    def searchsorted(self, x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
+        """``int64`` insertion points of ``x2`` into ``x1`` along the last axis: ``x1`` is
+        ``(n,)`` and ``x2`` ``(m,)``, or both ``(..., n)``/``(..., m)`` with one leading
+        shape; one dtype; ``x1`` sorted in the contract's ascending order (NaN last), or
+        ``sorter`` (int64, ``x1``'s shape) sorts it. ``left``: the number of ``x1`` elements
+        before the query; ``right``: before or equal (a NaN query: before the first NaN,
+        after the last)."""
+        from xback.backends import _family_generic
+
+        return _family_generic.searchsorted(self, x1, x2, right, sorter)
+
+    def unique(
+        self, x: Any, equal_nan: bool, want_indices: bool, want_inverse: bool, want_counts: bool
+    ) -> tuple[Any, Any, Any, Any]:
+        """``(values, indices, inverse, counts)`` of the 1-D ``x`` (``None`` where not
+        wanted): values in ascending contract order, each the first occurrence of its group
+        (``-0.0 == 0.0``; NaNs distinct unless ``equal_nan``); int64 indices, inverse and
+        counts."""
+        from xback.backends import _family_generic
+
+        return _family_generic.unique(self, x, equal_nan, want_indices, want_inverse, want_counts)
+
+    def order_statistics(self, x: Any, kth: list[int]) -> Any:
+        """``(..., len(kth))``: the order statistics ``kth`` (sorted, distinct, 0-based; NaN
+        largest) of the float array ``x`` along its last axis. Default: a sort; backends
+        with a partition select."""
+        from xback.backends import _family_generic
+
+        return _family_generic.order_statistics(self, x, kth)
+
+    def gather_rows(self, s: Any, idx: Any) -> Any:
+        """``take_along_axis(s, idx, axis=-1)`` (``idx``: int64, ``(..., j)``)."""
+        from xback.backends import _family_generic
+
+        return _family_generic.gather_rows(self, s, idx)
+
+    def quantile(self, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool) -> Any:
+        """``(..., len(q))``: NumPy's quantiles ``q`` (a float64 host vector in [0, 1]) by
+        ``method`` of the float array ``x`` along its last axis, in ``x``'s dtype; NaN for a
+        row holding NaN (``skipna``: NaNs skipped, a row of only NaN gives NaN)."""
+        from xback.backends import _family_generic
+
+        return _family_generic.quantile(self, x, q, method, skipna)
+
+    def median(self, x: Any, skipna: bool) -> Any:
+        """``(...)``: the median of the float array ``x`` along its last axis (the mean of the
+        two middle values for an even count), NaN rules of :meth:`quantile`."""
+        from xback.backends import _family_generic
+
+        return _family_generic.median(self, x, skipna)
+
+    def rankdata(self, x: Any, method: str) -> Any:
+        """SciPy's ranks along the last axis (``average``: float64; ``min``, ``max``,
+        ``dense``, ``ordinal``: int64), NaNs ranked after every number (the front layer
+        applies the NaN policy)."""
+        from xback.backends import _family_generic
+
+        return _family_generic.rankdata(self, x, method)
+
 
 class _DtypeCarrier:
     """Stands for an array of dtype ``dtype`` in :meth:`Backend.numpy_dtype`."""

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from xback.backends import HostBackend, _dask_chunks, _dask_sort, _numpy_sort
+from xback.backends import HostBackend, _dask_chunks, _dask_family, _dask_sort, _numpy_sort
 from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["BACKEND", "DaskBackend"]
@@ -377,6 +377,29 @@ class DaskBackend(HostBackend):
         if G.ndim > 2 or x.ndim > 2:
             x = _batch_like(x, G, ((G.shape[-1],), (x.shape[-1],)))
         return 2 * (G @ x - c)
+
+    # -- the sort family (xback._sortfamily; chunked algorithms in _dask_family) ----------
+    def concrete(self, x: Any) -> bool:
+        return False
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        if not x.size:  # dask cannot reshape zero-length axes split into empty chunks
+            a = np.empty(x.shape, dtype=x.dtype).reshape(shape)
+            return _wrap(a, False, a.shape)
+        return x.reshape(shape)
+
+    def has_nan(self, x: Any) -> bool:
+        """Computes ``isnan(x).any()`` (runs ``x``'s task graph)."""
+        return bool(_dask_array().isnan(x).any().compute())
+
+    top_k = staticmethod(_dask_family.top_k)
+    searchsorted = staticmethod(_dask_family.searchsorted)
+    unique = staticmethod(_dask_family.unique)
+    gather_rows = staticmethod(_dask_family.gather_rows)
+    rankdata = staticmethod(_dask_family.rankdata)
+
+    def order_statistics(self, x: Any, kth: list[int]) -> Any:
+        return _dask_family.order_statistics(self, x, kth)
 
 
 def _batch_like(v: Any, A: Any, last: tuple[tuple[int, ...], tuple[int, ...]]) -> Any:

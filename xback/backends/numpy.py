@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 
 from xback import _fused  # no Numba import: only on first fused call
-from xback.backends import FINITE_LIST_MAX, HostBackend, _numpy_sort, finite_values
+from xback.backends import (
+    FINITE_LIST_MAX,
+    HostBackend,
+    _numpy_family,
+    _numpy_sort,
+    finite_values,
+)
 
 __all__ = ["BACKEND", "NumpyBackend"]
 
@@ -115,6 +121,18 @@ class NumpyBackend(HostBackend):
         g = _sub(G @ x, c)
         g *= 2
         return g
+
+    # -- the sort family (xback._sortfamily; native paths in _numpy_family) ---------------
+    def namespace(self, x: Any) -> Any:
+        return np
+
+    def gather_rows(self, s: Any, idx: Any) -> Any:
+        return np.take_along_axis(s, idx, -1)
+
+    top_k = staticmethod(_numpy_family.top_k)
+    searchsorted = staticmethod(_numpy_family.searchsorted)
+    unique = staticmethod(_numpy_family.unique)
+    order_statistics = staticmethod(_numpy_family.order_statistics)
 
 
 def _sub(r: Any, y: Any) -> Any:

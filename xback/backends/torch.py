@@ -13,7 +13,13 @@ import numpy as np
 import torch
 
 from xback import _fused  # no Numba import: only on first fused call
-from xback.backends import FINITE_LIST_MAX, Backend, _torch_sort, finite_values
+from xback.backends import (
+    FINITE_LIST_MAX,
+    Backend,
+    _torch_family,
+    _torch_sort,
+    finite_values,
+)
 
 __all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
 
@@ -379,6 +385,16 @@ class TorchBackend(Backend):
         if x.dim() == 1 and G.dim() > 2:
             return self.gram_grad(G, c.unsqueeze(-1), x.unsqueeze(-1)).squeeze(-1)
         return (G @ x - c).mul_(2)
+
+    # -- the sort family (xback._sortfamily; native paths in _torch_family) ---------------
+    def concrete(self, x: Any) -> bool:
+        return not x.is_meta
+
+    top_k = staticmethod(_torch_family.top_k)
+    searchsorted = staticmethod(_torch_family.searchsorted)
+    unique = staticmethod(_torch_family.unique)
+    order_statistics = staticmethod(_torch_family.order_statistics)
+    rankdata = staticmethod(_torch_family.rankdata)
 
 
 #: up to this many elements, ``all_finite`` of a CPU tensor runs NumPy's check on a view

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from xback.bench import BENCHMARKS
 >>> list(BENCHMARKS)
-['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route', 'compile']
+['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route', 'compile', 'sort-family']
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ BENCHMARKS: dict[str, str] = {
     "overhead": "xback.bench.overhead",
     "route": "xback.bench.route",
     "compile": "xback.bench.compile",
+    "sort-family": "xback.bench.sort_family",
 }
 
 

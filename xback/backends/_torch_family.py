@@ -1,0 +1,195 @@
+"""The sort family on the torch backend (the contract: :mod:`xback._sortfamily`).
+
+What torch 2.13 gives and what is done about it:
+
+* ``torch.topk`` treats NaN as the largest value and is not stable. ``top_k`` calls it for
+  ``k + 1`` elements on order-preserving keys (unsigned and bool mapped to signed keys); when
+  none of those is NaN and the ``(k+1)``-th differs from the k-th, the first ``k`` are the
+  contract's set, re-sorted stably by (key, index). Otherwise (NaN or a tie at the boundary)
+  the set is chosen by a mask on ascending keys (``-x`` for largest floats, NaN last): the
+  keys below the k-th, then the earliest equal ones. Values are gathered from ``x``
+  (differentiable). Complex input, ``k == n`` and ``meta`` tensors take the stable argsort.
+* ``torch.searchsorted`` needs one dtype and misplaces NaN (in ``x1`` and as a query): NaNs
+  of ``x1`` are searched as ``+inf`` and the answer clamped to the NaN-free count, NaN
+  queries answered directly; complex input takes the generic merge.
+* ``torch.unique`` for integers and bools (no first indices); the generic sort-based path
+  otherwise, and a ``ValueError`` for ``meta`` tensors (the size depends on the data).
+* quantiles: ``torch.kthvalue`` (a selection; NaN largest) for up to three order
+  statistics, else one sort; never ``torch.quantile`` (2^24-element limit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from xback.backends import _family_generic, _torch_sort
+
+__all__ = ["order_statistics", "rankdata", "searchsorted", "top_k", "unique"]
+
+_FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+_COMPLEX = frozenset({torch.complex64, torch.complex128})
+_INT64_MIN = -(2**63)
+
+
+def _keys(x: Any) -> Any:
+    """Order-preserving keys torch's topk/searchsorted/unique take (x detached)."""
+    dt = x.dtype
+    if dt == torch.bool:
+        return x.to(torch.uint8)
+    if dt == torch.uint64:
+        return x.view(torch.int64) ^ _INT64_MIN
+    if dt == torch.uint32:
+        return x.to(torch.int64)
+    if dt == torch.uint16:
+        return x.to(torch.int32)
+    return x.detach()
+
+
+_SIGNED_VIEW = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
+
+
+def _gather(x: Any, idx: Any) -> Any:
+    """``x.gather(-1, idx)``; through a same-width signed view where torch has no gather."""
+    view = _SIGNED_VIEW.get(x.dtype)
+    if view is None:
+        return x.gather(-1, idx)
+    return x.view(view).gather(-1, idx).view(x.dtype)
+
+
+def _full(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
+    idx = _torch_sort.argsort(x, x.dim() - 1, largest, True)[..., :k]
+    return _gather(x, idx), idx
+
+
+def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
+    n = x.shape[-1]
+    if k == n or k == 0 or x.dtype in _COMPLEX or x.is_meta or x.numel() == 0:
+        return _full(x, k, largest)
+    K = _keys(x)
+    floats = K.dtype in _FLOATS
+    vals, sel = torch.topk(K, k + 1, dim=-1, largest=largest, sorted=True)
+    bad = vals[..., k - 1] == vals[..., k]
+    if floats:
+        bad = bad | torch.isnan(vals).any(dim=-1)
+    if bool(bad.any()):
+        asc = (torch.neg(K) if floats else torch.bitwise_not(K)) if largest else K
+        lead = asc.shape[:-1]
+        A = asc.reshape(-1, n)
+        v = torch.topk(A, k, dim=-1, largest=False, sorted=True)[0][:, k - 1 : k]
+        if floats:
+            vn, an = torch.isnan(v), torch.isnan(A)
+            lt = torch.where(vn, ~an, v > A)
+            eq = torch.where(vn, an, v == A)
+        else:
+            lt, eq = v > A, v == A
+        need = k - lt.sum(dim=1, keepdim=True)
+        m = lt | (eq & (torch.cumsum(eq, dim=1) <= need))
+        sel = m.nonzero()[:, 1].reshape(*lead, k)
+        keys = torch.gather(asc, -1, sel)  # sel is in index order: a stable sort suffices
+        o = torch.sort(keys, dim=-1, stable=True)[1]
+    else:
+        sel = torch.sort(sel[..., :k], dim=-1)[0]
+        keys = torch.gather(K, -1, sel)
+        o = torch.sort(keys, dim=-1, descending=largest, stable=True)[1]
+    idx = torch.gather(sel, -1, o)
+    return _gather(x, idx), idx
+
+
+def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
+    from xback.backends.torch import BACKEND
+
+    if x1.dtype in _COMPLEX:
+        return _family_generic.searchsorted(BACKEND, x1, x2, right, sorter)
+    if x1.dtype in (torch.float16, torch.bfloat16):
+        x1, x2 = x1.float(), x2.float()
+    a, q = _keys(x1), _keys(x2)
+    if not a.is_contiguous():
+        a = a.contiguous()
+    if not q.is_contiguous():
+        q = q.contiguous()
+    if a.dtype not in _FLOATS:
+        return torch.searchsorted(a, q, right=right, sorter=sorter)
+    n = a.shape[-1]
+    an = torch.isnan(a)
+    nan_in_a = a.is_meta or bool(an.any())
+    valid: Any = None
+    if nan_in_a:  # search NaNs as +inf, clamp to the NaN-free count of the row
+        valid = n - an.sum(dim=-1, keepdim=True)
+        r = torch.searchsorted(a.nan_to_num(nan=torch.inf), q, right=right, sorter=sorter)
+        r = torch.minimum(r, valid)
+    else:
+        r = torch.searchsorted(a, q, right=right, sorter=sorter)
+    qn = torch.isnan(q)
+    if q.is_meta or bool(qn.any()):
+        r = torch.where(qn, n if right or valid is None else valid, r)
+    return r
+
+
+def unique(
+    x: Any, equal_nan: bool, want_indices: bool, want_inverse: bool, want_counts: bool
+) -> tuple[Any, Any, Any, Any]:
+    from xback.backends.torch import BACKEND
+
+    if x.is_meta:
+        raise ValueError(
+            "unique on a meta tensor: the number of unique values depends on the data, "
+            "which a meta tensor does not have"
+        )
+    dt = x.dtype
+    if dt in _SIGNED_VIEW:  # no gather for these: exact order-preserving signed keys
+        v, i, inv, cnt = unique(_keys(x), equal_nan, want_indices, want_inverse, want_counts)
+        v = (v ^ _INT64_MIN).view(dt) if dt == torch.uint64 else v.to(dt)
+        return v, i, inv, cnt
+    if not want_indices and dt in (torch.bool, torch.int8, torch.int16, torch.int32,
+                                   torch.int64, torch.uint8):
+        r = torch.unique(x, sorted=True, return_inverse=want_inverse, return_counts=want_counts)
+        if isinstance(r, tuple):
+            v, rest = r[0], list(r[1:])
+        else:
+            v, rest = r, []
+        inv = rest.pop(0) if want_inverse else None
+        cnt = rest.pop(0) if want_counts else None
+        return v, None, inv, cnt
+    return _family_generic.unique(BACKEND, x.detach(), equal_nan, want_indices, want_inverse,
+                                  want_counts)
+
+
+def _next_statistic(x: Any, v: Any, k: int) -> Any:
+    """Order statistic ``k + 1`` from statistic ``k`` (``v``, shape ``(..., 1)``) by three
+    elementwise passes instead of a second selection: ``v`` again when more than ``k + 1``
+    elements are at most ``v``, else the smallest element above ``v``; NaN when fewer than
+    ``k + 2`` numbers exist (NaN sorts last)."""
+    le = (x <= v).sum(dim=-1, keepdim=True)
+    above = torch.where(x > v, x, torch.inf).amin(dim=-1, keepdim=True)
+    r = torch.where(le >= k + 2, v, above)
+    numbers = (~torch.isnan(x)).sum(dim=-1, keepdim=True)
+    return torch.where(numbers >= k + 2, r, torch.nan)
+
+
+def order_statistics(x: Any, kth: list[int]) -> Any:
+    from xback.backends.torch import BACKEND
+
+    n = x.shape[-1]
+    inner = [k for k in kth if k != n - 1]
+    if len(inner) > 3:
+        return _family_generic.order_statistics(BACKEND, x, kth)
+    got: dict[int, Any] = {}
+    for k in inner:
+        if k - 1 in got:  # adjacent to one already selected
+            got[k] = _next_statistic(x, got[k - 1], k - 1)
+        else:
+            got[k] = torch.kthvalue(x, k + 1, dim=-1, keepdim=True)[0]
+    if n - 1 in kth:  # the largest, NaN when there is one: a NaN-propagating max
+        got[n - 1] = torch.amax(x, dim=-1, keepdim=True)
+    return torch.cat([got[k] for k in kth], dim=-1)
+
+
+def rankdata(x: Any, method: str) -> Any:
+    from xback.backends.torch import BACKEND
+
+    if x.is_meta:
+        dt = torch.float64 if method == "average" else torch.int64
+        return torch.empty(x.shape, dtype=dt, device=x.device)
+    return _family_generic.rankdata(BACKEND, _keys(x), method)

@@ -1,0 +1,139 @@
+"""``sort-family``: top_k, median/quantile, searchsorted and unique against the raw calls.
+
+Cases (the issue's targets, as ratios of medians measured interleaved in one run):
+
+* top_k of ``n`` float64 with k = 10: xback against xback's full ``sort`` (target: at least
+  10x faster) and against raw ``torch.topk`` (target: at most 1.2x);
+* median and quantile(0.3) of ``n`` float64: against ``np.median``/``np.quantile`` and
+  ``torch.median``/``torch.quantile`` where they run (target: at most 1.1x the faster);
+* searchsorted of ``n // 10`` queries into ``n // 10`` sorted values: against
+  ``np.searchsorted`` / ``torch.searchsorted`` (target: at most 1.1x the faster);
+* unique_values of ``n`` int64: against ``np.unique`` / ``torch.unique`` (target: at most
+  1.1x the faster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from xback.bench._common import sync_for, torch_for
+from xback.bench._harness import BenchConfig, BenchResult, Candidate, Progress, measure
+
+__all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
+
+DEFAULT_SIZES = [10**7]
+QUICK_SIZES = [10**5]
+_TORCH_QUANTILE_MAX = 2**24  # torch.quantile raises above this many elements
+
+
+def _cands(
+    backend: str, x: Any, raw: dict[str, Callable[[], Any]], ours: dict[str, Callable[[], Any]],
+    sync: Any,
+) -> list[Candidate]:
+    out = [Candidate(f"raw {backend} {k}", f, {"backend": backend, "impl": k}, sync)
+           for k, f in raw.items()]
+    out += [Candidate(f"xback {backend} {k}", f, {"backend": backend, "impl": k}, sync)
+            for k, f in ours.items()]
+    return out
+
+
+def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
+    import xback
+
+    res = BenchResult(
+        name="sort-family",
+        title="sort family: top_k, median/quantile, searchsorted, unique against raw calls",
+        columns=["case", "size", "backend", "impl"],
+        x_key="size",
+        x_label="elements",
+    )
+    torch = torch_for(cfg)
+    sizes = cfg.sizes or (QUICK_SIZES if cfg.quick else DEFAULT_SIZES)
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        sync = sync_for(torch, cfg.device)
+        repeat = cfg.repeats(default_full=5)
+        cases = _cases(xback, torch, cfg, n, rng, sync)
+        for case, cands in cases.items():
+            if not cands:
+                continue
+            if progress is not None:
+                progress.add(repeat * len(cands), f"sort-family {case} n={n:.0e}")
+            rows = measure(cands, repeat=repeat, sample_time=cfg.sample_time, progress=progress,
+                           base={"case": case, "size": n, "device": cfg.device})
+            res.rows.extend(rows)
+            _summarise(res, case, n, rows)
+    return res
+
+
+def _cases(xback: Any, torch: Any, cfg: BenchConfig, n: int, rng: Any, sync: Any
+           ) -> dict[str, list[Candidate]]:
+    a = rng.standard_normal(n)
+    ai = rng.integers(0, n // 10 + 1, n)
+    m = max(1, n // 10)
+    s1, q1 = np.sort(rng.standard_normal(m)), rng.standard_normal(m)
+    t = ti = ts1 = tq1 = None
+    if torch is not None:
+        t = torch.from_numpy(a.copy()).to(cfg.device)
+        ti = torch.from_numpy(ai.copy()).to(cfg.device)
+        ts1, tq1 = (torch.from_numpy(v.copy()).to(cfg.device) for v in (s1, q1))
+    cases: dict[str, list[Candidate]] = {"top_k": [], "median": [], "quantile": [],
+                                         "searchsorted": [], "unique": []}
+    for backend in cfg.backends:
+        if backend == "numpy":
+            cases["top_k"] += _cands("numpy", a, {"full sort": lambda: xback.sort(a)},
+                                     {"top_k": lambda: xback.top_k(a, 10)}, None)
+            cases["median"] += _cands("numpy", a, {"np": lambda: np.median(a)},
+                                      {"median": lambda: xback.median(a)}, None)
+            cases["quantile"] += _cands("numpy", a, {"np": lambda: np.quantile(a, 0.3)},
+                                        {"quantile": lambda: xback.quantile(a, 0.3)}, None)
+            cases["searchsorted"] += _cands(
+                "numpy", s1, {"np": lambda: np.searchsorted(s1, q1)},
+                {"searchsorted": lambda: xback.searchsorted(s1, q1)}, None)
+            cases["unique"] += _cands("numpy", ai, {"np": lambda: np.unique(ai)},
+                                      {"unique_values": lambda: xback.unique_values(ai)},
+                                      None)
+        elif backend == "torch" and torch is not None:
+            raw_top = {"topk": lambda: torch.topk(t, 10),
+                       "full sort": lambda: xback.sort(t)}
+            cases["top_k"] += _cands("torch", t, raw_top,
+                                     {"top_k": lambda: xback.top_k(t, 10)}, sync)
+            rm: dict[str, Callable[[], Any]] = {"torch.median": lambda: torch.median(t)}
+            rq: dict[str, Callable[[], Any]] = {}
+            if n <= _TORCH_QUANTILE_MAX:
+                rm["torch.quantile"] = lambda: torch.quantile(t, 0.5)
+                rq["torch.quantile"] = lambda: torch.quantile(t, 0.3)
+            cases["median"] += _cands("torch", t, rm, {"median": lambda: xback.median(t)},
+                                      sync)
+            cases["quantile"] += _cands("torch", t, rq,
+                                        {"quantile": lambda: xback.quantile(t, 0.3)}, sync)
+            cases["searchsorted"] += _cands(
+                "torch", ts1, {"torch": lambda: torch.searchsorted(ts1, tq1)},
+                {"searchsorted": lambda: xback.searchsorted(ts1, tq1)}, sync)
+            cases["unique"] += _cands(
+                "torch", ti, {"torch": lambda: torch.unique(ti, sorted=True)},
+                {"unique_values": lambda: xback.unique_values(ti)}, sync)
+    return cases
+
+
+def _summarise(res: BenchResult, case: str, n: int, rows: list[dict[str, Any]]) -> None:
+    med = {(r["backend"], r["impl"]): float(r["median_s"]) for r in rows}
+    ours = {b: v for (b, i), v in med.items() if i in ("top_k", "median", "quantile",
+                                                       "searchsorted", "unique_values")}
+    raws = [v for (b, i), v in med.items() if i not in ("full sort",) and (b, i) not in
+            {(b2, i2) for (b2, i2) in med if i2 in ("top_k", "median", "quantile",
+                                                     "searchsorted", "unique_values")}]
+    for b, v in ours.items():
+        full = med.get((b, "full sort"))
+        if case == "top_k" and full:
+            res.summary.append({"name": f"top_k n={n} {b}: full sort / top_k (target >= 10)",
+                                "value": full / v})
+        if case == "top_k" and (b, "topk") in med:
+            res.summary.append({"name": f"top_k n={n} {b}: xback / torch.topk (target <= 1.2)",
+                                "value": v / med[(b, "topk")]})
+        if case != "top_k" and raws:
+            res.summary.append({"name": f"{case} n={n} {b}: xback / fastest raw (target <= 1.1)",
+                                "value": v / min(raws)})
