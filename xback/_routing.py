@@ -259,6 +259,16 @@ def _plans(table: dict[str, Any], source: str) -> dict[tuple[str, str, str], lis
             check = e.get("confirmed", {}).get(source, {})
             if target in check and not check[target] * MARGIN < check["own"]:
                 target = None
+            # what the route costs the caller's next calls (xback tune's switching
+            # penalty): the route must still win by the margin with it; a penalty that
+            # could not be measured (None) means no route
+            penalty = e.get("penalty_seconds", {})
+            if target is not None and source in penalty:
+                p = penalty[source]
+                own = check.get("own", e["seconds"][source])
+                routed = check.get(target, e["seconds"][target] + conversions * convert_s)
+                if p is None or not routed * MARGIN + float(p) < own:
+                    target = None
             targets[b] = target
         if any(targets):
             plans[key] = targets
