@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     HAS_TORCH = False
 
-BENCHMARKS = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route")
+BENCHMARKS = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route", "programs")
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -102,3 +102,39 @@ def test_tune_measures_the_penalty(op: str, layout: str, shape: tuple[int, ...])
     assert all(p is None or p >= 0 for p in pen.values())
     dropped = {"numpy": {"own": 1.0, "torch": 1.0}}
     assert tune_mod.switching_penalty(case, backends, data, dropped, repeat=3) == {}
+
+
+# -- the programs benchmark ------------------------------------------------------------------
+def test_programs_benchmark_quick(table: Callable[..., Path]) -> None:
+    """Every program runs with routing on and off (interleaved), with a ratio each, and the
+    notes say which table was active and whether it was measured on this CPU model."""
+    from xback.bench import BenchConfig, programs
+
+    table(make_table("torch", from_size=4096))  # routes every case: both settings differ
+    res = programs.run(BenchConfig(quick=True, repeat=1))
+    names = {r["program"] for r in res.rows}
+    expected = {n for n, (_b, _lib, numba) in programs.PROGRAMS.items()
+                if not numba or _have_numba()}
+    assert names == expected and len(names) >= 4
+    for name in names:
+        rows = {r["routing"]: r for r in res.rows if r["program"] == name}
+        assert set(rows) == {"on", "off"}
+        assert rows["off"]["ratio"] == 1.0 and rows["on"]["ratio"] > 0
+        assert rows["on"]["median_s"] > 0
+    assert len(res.summary) == len(names)
+    assert any(n.startswith("routing table: user") and "another CPU model" in n
+               for n in res.notes), res.notes
+
+
+def test_programs_benchmark_numpy_only() -> None:
+    from xback.bench import BenchConfig, programs
+
+    res = programs.run(BenchConfig(quick=True, repeat=1, backends=["numpy"]))
+    assert "torch training loop" not in {r["program"] for r in res.rows}
+    assert any("torch training loop: skipped" in n for n in res.notes)
+
+
+def _have_numba() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None

@@ -20,7 +20,7 @@ import typer
 
 __all__ = ["app", "main"]
 
-BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route")
+BENCH_NAMES = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route", "programs")
 DTYPES = ("float32", "float64")
 BENCH_BACKENDS = ("numpy", "torch")
 
@@ -415,7 +415,8 @@ def bench(
     benchmarks: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route or all "
+            help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route, "
+            "programs or all "
             "(default: all).",
             show_default=False,
         ),

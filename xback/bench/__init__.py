@@ -9,7 +9,7 @@ Examples
 --------
 >>> from xback.bench import BENCHMARKS
 >>> list(BENCHMARKS)
-['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route']
+['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route', 'programs']
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, str] = {
     "svd": "xback.bench.svd",
     "overhead": "xback.bench.overhead",
     "route": "xback.bench.route",
+    "programs": "xback.bench.programs",
 }
 
 

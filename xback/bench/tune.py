@@ -273,13 +273,13 @@ def switching_penalty(
         own = _call(case, b, _shared(b, data))
         probe = _probes(b, rng)
 
-        def loop(f: Callable[[], Any] = own) -> Any:
+        def loop(f: Callable[[], Any] = own, p: Callable[[], Any] = probe) -> Any:
             f()
-            return probe()
+            return p()
 
-        def loop_routed(f: Callable[[], Any] = routed) -> Any:
+        def loop_routed(f: Callable[[], Any] = routed, p: Callable[[], Any] = probe) -> Any:
             f()
-            return probe()
+            return p()
 
         rows = measure([Candidate("own", loop), Candidate("routed", loop_routed)],
                        repeat=max(repeat, 5), sample_time=0.01)
