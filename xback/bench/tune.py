@@ -282,7 +282,7 @@ def switching_penalty(
             return p()
 
         rows = measure([Candidate("own", loop), Candidate("routed", loop_routed)],
-                       repeat=max(repeat, 5), sample_time=0.01)
+                       repeat=max(repeat, 5), sample_time=0.004)
         lq = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
         noise = max(_iqr(r["samples_s"]) for r in rows)
         gain = lq["own"] - lq["routed"]
