@@ -138,3 +138,16 @@ def _have_numba() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("numba") is not None
+
+
+def test_routes_taken_counts_the_calls_sent_elsewhere(table: Callable[..., Path]) -> None:
+    from xback.bench import programs
+
+    table(make_table("torch", from_size=4096))
+    prog = programs._pipeline(True)
+    taken = programs.routes_taken(prog, "numpy")
+    assert taken.get("torch", 0) >= 4  # the int64 argsorts and sorts of 20,000 values
+    b = load_backend("numpy")
+    assert "sort" not in vars(b)  # the spies are gone
+    table(make_table("numpy", from_size=4096))  # nothing routed for NumPy input
+    assert programs.routes_taken(prog, "numpy") == {}

@@ -17,7 +17,9 @@ threads:
 * ``fused-size gradient``: ``lstsq_grad`` on a float32 ``A`` of 32 MB, the sizes where
   xback's fused kernel can win (only when Numba is installed).
 
-``ratio`` is each program's median with routing on over its median with routing off: the
+``routed_calls`` counts the calls of one run that routing sent elsewhere (a program with
+none runs exactly as with routing off: its ratio shows the machine's noise). ``ratio`` is
+each program's median with routing on over its median with routing off: the
 target is at most 1.02 for every program (routing never slows a program), on any machine,
 with the shipped table or a tuned one. Which table was active, and the CPU it was measured
 on, is in the notes.
@@ -26,6 +28,7 @@ on, is in the notes.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -156,6 +159,44 @@ def _with_routing(program: Program, on: bool) -> Program:
     return run
 
 
+_OPS = ("sort", "argsort", "svd", "svdvals", "lstsq_grad")
+
+
+def routes_taken(program: Program, library: str) -> dict[str, int]:
+    """Run ``program`` once with routing on and count the calls that did not run on its own
+    ``library``: ``{"numpy" | "torch": calls routed there, "fused": calls on the fused
+    kernel}`` (a program whose count is empty ran exactly as with routing off)."""
+    from xback._dispatch import load_backend
+
+    counts: dict[str, int] = {}
+    # the libraries already imported (routing never sends a call to one that is not)
+    backends = [load_backend(n) for n in ("numpy", "torch") if n == library or n in sys.modules]
+    saved: list[tuple[Any, str]] = []
+
+    def spy(b: Any, op: str) -> None:
+        orig = getattr(b, op)
+
+        def counted(*args: Any) -> Any:
+            if op == "lstsq_grad" and args[-1] == "fused":
+                counts["fused"] = counts.get("fused", 0) + 1
+            elif b.name != library:
+                counts[b.name] = counts.get(b.name, 0) + 1
+            return orig(*args)
+
+        saved.append((b, op))
+        setattr(b, op, counted)
+
+    try:
+        for b in backends:
+            for op in _OPS:
+                spy(b, op)
+        _with_routing(program, True)()
+    finally:
+        for b, op in saved:
+            delattr(b, op)  # the class's method again
+    return counts
+
+
 def _table_note(cpu: str) -> str:
     d = _routing.describe()
     machine = d.get("machine") or {}
@@ -171,7 +212,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
     res = BenchResult(
         name="programs",
         title="whole programs, routing on against routing off (CPU, default threads)",
-        columns=["program", "routing", "ratio"],
+        columns=["program", "routing", "routed_calls", "ratio"],
         x_key="program",
         x_label="program",
     )
@@ -189,6 +230,7 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             res.notes.append(f"{name}: skipped (needs Numba: pip install 'xback[fast]')")
             continue
         program = build(cfg.quick)
+        routed = routes_taken(program, library)
         cands = [Candidate(f"{name}, routing on", _with_routing(program, True),
                            {"program": name, "routing": "on"}),
                  Candidate(f"{name}, routing off", _with_routing(program, False),
@@ -197,6 +239,9 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             progress.add(repeat * len(cands), f"programs: {name}")
         rows = measure(cands, repeat=repeat, sample_time=cfg.sample_time, progress=progress,
                        baseline=f"{name}, routing off")
+        taken = ", ".join(f"{n} on {k}" for k, n in sorted(routed.items())) or "none"
+        for r in rows:
+            r["routed_calls"] = taken if r["routing"] == "on" else "-"
         ratio = rows[0]["ratio"]
         met = ratio is not None and ratio <= TARGET_RATIO
         rows[0]["target_met"] = met
