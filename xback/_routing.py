@@ -369,7 +369,14 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
 def in_forked_child() -> bool:
     """Whether this process was forked (``os.fork``, ``multiprocessing``'s ``fork`` start
     method) from the one that imported xback: routing then stays on the caller's library
-    unless the target is :func:`fork_safe`."""
+    unless the target is :func:`fork_safe`.
+
+    Examples
+    --------
+    >>> from xback import _routing
+    >>> _routing.in_forked_child()
+    False
+    """
     return _FORK["child"]
 
 
@@ -385,6 +392,12 @@ def fork_safe(target: str, case: str) -> bool:
       the BLAS restarts its threads in a child: OpenBLAS built with pthreads (it registers
       fork handlers), or a sequential one. An OpenMP-threaded or unknown BLAS: no.
     * the fused kernel: yes. Its threads are xback's own pool, which a child starts anew.
+
+    Examples
+    --------
+    >>> from xback import _routing
+    >>> _routing.fork_safe("torch", "sort/1d"), _routing.fork_safe("numpy", "argsort/rows")
+    (False, True)
     """
     if target == FUSED:
         return True

@@ -165,7 +165,14 @@ _OPS = ("sort", "argsort", "svd", "svdvals", "lstsq_grad")
 def routes_taken(program: Program, library: str) -> dict[str, int]:
     """Run ``program`` once with routing on and count the calls that did not run on its own
     ``library``: ``{"numpy" | "torch": calls routed there, "fused": calls on the fused
-    kernel}`` (a program whose count is empty ran exactly as with routing off)."""
+    kernel}`` (a program whose count is empty ran exactly as with routing off).
+
+    Examples
+    --------
+    >>> from xback.bench.programs import routes_taken
+    >>> routes_taken(lambda: None, "numpy")
+    {}
+    """
     from xback._dispatch import load_backend
 
     counts: dict[str, int] = {}

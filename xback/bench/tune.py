@@ -255,6 +255,12 @@ def switching_penalty(
     interquartile ranges) exceeds the route's gain in the loop. :func:`xback._routing._plans`
     takes a route only where ``routed * MARGIN + penalty < own``, and never where the
     penalty is ``None``.
+
+    Examples
+    --------
+    >>> from xback.bench.tune import Case, switching_penalty
+    >>> switching_penalty(Case("sort", "1d", "float64", (8,), 2), [], [], {}, repeat=3)
+    {}
     """
     out: dict[str, float | None] = {}
     by_name = {b.name: b for b in backends}
