@@ -25,7 +25,10 @@ try:
 except ImportError:  # pragma: no cover
     HAS_TORCH = False
 
-BENCHMARKS = ("lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile", "sort-family")
+BENCHMARKS = (
+    "lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile", "sort-family",
+    "programs",
+)
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

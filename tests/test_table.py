@@ -300,3 +300,17 @@ def test_tune_checks_the_folder_before_measuring(
     assert fake_measure == []  # nothing measured
     assert main(["tune", "--quick"]) == 0  # writes nothing: no folder needed
     assert fake_measure == [True]
+
+
+def test_penalty_field_is_checked_and_kept() -> None:
+    """The switching penalty (xback tune's ``penalty_seconds``): seconds >= 0 or null per
+    caller's library, kept by the check; anything else makes the table invalid."""
+    from xback import _table
+
+    t = make_table("torch")
+    t["entries"][0]["penalty_seconds"] = {"numpy": 1e-4, "torch": None}
+    assert _table.check(t)["entries"][0]["penalty_seconds"] == {"numpy": 1e-4, "torch": None}
+    for bad in ({"numpy": -1.0}, {"numpy": "big"}, {"dask": 0.0}, [0.0], {"numpy": 1e400}):
+        t["entries"][0]["penalty_seconds"] = bad
+        with pytest.raises(_table.TableError, match="penalty_seconds"):
+            _table.check(t)

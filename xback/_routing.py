@@ -31,6 +31,9 @@ Routing never changes what a call means. It is skipped (the backend computes its
 * the (operation, layout, dtype) was not measured (e.g. sorting along a non-last axis,
   batched matrices, complex dtypes), or the measured gain at that size does not exceed the
   margin (:data:`MARGIN`) plus the cost of the conversions — tiny inputs always stay put;
+* the process is a forked child (``os.fork``, a ``multiprocessing`` pool with the ``fork``
+  start method) and the target is not fork-safe there (:func:`fork_safe`): a child never
+  routes to torch, whose OpenMP pool cannot run in a child once the parent used it;
 * the target library would use more threads than the caller's own library may: NumPy's
   BLAS limit (``threadpoolctl``) against ``torch.get_num_threads()``. The two libraries
   never compute at once: a routed call runs one library's pool, then returns.
@@ -61,6 +64,8 @@ __all__ = [
     "active_table",
     "default_table_path",
     "enabled",
+    "fork_safe",
+    "in_forked_child",
     "kernel_backend",
     "kernel_target",
     "load_table",
@@ -344,6 +349,16 @@ def _plans(
             check = e.get("confirmed", {}).get(source, {})
             if target in check and not check[target] * MARGIN < check["own"]:
                 target = None
+            # what the route costs the caller's next calls (xback tune's switching
+            # penalty): the route must still win by the margin with it; a penalty that
+            # could not be measured (None) means no route
+            penalty = e.get("penalty_seconds", {})
+            if target is not None and source in penalty:
+                p = penalty[source]
+                own = check.get("own", e["seconds"][source])
+                routed = check.get(target, e["seconds"][target] + conversions * convert_s)
+                if p is None or not routed * MARGIN + float(p) < own:
+                    target = None
             targets[b] = target
         if any(targets):
             plans[key] = targets
@@ -439,6 +454,8 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     r = current_context().route
     if not (_ENABLED if r is None else r):
         return None
+    if _FORK["child"] and not fork_safe(name, case):
+        return None  # a forked child: only to a library whose state survives the fork
     if name == FUSED:
         return FUSED if route_allowed(b, FUSED, x) else None
     kb = _LOADED.get(name)
@@ -466,6 +483,68 @@ def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend 
     libraries compute (every case but ``"lstsq_grad/vec"``)."""
     kb = kernel_target(case, b, x, dtype)
     return None if kb.__class__ is str else kb  # type: ignore[return-value]
+
+
+# -- fork --------------------------------------------------------------------------------
+#: ``{"child": True}`` in a process forked from the one that imported xback (set by an
+#: ``os.register_at_fork`` handler, so also in a child of a child)
+_FORK = {"child": False}
+
+
+def _after_fork_in_child() -> None:
+    _FORK["child"] = True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def in_forked_child() -> bool:
+    """Whether this process was forked (``os.fork``, ``multiprocessing``'s ``fork`` start
+    method) from the one that imported xback: routing then stays on the caller's library
+    unless the target is :func:`fork_safe`.
+
+    Examples
+    --------
+    >>> from xback import _routing
+    >>> _routing.in_forked_child()
+    False
+    """
+    return _FORK["child"]
+
+
+def fork_safe(target: str, case: str) -> bool:
+    """Whether ``target`` (a library name or :data:`FUSED`) can compute ``case``
+    (``"op/layout"``) in a forked child, whatever the parent did with it.
+
+    * torch: no. Its CPU kernels run on an OpenMP pool (GNU libgomp in the official
+      builds) that a child cannot use once the parent has: the child's first parallel
+      kernel blocks forever. The parent may have used it (a routed call, or the program's
+      own torch code), so a child never routes to torch.
+    * NumPy: its sorts are single-threaded (always safe); its BLAS and LAPACK only where
+      the BLAS restarts its threads in a child: OpenBLAS built with pthreads (it registers
+      fork handlers), or a sequential one. An OpenMP-threaded or unknown BLAS: no.
+    * the fused kernel: yes. Its threads are xback's own pool, which a child starts anew.
+
+    Examples
+    --------
+    >>> from xback import _routing
+    >>> _routing.fork_safe("torch", "sort/1d"), _routing.fork_safe("numpy", "argsort/rows")
+    (False, True)
+    """
+    if target == FUSED:
+        return True
+    if target != "numpy":
+        return False
+    if case.split("/", 1)[0] in ("sort", "argsort"):
+        return True
+    blas_threads()  # inspects the BLAS once (threadpoolctl)
+    ctl = _blas_controller
+    if not ctl:
+        return False
+    layer = str(getattr(ctl, "threading_layer", "")).lower()
+    api = str(getattr(ctl, "internal_api", "")).lower()
+    return layer in ("sequential", "disabled") or (api == "openblas" and layer == "pthreads")
 
 
 # -- threads --------------------------------------------------------------------------------

@@ -250,6 +250,19 @@ def _entry(e: Any, i: int) -> dict[str, Any]:
             out["confirmed"][src] = _times(times, w, _CONFIRMED)
             if "own" not in times:
                 raise TableError(f"{w} has no 'own' time")
+    if "penalty_seconds" in e:
+        # the switching penalty a route costs the caller's next calls, per caller's library:
+        # seconds (0 or more), or null where it could not be measured (the route is dropped)
+        pen = e["penalty_seconds"]
+        if type(pen) is not dict:
+            _dict(pen, f"{where}.penalty_seconds")
+        out["penalty_seconds"] = {}
+        for src, p in pen.items():
+            if src not in LIBRARIES:
+                _str(src, f"{where}.penalty_seconds key", LIBRARIES)
+            out["penalty_seconds"][src] = (
+                None if p is None else _seconds(p, f"{where}.penalty_seconds.{src}", zero=True)
+            )
     return out
 
 

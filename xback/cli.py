@@ -36,7 +36,8 @@ except ImportError as _exc:  # the console script (xback.__main__.main) prints j
 __all__ = ["app", "main"]
 
 BENCH_NAMES = (
-    "lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile", "sort-family"
+    "lstsq-grad", "convert", "sort", "svd", "overhead", "route", "compile", "sort-family",
+    "programs",
 )
 DTYPES = ("float32", "float64")
 BENCH_BACKENDS = ("numpy", "torch")
@@ -559,7 +560,7 @@ def bench(
         list[str] | None,
         typer.Argument(
             help="Which benchmark(s): lstsq-grad, convert, sort, svd, overhead, route, compile, "
-            "sort-family or all (default: all).",
+            "sort-family, programs or all (default: all).",
             show_default=False,
         ),
     ] = None,

@@ -9,7 +9,7 @@ Examples
 --------
 >>> from xback.bench import BENCHMARKS
 >>> list(BENCHMARKS)
-['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route', 'compile', 'sort-family']
+['lstsq-grad', 'convert', 'sort', 'svd', 'overhead', 'route', 'compile', 'sort-family', 'programs']
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ BENCHMARKS: dict[str, str] = {
     "route": "xback.bench.route",
     "compile": "xback.bench.compile",
     "sort-family": "xback.bench.sort_family",
+    "programs": "xback.bench.programs",
 }
 
 

@@ -239,9 +239,12 @@ def figures(doc: dict[str, Any]) -> dict[str, Any]:
         rows = res["results"]
         if not rows:
             continue
-        fig = (
-            _plot_overhead(plt, rows) if name == "overhead" else _plot_lines(plt, name, res, rows)
-        )
+        if name == "overhead":
+            fig = _plot_overhead(plt, rows)
+        elif name == "programs":
+            fig = _plot_programs(plt, rows)
+        else:
+            fig = _plot_lines(plt, name, res, rows)
         fig.suptitle(_title(name, res, env), fontsize=8)
         # leave the title its own 0.6 inch at the top, whatever the figure's height
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
@@ -411,6 +414,25 @@ def _plot_lines(plt: Any, name: str, res: dict[str, Any], rows: list[dict[str, A
     return fig
 
 
+def _plot_programs(plt: Any, rows: list[dict[str, Any]]) -> Any:
+    """One pair of bars per program: its median with routing on and off."""
+    programs = list(dict.fromkeys(r["program"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
+    width = 0.4
+    for i, routing in enumerate(("on", "off")):
+        vals = [next((r["median_s"] * 1e3 for r in rows
+                      if r["program"] == p and r["routing"] == routing), math.nan)
+                for p in programs]
+        ax.bar([j + i * width for j in range(len(programs))], vals, width,
+               label=f"routing {routing}")
+    ax.set_xticks([j + width / 2 for j in range(len(programs))])
+    ax.set_xticklabels(programs, rotation=15, fontsize=8)
+    ax.set_ylabel("median time per program run (ms)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def _plot_overhead(plt: Any, rows: list[dict[str, Any]]) -> Any:
     funcs = list(dict.fromkeys(r["function"] for r in rows))
     series = list(dict.fromkeys((r["backend"], r["impl"]) for r in rows if r["impl"] != "raw"))
@@ -442,7 +464,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     out: list[str] = [f"Machine: {machine_line(env)}", ""]
     ratio_key = {"lstsq-grad": "x_floor", "convert": "speedup_vs_copy", "sort": "vs_raw",
-                 "svd": "vs_raw", "route": "vs_best"}
+                 "svd": "vs_raw", "route": "vs_best", "programs": "ratio"}
     for name, res in doc["benchmarks"].items():
         rows = res["results"]
         out.append(f"### `{name}`: {res['title']}")

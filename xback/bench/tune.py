@@ -31,6 +31,7 @@ from xback._dispatch import load_backend
 from xback._machine import fingerprint
 from xback._routing import (
     FUSED,
+    MARGIN,
     TABLE_FORMAT,
     _decide,
     back,
@@ -42,7 +43,7 @@ from xback._routing import (
 from xback.backends import Backend
 from xback.bench._harness import Candidate, Progress, _cpu_name, measure, warm_seconds
 
-__all__ = ["Case", "cases", "tune"]
+__all__ = ["Case", "cases", "switching_penalty", "tune"]
 
 SORT_DTYPES = ("float32", "float64", "int32", "int64")
 LINALG_DTYPES = ("float32", "float64")
@@ -209,6 +210,101 @@ def _confirm(
     return out
 
 
+#: the caller's own next calls that :func:`switching_penalty` times after each call: a
+#: matrix-vector product (BLAS, every core) of this shape, float64, and a stable sort
+#: (float64) of this many elements
+PROBE_BLAS = (2048, 512)
+PROBE_SORT = 1 << 15
+
+
+def _probes(b: Backend, rng: np.random.Generator) -> Callable[[], Any]:
+    """The caller's own library's next calls after a routed one: a BLAS call and a sort,
+    on ``b``'s own arrays."""
+    P = b.from_numpy(rng.standard_normal(PROBE_BLAS), "cpu", False)
+    v = b.from_numpy(rng.standard_normal(PROBE_BLAS[1]), "cpu", False)
+    s = b.from_numpy(rng.standard_normal(PROBE_SORT), "cpu", False)
+    sort = b.sort
+
+    def probe() -> Any:
+        P @ v
+        return sort(s, 0, False, True)
+
+    return probe
+
+
+def switching_penalty(
+    case: Case,
+    backends: list[Backend],
+    data: list[Any],
+    confirmed: dict[str, dict[str, float]],
+    repeat: int,
+) -> dict[str, float | None]:
+    """The switching penalty of each confirmed route: what taking it costs the caller's
+    own *next* calls, ``{source: seconds or None}``.
+
+    After a routed call the other library's threads stay awake for a while (libgomp's
+    OpenMP workers spin before they sleep, OpenBLAS's idle threads too) and compete with
+    the caller's next BLAS call; the other way round the caller's threads, still spinning,
+    slow the routed call down. Neither shows when each call is timed on its own. So the
+    route and the caller's own call are each timed in the loop of a program: the call, then
+    the caller's own library's next BLAS call and next sort (:func:`_probes`), again and
+    again (interleaved samples of that loop, no warm-up blocks: the switching is what is
+    measured). The penalty is how much less the route gains in that loop than alone (the
+    confirmed times), at least 0: ``(loop_routed - loop_own) - (routed - own)``.
+
+    ``None`` where it cannot be measured reliably: the loops' noise (the larger of their
+    interquartile ranges) exceeds the route's gain in the loop. :func:`xback._routing._plans`
+    takes a route only where ``routed * MARGIN + penalty < own``, and never where the
+    penalty is ``None``.
+
+    Examples
+    --------
+    >>> from xback.bench.tune import Case, switching_penalty
+    >>> switching_penalty(Case("sort", "1d", "float64", (8,), 2), [], [], {}, repeat=3)
+    {}
+    """
+    out: dict[str, float | None] = {}
+    by_name = {b.name: b for b in backends}
+    rng = np.random.default_rng(7)
+    for src, times in confirmed.items():
+        target = next((t for t in times if t != "own"), None)
+        if target is None or src not in by_name or not times[target] * MARGIN < times["own"]:
+            continue  # no route, or one the confirmation dropped already
+        b = by_name[src]
+        if target == FUSED:
+            routed = _fused_call(b, data)
+        elif target in by_name:
+            routed = _routed_call(case, b, by_name[target], data)
+        else:
+            continue
+        own = _call(case, b, _shared(b, data))
+        probe = _probes(b, rng)
+
+        def loop(f: Callable[[], Any] = own, p: Callable[[], Any] = probe) -> Any:
+            f()
+            return p()
+
+        def loop_routed(f: Callable[[], Any] = routed, p: Callable[[], Any] = probe) -> Any:
+            f()
+            return p()
+
+        rows = measure([Candidate("own", loop), Candidate("routed", loop_routed)],
+                       repeat=max(repeat, 5), sample_time=0.004)
+        lq = {r["candidate"]: _lower_quartile(r["samples_s"]) for r in rows}
+        noise = max(_iqr(r["samples_s"]) for r in rows)
+        gain = lq["own"] - lq["routed"]
+        if gain <= noise:
+            out[src] = None
+            continue
+        out[src] = max(0.0, (times["own"] - times[target]) - gain)
+    return out
+
+
+def _iqr(samples: list[float]) -> float:
+    s = sorted(samples)
+    return s[(3 * len(s)) // 4] - s[len(s) // 4]
+
+
 def _convert_seconds(backends: list[Backend]) -> float:
     """Slowest zero-copy round trip between two of ``backends`` for a small array."""
     a = np.zeros(16)
@@ -299,6 +395,9 @@ def tune(
                              repeat, warm_s)
         if confirmed:
             entry["confirmed"] = confirmed
+            penalty = switching_penalty(case, backends, data, confirmed, repeat)
+            if penalty:
+                entry["penalty_seconds"] = penalty
         entries.append(entry)
     threads: dict[str, Any] = {"blas": blas_threads()}
     torch = sys.modules.get("torch")
