@@ -55,8 +55,6 @@ class Backend:
 
     #: registry name, e.g. ``"numpy"``
     name: ClassVar[str] = ""
-    #: top-level module that owns the array type, looked up in ``sys.modules``
-    module: ClassVar[str] = ""
     #: False when the library cannot mark an array read-only (torch): the front layer then
     #: copies read-only NumPy arrays on explicit conversion instead of sharing them.
     respects_readonly: ClassVar[bool] = True

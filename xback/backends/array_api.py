@@ -98,7 +98,6 @@ class ArrayAPIBackend(Backend):
 
         self.name = name  # type: ignore[misc]
         package, self._owns = LIBRARIES[name]
-        self.module = package  # type: ignore[misc]
         lib = importlib.import_module(package)
         if name == "jax":
             import jax.numpy as jnp

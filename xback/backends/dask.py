@@ -124,7 +124,6 @@ class DaskBackend(HostBackend):
     """Backend for :class:`dask.array.Array` (device ``"cpu"``: the chunks are NumPy arrays)."""
 
     name = "dask"
-    module = "dask"
     respects_readonly = True  # dask never writes into the arrays it wraps
     has_chunks = True
 

@@ -22,7 +22,6 @@ class NumpyBackend(HostBackend):
     """Backend for :class:`numpy.ndarray` and NumPy scalars."""
 
     name = "numpy"
-    module = "numpy"
     respects_readonly = True
 
     def owns(self, tp: type) -> bool:

@@ -83,7 +83,6 @@ class TorchBackend(Backend):
     """Backend for :class:`torch.Tensor` (and subclasses such as ``nn.Parameter``)."""
 
     name = "torch"
-    module = "torch"
     respects_readonly = False
 
     def owns(self, tp: type) -> bool:
