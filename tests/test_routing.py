@@ -164,12 +164,20 @@ def test_routed_sort_property(
 
 
 # -- linear algebra: within rounding, same signs -------------------------------------------------
+@pytest.fixture
+def every_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every route a table names, torch input's BLAS work to a multi-threaded OpenBLAS too:
+    for the tests of what a route computes (whether such a route is taken is
+    tests/test_routing_programs.py's question)."""
+    monkeypatch.setattr(_routing, "_spinning_pools", lambda table, source: frozenset())
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", [(40, 4), (7, 6)])
 def test_routed_svd_matches(
     table: Callable[..., Path], calls: dict[str, int], backend: str, dtype: str,
-    shape: tuple[int, int],
+    shape: tuple[int, int], every_route: None,
 ) -> None:
     table(make_table(OTHER[backend]))
     a = np.random.default_rng(3).standard_normal(shape).astype(dtype)
@@ -212,7 +220,8 @@ def test_routed_svd_still_rejects_nonfinite(
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_routed_lstsq_grad_matches(
-    table: Callable[..., Path], calls: dict[str, int], backend: str, dtype: str
+    table: Callable[..., Path], calls: dict[str, int], backend: str, dtype: str,
+    every_route: None,
 ) -> None:
     table(make_table(OTHER[backend]))
     rng = np.random.default_rng(5)

@@ -151,3 +151,28 @@ def test_routes_taken_counts_the_calls_sent_elsewhere(table: Callable[..., Path]
     assert "sort" not in vars(b)  # the spies are gone
     table(make_table("numpy", from_size=4096))  # nothing routed for NumPy input
     assert programs.routes_taken(prog, "numpy") == {}
+
+
+def test_torch_input_blas_work_never_goes_to_a_spinning_openblas(
+    table: Callable[..., Path],
+) -> None:
+    """Torch input's lstsq_grad and svd are not routed to NumPy's multi-threaded BLAS (its
+    threads keep spinning after the call, against the torch caller's next operations);
+    sorts (single-threaded in NumPy) still are, and NumPy input's routes are unchanged."""
+    t = make_table("numpy")
+    table(t)
+    threads = t["fingerprint"].get("blas_threads")
+    ops = {(op, target) for op, _, _, _, _, target in _routing.plan_summary("torch")}
+    assert ("sort", "numpy") in ops and ("argsort", "numpy") in ops
+    blas_to_numpy = {op for op, target in ops if target == "numpy"} & {"lstsq_grad", "svd"}
+    assert blas_to_numpy == (set() if threads is None or threads > 1 else {"lstsq_grad", "svd"})
+    table(make_table("torch"))  # NumPy input: its BLAS routes to torch are kept
+    assert {op for op, *_ in _routing.plan_summary("numpy")} >= {"lstsq_grad", "svd", "sort"}
+
+
+@pytest.mark.parametrize(("threads", "left_out"), [(1, set()), (2, {"numpy"}),
+                                                   (None, {"numpy"})])
+def test_spinning_pools_rule(threads: int | None, left_out: set[str]) -> None:
+    t = {"fingerprint": {"blas_threads": threads}}
+    assert _routing._spinning_pools(t, "torch") == left_out
+    assert _routing._spinning_pools(t, "numpy") == set()

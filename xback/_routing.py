@@ -322,6 +322,26 @@ def _decide(
     return best
 
 
+#: operations computed by the libraries' multi-threaded BLAS/LAPACK
+_BLAS_OPS = frozenset({"lstsq_grad", "svd"})
+
+
+def _spinning_pools(table: dict[str, Any], source: str) -> frozenset[str]:
+    """The libraries whose BLAS a call of ``source`` may not be routed to: NumPy's
+    multi-threaded OpenBLAS, for torch input. Its worker threads keep spinning after each call
+    (docs/benchmarks.md, "How it measures"), on the cores the torch caller's next parallel
+    operations need: a torch training loop whose ``lstsq_grad`` was routed to NumPy ran
+    1.7-2.0x slower as a whole program although each routed call was faster
+    (docs/routing.md, "Whole programs"), and the tune's switching penalty, measured on short
+    loops, did not see it. Routes into single-threaded kernels (NumPy's sorts), into the
+    fused kernel (its workers block, they do not spin), and from NumPy input are judged by
+    the measured penalty as before."""
+    if source != "torch":
+        return frozenset()
+    threads = (table.get("fingerprint") or {}).get("blas_threads")
+    return frozenset({"numpy"}) if threads is None or threads > 1 else frozenset()
+
+
 def _plans(
     table: dict[str, Any], source: str, exclude: frozenset[str] = frozenset()
 ) -> dict[tuple[str, str, str], list[str | None]]:
@@ -332,7 +352,9 @@ def _plans(
     for e in table["entries"]:
         groups.setdefault((e["op"], e["layout"], e["dtype"]), []).append(e)
     plans: dict[tuple[str, str, str], list[str | None]] = {}
+    spinning = _spinning_pools(table, source)
     for key, entries in groups.items():
+        left_out = exclude | spinning if key[0] in _BLAS_OPS else exclude
         measured = sorted(((_bucket(int(e["size"])), e) for e in entries), key=lambda m: m[0])
         targets: list[str | None] = [None] * 65
         for b in range(measured[0][0], 65):
@@ -341,8 +363,8 @@ def _plans(
             _, e = min(measured, key=lambda m: (abs(m[0] - b), m[0]))
             conversions = int(e.get("arrays", 2))
             times = e["seconds"]
-            if exclude:
-                times = {k: v for k, v in times.items() if k not in exclude}
+            if left_out:
+                times = {k: v for k, v in times.items() if k not in left_out}
             target = _decide(times, source, conversions * convert_s)
             # the route timed as it runs (xback tune's "confirmed"): it must still win by the
             # margin, or the call stays
