@@ -237,3 +237,21 @@ def test_html_report_in_a_real_browser(tmp_path: Path) -> None:
 def test_html_renders_without_matplotlib_plots() -> None:
     text = render_html({"environment": ENV, "benchmarks": {}}, plots=False)
     assert "No benchmark in this run answers a verdict question" in text
+
+
+def test_verdict_programs_judges_only_programs_with_routed_calls() -> None:
+    def prog(name: str, ratio: float, routed: str) -> dict[str, Any]:
+        return _row(program=name, routing="on", ratio=ratio, routed_calls=routed,
+                    candidate=f"{name}, routing on", median_s=ratio)
+
+    rows = [prog("a", 0.7, "12 on torch"), prog("b", 1.3, "none"), prog("c", 1.01, "1 on torch")]
+    doc = {"environment": ENV, "benchmarks": {"programs": {"results": rows}}}
+    [line] = verdict(doc)
+    assert line.question == "routing on/off, 2 of 3 whole programs with routed calls"
+    assert line.value == pytest.approx(1.01) and line.ok is True  # b's 1.3 is noise
+    rows.append(prog("d", 1.2, "3 on numpy"))
+    [line] = verdict(doc)
+    assert line.ok is False and "worst 1.20x (d)" in line.answer
+    doc = {"environment": ENV, "benchmarks": {"programs": {"results": rows[1:2]}}}
+    [line] = verdict(doc)
+    assert line.ok is None and "no call was routed" in line.answer

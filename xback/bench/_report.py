@@ -95,17 +95,19 @@ def summary_cells(name: str, value: float | None) -> tuple[str, str, str, str]:
         return name.replace(" (us)", ""), f"{value:+.2f}", "", ""
     if "GB/s" in name:
         return name, "", f"{value:.1f}", ""
+    name, paren, note = name.partition("  (")  # a trailing "  (target ...)" remark
+    note = f" ({note}" if paren else ""
     prefix, sep, ratio = name.rpartition(": ")
     a, slash, b = ratio.partition(" / ")
     if not slash or value <= 0:
-        return name, "", "", f"{value:.3g}"
+        return name + note, "", "", f"{value:.3g}"
     if abs(value - 1) < 0.005:
         words = f"{b} as fast as {a}"
     elif value > 1:
         words = f"{b} {value:.2f}x faster than {a}"
     else:
         words = f"{b} {1 / value:.2f}x slower than {a}"
-    return (prefix if sep else name), "", "", words
+    return (prefix if sep else name), "", "", words + note
 
 
 def render_verdict(doc: dict[str, Any], console: Any) -> None:
