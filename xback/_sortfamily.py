@@ -18,6 +18,7 @@ import numpy as np
 
 from xback._dispatch import prepare, prepare1
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
+from xback._sorting import normalize_axis
 from xback.backends import Backend
 from xback.backends._family_generic import QUANTILE_METHODS
 
@@ -128,37 +129,11 @@ _NONE: Any = _Default(None)
 
 # -- validation ----------------------------------------------------------------------------
 def _axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
-    """The axis (non-negative) or None; the rules and errors of :func:`xback.sort`."""
-    name = "axis"
-    if dim is not None:
-        if not isinstance(axis, _Default):
-            raise TypeError(
-                f"{fname}() got both axis={axis!r} and dim={dim!r}: dim is an alias of axis "
-                f"(the torch spelling); pass only one of them"
-            )
-        axis, name = dim, "dim"
-    if isinstance(axis, _Default):
-        axis = axis.value
-    if axis is None:
-        return None
-    if isinstance(axis, (bool, np.bool_)):
-        raise TypeError(f"{fname}(): {name} must be an int or None, got the bool {axis!r}")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(
-            f"{fname}(): {name} must be an int or None, got {type(axis).__name__} {axis!r}"
-        ) from None
-    if -ndim <= ax < ndim:
-        return ax + ndim if ax < 0 else ax
-    hint = (
-        "a 0-d array takes only axis=None"
-        if ndim == 0
-        else f"valid {name}s are {-ndim}..{ndim - 1}, or None for the flattened array"
-    )
-    raise np.exceptions.AxisError(
-        f"{fname}(): {name} {ax} is out of bounds for an array of dimension {ndim}; {hint}"
-    )
+    """The axis (non-negative) or None: the rule of :func:`xback.sort`
+    (:func:`xback._sorting.normalize_axis`), with this function's default."""
+    given = not isinstance(axis, _Default)
+    return normalize_axis(axis, dim, ndim, fname, given=given,
+                          default=None if given else axis.value)
 
 
 def _flag(value: Any, name: str, fname: str) -> bool:

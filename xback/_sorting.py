@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
     import torch
 
-__all__ = ["argsort", "sort"]
+__all__ = ["argsort", "normalize_axis", "sort"]
 
 _SORTABLE: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT | COMPLEX
 
@@ -57,18 +57,23 @@ class _DefaultAxis(int):
 _AXIS_DEFAULT: Any = _DefaultAxis(-1)
 
 
-def _slow_axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
-    """Normalise ``axis`` / ``dim`` (the rare cases) or raise the documented error."""
+def normalize_axis(
+    axis: Any, dim: Any, ndim: int, fname: str, *, given: bool = True, default: Any = -1
+) -> int | None:
+    """The rule of ``axis=`` and its alias ``dim=`` for every function that takes an axis
+    (sorts and the sort family): the non-negative axis, or None (flatten), else the
+    documented error. ``given``: whether ``axis`` was passed (else ``default`` applies);
+    giving both ``axis`` and ``dim`` is a ``TypeError``."""
     name = "axis"
     if dim is not None:
-        if axis is not _AXIS_DEFAULT:
+        if given:
             raise TypeError(
                 f"{fname}() got both axis={axis!r} and dim={dim!r}: dim is an alias of axis "
                 f"(the torch spelling); pass only one of them"
             )
         axis, name = dim, "dim"
-    if axis is _AXIS_DEFAULT:
-        axis = -1
+    elif not given:
+        axis = default
     if axis is None:
         return None
     if isinstance(axis, (bool, np.bool_)):
@@ -82,15 +87,20 @@ def _slow_axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
     if -ndim <= ax < ndim:
         return ax + ndim if ax < 0 else ax
     hint = (
-        "a 0-d array sorts only with axis=None"
+        "a 0-d array takes only axis=None"
         if ndim == 0
         else f"valid {'axes' if name == 'axis' else 'dims'} are {-ndim}..{ndim - 1}, or None "
-        f"to sort the flattened array"
+        f"for the flattened array"
     )
     raise np.exceptions.AxisError(
         f"{fname}(): {name} {ax} is out of bounds for an array of dimension {ndim} "
         f"(ndim={ndim}); {hint}"
     )
+
+
+def _slow_axis(axis: Any, dim: Any, ndim: int, fname: str) -> int | None:
+    """:func:`normalize_axis` for the sorts (default ``axis=-1``)."""
+    return normalize_axis(axis, dim, ndim, fname, given=axis is not _AXIS_DEFAULT)
 
 
 def _slow_flag(value: Any, name: str, fname: str) -> bool:
@@ -224,6 +234,44 @@ def _routed(
     return back(b, kb, getattr(kb, op)(shared[0], ax, descending, stable))
 
 
+#: the routing cases of the common call (last axis): one array, rows of a stack
+_FAST_CASES = {"sort": ("sort/rows", "sort/1d"), "argsort": ("argsort/rows", "argsort/1d")}
+
+
+def _sort_call(
+    op: str, x: Any, axis: Any, dim: Any, descending: Any, stable: Any, backend: Any,
+    device: Any,
+) -> Any:
+    """The one body of :func:`sort` and :func:`argsort` (``op``): choose the backend, check
+    the arguments (the common call's checks first, the full ones otherwise), route, run."""
+    b, x = prepare1(x, backend, device)
+    try:
+        if (
+            axis is _AXIS_DEFAULT
+            and dim is None
+            and (descending is False or descending is True)
+            and (stable is True or stable is False)
+            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
+        ):
+            ndim: int = x.ndim
+            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
+                # dtype seen before; only stable sorts are routed (their result is unique)
+                kb = kernel_backend(_FAST_CASES[op][ndim == 1], b, x, dt) if stable else None
+                if kb is None:
+                    return getattr(b, op)(x, ndim - 1, descending, stable)
+                return _routed(b, kb, op, x, ndim - 1, descending, stable)
+        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, op)
+        if ax is not None and x.ndim > MAX_AXIS_NDIM:
+            return _collapsed(b, op, x, ax, descending, stable)
+        kb = kernel_backend(f"{op}/{_layout(x, ax)}", b, x) if stable else None
+        if kb is None:
+            return getattr(b, op)(x, ax, descending, stable)
+        return _routed(b, kb, op, x, ax, descending, stable)
+    except Exception as exc:
+        _failed(b, x, exc)
+        raise
+
+
 @overload
 def sort(
     x: Any,
@@ -351,33 +399,7 @@ def sort(
     array([[0, 1, 2],
            [3, 5, 4]])
     """
-    b, x = prepare1(x, backend, device)
-    try:
-        if (
-            axis is _AXIS_DEFAULT
-            and dim is None
-            and (descending is False or descending is True)
-            and (stable is True or stable is False)
-            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
-        ):
-            ndim: int = x.ndim
-            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
-                # dtype seen before; only stable sorts are routed (their result is unique)
-                case = "sort/1d" if ndim == 1 else "sort/rows"
-                kb = kernel_backend(case, b, x, dt) if stable else None
-                if kb is None:
-                    return b.sort(x, ndim - 1, descending, stable)
-                return _routed(b, kb, "sort", x, ndim - 1, descending, stable)
-        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "sort")
-        if ax is not None and x.ndim > MAX_AXIS_NDIM:
-            return _collapsed(b, "sort", x, ax, descending, stable)
-        kb = kernel_backend(f"sort/{_layout(x, ax)}", b, x) if stable else None
-        if kb is None:
-            return b.sort(x, ax, descending, stable)
-        return _routed(b, kb, "sort", x, ax, descending, stable)
-    except Exception as exc:
-        _failed(b, x, exc)
-        raise
+    return _sort_call("sort", x, axis, dim, descending, stable, backend, device)
 
 
 @overload
@@ -502,30 +524,4 @@ def argsort(
     >>> xback.argsort(np.array([1.0, np.nan, 2.0, 1.0]), descending=True)
     array([2, 0, 3, 1])
     """
-    b, x = prepare1(x, backend, device)
-    try:
-        if (
-            axis is _AXIS_DEFAULT
-            and dim is None
-            and (descending is False or descending is True)
-            and (stable is True or stable is False)
-            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
-        ):
-            ndim: int = x.ndim
-            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
-                # dtype seen before; only stable sorts are routed (their result is unique)
-                case = "argsort/1d" if ndim == 1 else "argsort/rows"
-                kb = kernel_backend(case, b, x, dt) if stable else None
-                if kb is None:
-                    return b.argsort(x, ndim - 1, descending, stable)
-                return _routed(b, kb, "argsort", x, ndim - 1, descending, stable)
-        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, "argsort")
-        if ax is not None and x.ndim > MAX_AXIS_NDIM:
-            return _collapsed(b, "argsort", x, ax, descending, stable)
-        kb = kernel_backend(f"argsort/{_layout(x, ax)}", b, x) if stable else None
-        if kb is None:
-            return b.argsort(x, ax, descending, stable)
-        return _routed(b, kb, "argsort", x, ax, descending, stable)
-    except Exception as exc:
-        _failed(b, x, exc)
-        raise
+    return _sort_call("argsort", x, axis, dim, descending, stable, backend, device)
