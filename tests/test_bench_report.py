@@ -63,7 +63,7 @@ def _doc() -> dict[str, Any]:
              candidate="raw numpy", median_s=1e-3),
         _row(op="sort", size=100_000, dtype="int64", input="numpy", impl="routed",
              candidate="xback(numpy)", median_s=1.1e-3, vs_best=1.1, over_own_us=100.0,
-             target_met=False),
+             routed_to="torch", target_met=False),
         _row(op="sort", size=1000, dtype="int64", input="numpy", impl="routed",
              candidate="xback(numpy)", median_s=2.02e-5, vs_best=1.01, over_own_us=0.2,
              target_met=True),
@@ -102,7 +102,7 @@ def test_verdict_lines_from_known_numbers() -> None:
     assert "2.00x faster than the faster raw library" in auto.answer
     zero = lines["zero-copy to NumPy at 1000 x 1000 float64"]
     assert zero.answer == "1.00 µs, 2,000x faster than a copy"
-    big = lines["routing on, calls of 100 µs and more"]
+    big = lines["routed calls of 100 µs and more"]
     assert big.ok is False and "0 of 1" in big.answer and big.value == pytest.approx(1.1)
     small = lines["routing on, calls under 100 µs"]
     assert small.ok is True and "1 of 1" in small.answer
@@ -123,7 +123,7 @@ def test_verdict_fits_one_screen_and_skips_missing_benchmarks() -> None:
     doc = _doc()
     assert 0 < len(verdict(doc)) <= MAX_LINES
     del doc["benchmarks"]["route"]
-    assert not any(q.startswith("routing on") for q in (x.question for x in verdict(doc)))
+    assert not any(q.startswith(("routing", "routed")) for q in (x.question for x in verdict(doc)))
     assert verdict({"environment": ENV, "benchmarks": {}}) == []
 
 
@@ -237,6 +237,25 @@ def test_html_report_in_a_real_browser(tmp_path: Path) -> None:
 def test_html_renders_without_matplotlib_plots() -> None:
     text = render_html({"environment": ENV, "benchmarks": {}}, plots=False)
     assert "No benchmark in this run answers a verdict question" in text
+
+
+def test_verdict_route_judges_only_calls_that_were_routed() -> None:
+    def routed(size: int, vs_best: float, to: str) -> dict[str, Any]:
+        return _row(op="argsort", size=size, dtype="int64", input="numpy", impl="routed",
+                    candidate="xback(numpy)", median_s=vs_best * 1e-3, vs_best=vs_best,
+                    over_own_us=0.1, routed_to=to)
+
+    rows = [routed(10**5, 6.6, "own"), routed(10**6, 1.03, "torch"), routed(10**7, 1.2, "own")]
+    doc = {"environment": ENV, "benchmarks": {"route": {"results": rows}}}
+    [line] = verdict(doc)  # the unrouted 6.6x and 1.2x are NumPy's own speed, not routing's
+    assert line.question == "routed calls of 100 µs and more"
+    assert line.ok is True and "1 of 1" in line.answer and line.value == pytest.approx(1.03)
+    rows[1]["vs_best"] = 1.08
+    [line] = verdict(doc)
+    assert line.ok is False and "0 of 1" in line.answer and "argsort 1,000,000" in line.answer
+    doc["benchmarks"]["route"]["results"] = [rows[0], rows[2]]
+    [line] = verdict(doc)
+    assert line.ok is None and "none of 2 was routed" in line.answer
 
 
 def test_verdict_programs_judges_only_programs_with_routed_calls() -> None:
