@@ -266,3 +266,22 @@ def test_semantics_tables_name_existing_tests() -> None:
     assert named, "the semantics pages name no tests"
     missing = {n: p for n, p in named.items() if n not in defined}
     assert not missing, f"tests named in the docs but not defined: {missing}"
+
+
+def test_benchmark_page_verdict_is_its_json() -> None:
+    """The verdict, plots and tables of docs/benchmarks.md are generated from
+    docs/bench-results.json (benchmarks/render_docs.py), never typed by hand."""
+    import json
+
+    from xback.bench._report import to_markdown
+    from xback.bench.markdown import plots_markdown, region, verdict_markdown
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    page = (docs / "benchmarks.md").read_text()
+    doc = json.loads((docs / "bench-results.json").read_text())
+    assert region(page, "verdict") == verdict_markdown(doc)
+    assert region(page, "plots") == plots_markdown(doc, "img")
+    assert region(page, "appendix") == to_markdown(doc).strip("\n")
+    for name in doc["benchmarks"]:
+        if doc["benchmarks"][name]["results"]:
+            assert (docs / "img" / f"{name}.png").is_file()

@@ -26,7 +26,6 @@ import numpy as np
 
 import xback
 from xback import _routing
-from xback.bench.programs import routes_taken
 from xback.bench._harness import (
     BenchConfig,
     BenchResult,
@@ -35,6 +34,7 @@ from xback.bench._harness import (
     measure,
     warm_seconds,
 )
+from xback.bench.programs import routes_taken
 
 __all__ = ["DEFAULT_SIZES", "QUICK_SIZES", "run"]
 
