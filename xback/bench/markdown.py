@@ -71,10 +71,10 @@ def update_regions(text: str, regions: dict[str, str]) -> str:
 
     Raises ``KeyError`` for a region the text does not mark."""
     for name, content in regions.items():
-        pat = _pattern(name)
-        if pat.search(text) is None:
+        m = _pattern(name).search(text)
+        if m is None:
             raise KeyError(f"no region {name!r} in the page")
-        text = pat.sub(lambda m, c=content: f"{m.group(1)}\n{c}\n{m.group(3)}", text, count=1)
+        text = f"{text[: m.start()]}{m.group(1)}\n{content}\n{m.group(3)}{text[m.end() :]}"
     return text
 
 
