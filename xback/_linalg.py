@@ -41,10 +41,9 @@ import numpy as np
 
 from xback import _fused  # imports no Numba
 from xback._dispatch import (
-    _EMPTY,
-    _TYPE_CACHE,
-    current_context,
+    cached_kind,
     layout_error,
+    nothing_chosen,
     prepare,
     prepare1,
     trace_constant,
@@ -133,15 +132,12 @@ _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] 
 def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple[Backend, Any]:
     """:func:`xback._dispatch.prepare` for three inputs, with a fast path (no explicit or
     context choice, three arrays of one kind on one device: returned as they are)."""
-    c = current_context()
-    if backend is None and device is None and (
-        c is _EMPTY or (c.backend is None and c.device is None)
-    ):
-        k = _TYPE_CACHE.get(type(A))
+    if backend is None and device is None and nothing_chosen():
+        k = cached_kind(type(A))
         if (
             k is not None
-            and _TYPE_CACHE.get(type(x)) is k
-            and _TYPE_CACHE.get(type(y)) is k
+            and cached_kind(type(x)) is k
+            and cached_kind(type(y)) is k
             and k.same_device(A, x, y)
         ):
             return k, (A, x, y)
