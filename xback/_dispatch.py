@@ -717,10 +717,7 @@ def bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
             f"backend= or xback.use(...) must be the inputs' own; choose "
             f"{'it' if k is None else repr(k.name)}, or convert outside the compiled function"
         )
-    if k is None:
-        a = neutral_to_numpy(x)
-    else:
-        a = k.to_numpy(x, None)
+    a = neutral_to_numpy(x) if k is None else k.to_numpy(x, None)
     return b.from_numpy(a, dev, None)
 
 
