@@ -33,7 +33,9 @@ returned as the library computed them.
 
 from __future__ import annotations
 
+import functools
 import sys
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
@@ -50,8 +52,8 @@ from xback._dispatch import (
     tracing,
 )
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
-from xback._routing import back, kernel_target, route, there
-from xback.backends import Backend
+from xback._routing import back, kernel_backend, kernel_target, there
+from xback.backends import FINITE_LIST_MAX, Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
@@ -92,6 +94,12 @@ else:  # Python 3.10 cannot subclass NamedTuple and Generic together
     SVDResult.__class_getitem__ = classmethod(lambda cls, item: cls)  # SVDResult[T] works
 
 SVDResult.__doc__ = _SVD_DOC
+
+
+#: ``_new_result((U, S, Vh))`` is ``SVDResult(U, S, Vh)`` without its Python-level ``__new__``
+_new_result: Callable[[tuple[Any, Any, Any]], SVDResult[Any]] = functools.partial(
+    tuple.__new__, SVDResult
+)
 
 
 _F16 = np.dtype(np.float16)
@@ -146,12 +154,16 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 
 
 # -- svd ------------------------------------------------------------------------------------
-def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
-    """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
+def _svd_input(
+    x: Any, backend: str | None, device: Any, fname: str
+) -> tuple[Backend, Any, Any]:
+    """Backend, the input checked (>= 2-D) and cast per the dtype table, and its shape
+    (read once: each array attribute read costs, most after a LAPACK call)."""
     b, x = prepare1(x, backend, device)
     if b.layout_problem(x) is not None:  # sparse, nested: two attributes, against an SVD
         raise layout_error(b, x=x)  # type: ignore[misc]
-    nd = len(x.shape)
+    shape = x.shape
+    nd = len(shape)
     if nd < 2:
         raise ValueError(
             f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
@@ -162,13 +174,22 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
     cdt = _svd_cast(b, x.dtype, fname)
     if cdt is not None:
         x = b.astype(x, cdt)
-    return b, x
+    return b, x, shape
+
+
+#: backend -> its dtype object -> :func:`_svd_cast`'s answer, for the libraries whose dtype
+#: objects hash and compare in C (array-api-strict's compare in Python: not kept)
+_SVD_CAST: dict[Backend, dict[Any, Any]] = {}
 
 
 @trace_constant  # NumPy dtypes: decided outside torch.compile's trace
 def _svd_cast(b: Backend, native: Any, fname: str) -> Any:
     """The backend's dtype object to cast an input of dtype ``native`` to (the dtype
-    table), or None when it is computed as it is."""
+    table), or None when it is computed as it is; cached."""
+    try:
+        return _SVD_CAST[b][native]
+    except KeyError:
+        pass
     dt = b.numpy_dtype(native)
     cdt: np.dtype[Any] | None
     try:
@@ -182,20 +203,34 @@ def _svd_cast(b: Backend, native: Any, fname: str) -> Any:
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
         )
-    return None if cdt == dt else b.native_dtype(cdt)
+    out = None if cdt == dt else b.native_dtype(cdt)
+    if not isinstance(type(native).__eq__, types.FunctionType):
+        _SVD_CAST.setdefault(b, {})[native] = out
+    return out
 
 
-def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
-    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` as its
-    array: routed for single tall (M >= 2N) and square-ish (N <= M < 2N) matrices, as
-    measured; stacks and wide matrices stay on ``b``."""
-    shape = x.shape
+#: (variant, layout) -> the routing case of an SVD (built once, not per call)
+_SVD_CASES = {
+    (v, lay): f"svd/{v}-{lay}"
+    for v in ("full", "thin", "vals")
+    for lay in ("tall", "square", "wide")
+}
+
+
+def _svd_kernel(b: Backend, x: Any, shape: Any, variant: str) -> tuple[Backend, Any]:
+    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` (of
+    shape ``shape``) as its array: routed for single tall (M >= 2N) and square-ish
+    (N <= M < 2N) matrices, as measured; stacks and wide matrices stay on ``b``."""
     if len(shape) != 2:
         return b, x
     m, n = shape
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
-    kb, (kx,) = route(f"svd/{variant}-{layout}", b, x)
-    return kb, kx
+    kb = kernel_backend(_SVD_CASES[variant, layout], b, x)
+    if kb is not None:
+        shared = there(b, kb, x)
+        if shared is not None:
+            return kb, shared[0]
+    return b, x
 
 
 def _too_many_dims(fname: str, name: str, nd: int) -> str:
@@ -212,29 +247,36 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
+def _input_finite(b: Backend, x: Any, shape: Any = None) -> bool:
+    """Whether every entry of ``x`` (of backend ``b``) is finite: a small host matrix is
+    handed over as a 1-D view, which the backends check as a list of Python numbers
+    (:data:`xback.backends.FINITE_LIST_MAX`; a reduction costs microseconds more)."""
+    if shape is None:
+        shape = x.shape
+    if len(shape) == 2 and shape[0] * shape[1] <= FINITE_LIST_MAX and b.routable(x):
+        return b.all_finite(x.reshape(-1))
+    return b.all_finite(x)
+
+
 def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     """Raise ``ValueError`` when the result shows non-finite input (cheap: looks at ``S``).
 
     A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
     values of ``S`` is enough; data-less (meta) arrays are skipped.
     """
-    if b.device_of(S) == "meta" or b.all_finite(S):
-        return
-    if not b.all_finite(x):
-        raise _nonfinite(fname)
-    raise ValueError(  # pragma: no cover - needs entries near the float maximum
-        f"{fname}: the singular values overflowed although x is finite; scale x down"
-    )
+    if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
+        if not _input_finite(b, x):
+            raise _nonfinite(fname)
+        raise ValueError(  # pragma: no cover - needs entries near the float maximum
+            f"{fname}: the singular values overflowed although x is finite; scale x down"
+        )
 
 
-def _run_checked(b: Backend, x: Any, fname: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except Exception as exc:
-        # NumPy raises LinAlgError and torch a RuntimeError for NaN input: one ValueError.
-        if b.device_of(x) != "meta" and not b.all_finite(x):
-            raise _nonfinite(fname) from exc
-        raise
+def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
+    """On a failed SVD: NumPy raises LinAlgError and torch a RuntimeError for NaN input,
+    raised here as the one ``ValueError``; other failures are left to the caller."""
+    if b.device_of(x) != "meta" and not _input_finite(b, x):
+        raise _nonfinite(fname) from exc
 
 
 @overload
@@ -340,22 +382,26 @@ def svd(
     >>> bool(np.allclose(U @ np.diag(S) @ Vh, [[3.0, 0.0], [0.0, -4.0]]))
     True
     """
-    b, xc = _svd_input(x, backend, device, "svd")
+    b, xc, shape = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
         return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
-    kb, kx = _svd_kernel(b, xc, "full" if full else "thin")
-    if kb.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
+    kb, kx = _svd_kernel(b, xc, shape, "full" if full else "thin")
+    if kb.name != "torch" and b.device_of(xc) != "meta" and not _input_finite(b, xc, shape):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
         # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
         # matrix holding one inf; compute_uv=False returns NaN)
         raise _nonfinite("svd")
-    U, S, Vh = _run_checked(kb, kx, "svd", lambda: kb.svd(kx, full, canon))
+    try:
+        U, S, Vh = kb.svd(kx, full, canon)
+    except Exception as exc:
+        _raise_nonfinite(kb, kx, "svd", exc)
+        raise
     if kb is not b:
         U, S, Vh = back(b, kb, U), back(b, kb, S), back(b, kb, Vh)
     _check_finite(b, xc, S, "svd")
-    return SVDResult(U, S, Vh)
+    return _new_result((U, S, Vh))  # SVDResult(U, S, Vh) without its Python __new__
 
 
 @overload
@@ -426,11 +472,15 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
     array([4., 3.])
     """
-    b, xc = _svd_input(x, backend, device, "svdvals")
+    b, xc, shape = _svd_input(x, backend, device, "svdvals")
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN
         return b.nan_where_nonfinite(xc, lambda a: (b.svdvals(a),))[0]
-    kb, kx = _svd_kernel(b, xc, "vals")
-    S = _run_checked(kb, kx, "svdvals", lambda: kb.svdvals(kx))
+    kb, kx = _svd_kernel(b, xc, shape, "vals")
+    try:
+        S = kb.svdvals(kx)
+    except Exception as exc:
+        _raise_nonfinite(kb, kx, "svdvals", exc)
+        raise
     if kb is not b:
         S = back(b, kb, S)
     _check_finite(b, xc, S, "svdvals")
