@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # static types only: importing xback never imports torch or d
     import dask.array
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import AsarrayOptions, NativeArray
 
     _G = TypeVar("_G", bound=np.generic)
 
@@ -341,54 +344,22 @@ def to_device(x: Any, device: Any, /) -> Any:
 
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    obj: NativeArray, /, *, backend: None = ..., **kw: Unpack[AsarrayOptions]
+) -> NativeArray: ...
+@overload
+def asarray(
+    obj: np.generic, /, *, backend: None = ..., **kw: Unpack[AsarrayOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> torch.Tensor: ...
-@overload
-def asarray(
-    obj: torch.Tensor,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> torch.Tensor: ...
-@overload
-def asarray(
-    obj: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
+    obj: Any, /, *, backend: Literal["numpy"], **kw: Unpack[AsarrayOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> Any: ...
+    obj: Any, /, *, backend: Literal["torch"], **kw: Unpack[AsarrayOptions]
+) -> torch.Tensor: ...
+@overload
+def asarray(obj: Any, /, *, backend: str | None = ..., **kw: Unpack[AsarrayOptions]) -> Any: ...
 def asarray(
     obj: Any,
     /,

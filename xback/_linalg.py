@@ -58,6 +58,9 @@ from xback.backends import FINITE_LIST_MAX, Backend
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import DeviceOption, LstsqOptions, NativeArray, SvdOptions
 
 __all__ = ["SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"]
 
@@ -281,54 +284,22 @@ def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
 
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SvdOptions]
+) -> SVDResult[NativeArray]: ...
+@overload
+def svd(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SvdOptions]
 ) -> SVDResult[npt.NDArray[Any]]: ...
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-) -> SVDResult[torch.Tensor]: ...
-@overload
-def svd(
-    x: torch.Tensor,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> SVDResult[torch.Tensor]: ...
-@overload
-def svd(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SvdOptions]
 ) -> SVDResult[npt.NDArray[Any]]: ...
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-) -> SVDResult[Any]: ...
+    x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SvdOptions]
+) -> SVDResult[torch.Tensor]: ...
+@overload
+def svd(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SvdOptions]) -> SVDResult[Any]: ...
 def svd(
     x: Any,
     /,
@@ -406,44 +377,22 @@ def svd(
 
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[DeviceOption]
+) -> NativeArray: ...
+@overload
+def svdvals(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[DeviceOption]
 ) -> npt.NDArray[Any]: ...
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: Literal["torch"],
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def svdvals(
-    x: torch.Tensor,
-    /,
-    *,
-    backend: None = ...,
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def svdvals(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: None = ...,
-    device: Any = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[DeviceOption]
 ) -> npt.NDArray[Any]: ...
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: str | None = ...,
-    device: Any = ...,
-) -> Any: ...
+    x: Any, /, *, backend: Literal["torch"], **kw: Unpack[DeviceOption]
+) -> torch.Tensor: ...
+@overload
+def svdvals(x: Any, /, *, backend: str | None = ..., **kw: Unpack[DeviceOption]) -> Any: ...
 def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any:
     """Singular values of a matrix or a stack, descending.
 
@@ -609,58 +558,20 @@ def _check_method(method: Any, b: Backend, fname: str) -> None:
 
 @overload
 def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    A: NativeArray, x: NativeArray, y: NativeArray, /, *, backend: None = ...,
+    **kw: Unpack[LstsqOptions],
+) -> NativeArray: ...
+@overload
+def lstsq_grad(
+    A: Any, x: Any, y: Any, /, *, backend: Literal["numpy"], **kw: Unpack[LstsqOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
+    A: Any, x: Any, y: Any, /, *, backend: Literal["torch"], **kw: Unpack[LstsqOptions]
 ) -> torch.Tensor: ...
 @overload
 def lstsq_grad(
-    A: torch.Tensor,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    /,
-    *,
-    method: str = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def lstsq_grad(
-    A: npt.NDArray[Any],
-    x: npt.NDArray[Any],
-    y: npt.NDArray[Any],
-    /,
-    *,
-    method: str = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> npt.NDArray[Any]: ...
-@overload
-def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: str | None = ...,
-    device: Any = ...,
+    A: Any, x: Any, y: Any, /, *, backend: str | None = ..., **kw: Unpack[LstsqOptions]
 ) -> Any: ...
 def lstsq_grad(
     A: Any,

@@ -32,6 +32,9 @@ from xback.backends import Backend
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import NativeArray, SortOptions
 
 __all__ = ["argsort", "normalize_axis", "sort"]
 
@@ -273,65 +276,19 @@ def _sort_call(
 
 
 @overload
+def sort(x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SortOptions]) -> NativeArray: ...
+@overload
 def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    dim: int | None = ...,
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def sort(
-    x: torch.Tensor,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def sort(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
-def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> Any: ...
+def sort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
+@overload
+def sort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
 def sort(
     x: Any,
     /,
@@ -404,64 +361,20 @@ def sort(
 
 @overload
 def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    dim: int | None = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SortOptions]
+) -> NativeArray: ...
+@overload
+def argsort(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def argsort(
-    x: torch.Tensor,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def argsort(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
-def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> Any: ...
+def argsort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
+@overload
+def argsort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
 def argsort(
     x: Any,
     /,
