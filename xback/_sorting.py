@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import operator
 import types
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -138,7 +137,7 @@ class _ByIdentity:
 #: backend -> its own dtype objects (np.dtype, torch.dtype...) seen to be sortable. One
 #: container per backend: dtype objects of different libraries may hash alike
 #: (array-api-strict's like NumPy's), and comparing those is slow (array-api-strict warns).
-_SORTABLE_SEEN: defaultdict[Backend, set[Any] | _ByIdentity] = defaultdict(set)
+_SORTABLE_SEEN: dict[Backend, set[Any] | _ByIdentity] = {}
 #: read with ``.get(b, _NONE)``: a missing key is not created while torch.compile traces
 _NONE: frozenset[Any] = frozenset()
 
@@ -158,7 +157,7 @@ def _sortable(b: Backend, dt: Any, remember: bool) -> bool:
     # non-native byte order (NumPy) sorts like the native dtype
     ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
     if ok and remember:
-        seen = _SORTABLE_SEEN[b]
+        seen = _SORTABLE_SEEN.setdefault(b, set())
         if type(seen) is set and not seen and isinstance(type(dt).__eq__, types.FunctionType):
             seen = _SORTABLE_SEEN[b] = _ByIdentity()  # first sight of this backend's dtypes
         seen.add(dt)
