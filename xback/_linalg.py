@@ -256,20 +256,21 @@ def _nonfinite(fname: str) -> ValueError:
 SUM_CHECK_MAX = 64
 
 
-def _input_finite(b: Backend, x: Any, shape: Any = None) -> bool:
-    """Whether every entry of ``x`` (of backend ``b``) is finite. A small NumPy matrix:
-    its entries summed as Python numbers, a NaN or an inf makes the sum non-finite (an
-    overflow of finite entries is rechecked by the backend); cheaper than a reduction."""
-    if shape is None:
-        shape = x.shape
-    if (
+def _sums_finite(x: Any) -> bool:
+    """True when ``x`` is a small NumPy array (at most :data:`SUM_CHECK_MAX` entries) whose
+    entries, summed as Python numbers, give a finite number: then every entry is finite (a
+    NaN or an inf makes the sum non-finite). False says nothing (an overflow of finite
+    entries, another kind of array): the caller asks the backend. Cheaper than a reduction."""
+    return (
         type(x) is np.ndarray
-        and len(shape) == 2
-        and shape[0] * shape[1] <= SUM_CHECK_MAX
+        and x.size <= SUM_CHECK_MAX
         and cmath.isfinite(sum(x.reshape(-1).tolist()))
-    ):
-        return True
-    return b.all_finite(x)
+    )
+
+
+def _input_finite(b: Backend, x: Any) -> bool:
+    """Whether every entry of ``x`` (of backend ``b``) is finite."""
+    return _sums_finite(x) or b.all_finite(x)
 
 
 def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
@@ -278,6 +279,8 @@ def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
     values of ``S`` is enough; data-less (meta) arrays are skipped.
     """
+    if _sums_finite(S):
+        return
     if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
         if not _input_finite(b, x):
             raise _nonfinite(fname)
@@ -370,7 +373,7 @@ def svd(
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
         return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
     kb, kx = _svd_kernel(b, xc, shape, "full" if full else "thin")
-    if kb.name != "torch" and b.device_of(xc) != "meta" and not _input_finite(b, xc, shape):
+    if kb.name != "torch" and b.device_of(xc) != "meta" and not _input_finite(b, xc):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
         # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
         # matrix holding one inf; compute_uv=False returns NaN)
