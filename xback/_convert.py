@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # static types only: importing xback never imports torch or d
     import torch
     from typing_extensions import Unpack
 
-    from xback._typing import AsarrayOptions, NativeArray
+    from xback._typing import AsarrayOptions, FromNumpyOptions, NativeArray
 
     _G = TypeVar("_G", bound=np.generic)
 
@@ -160,41 +160,23 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
 
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["numpy"],
+    **kw: Unpack[FromNumpyOptions],
 ) -> npt.NDArray[Any]: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["torch"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["torch"],
+    **kw: Unpack[FromNumpyOptions],
 ) -> torch.Tensor: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["dask"],
-    device: Any = ...,
-    copy: bool | None = ...,
-    chunks: Any = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["dask"], chunks: Any = ...,
+    **kw: Unpack[FromNumpyOptions],
 ) -> dask.array.Array: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: str | None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-    chunks: Any = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: str | None = ..., chunks: Any = ...,
+    **kw: Unpack[FromNumpyOptions],
 ) -> Any: ...
 def from_numpy(
     a: Any,

@@ -1,12 +1,12 @@
 """Static types shared by the public functions' signatures (read by type checkers only).
 
 Every public function that returns "an array of the input's kind, or of the kind that
-``backend=`` names" is typed by four short overloads built from these names:
+``backend=`` names" is typed by four or five one-line overloads built from these names:
 
 * ``NativeArray``: a NumPy array or a ``torch.Tensor``, returned as the same kind;
-* ``SortOptions``, ``SvdOptions``, ``DeviceOption``, ``LstsqOptions``, ``AsarrayOptions``:
-  the keyword arguments other than ``backend=``, written once (``**kw: Unpack[...]``)
-  instead of in every overload.
+* ``SortOptions``, ``SvdOptions``, ``DeviceOption``, ``LstsqOptions``, ``AsarrayOptions``,
+  ``FromNumpyOptions``: the keyword arguments other than ``backend=``, written once
+  (``**kw: Unpack[...]``) instead of in every overload.
 
 At run time this module defines nothing that a call uses (the annotations are strings).
 """
@@ -46,6 +46,12 @@ if TYPE_CHECKING:
 
         method: str
         device: Any
+
+    class FromNumpyOptions(TypedDict, total=False):
+        """Keyword arguments of :func:`xback.from_numpy` but ``backend`` and ``chunks``."""
+
+        device: Any
+        copy: bool | None
 
     class AsarrayOptions(TypedDict, total=False):
         """Keyword arguments of :func:`xback.asarray` but ``backend``."""
