@@ -1001,10 +1001,10 @@ def test_auto_keeps_autograd_and_layouts(table: Any, kernel_calls: list[tuple[in
 def test_route_decision_counts_the_kernels_conversions() -> None:
     """The fused column is measured on NumPy arrays: torch inputs pay the conversions."""
     times = {"numpy": 1.0, "torch": 1.0, "fused": 0.9}
-    assert _routing._decide(times, "numpy", 0.05) == "fused"
-    assert _routing._decide(times, "torch", 0.1) is None  # (0.9 + 0.1) * 1.05 > 1
-    assert _routing._decide(times, "torch", 0.0) == "fused"
-    assert _routing._decide({"numpy": 1.0, "torch": 0.5, "fused": 0.6}, "numpy", 0.0) == "torch"
+    assert _routing.decide(times, "numpy", 0.05) == "fused"
+    assert _routing.decide(times, "torch", 0.1) is None  # (0.9 + 0.1) * 1.05 > 1
+    assert _routing.decide(times, "torch", 0.0) == "fused"
+    assert _routing.decide({"numpy": 1.0, "torch": 0.5, "fused": 0.6}, "numpy", 0.0) == "torch"
 
 
 def test_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:

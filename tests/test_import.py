@@ -195,3 +195,52 @@ def test_routing_without_threadpoolctl() -> None:
     r = _run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["ok"]
+
+
+def _xback_imports() -> list[tuple[str, int, str, str, bool]]:
+    """Every ``from xback... import name`` (absolute or relative) in the package:
+    (file, line, module, name, whether the name is a module of the package)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(xback.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent)
+        package = list(rel.parent.parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                parts = package[: len(package) - node.level + 1] + (
+                    node.module.split(".") if node.module else []
+                )
+            elif node.module and node.module.split(".")[0] == "xback":
+                parts = node.module.split(".")
+            else:
+                continue
+            base = root.parent.joinpath(*parts)
+            for alias in node.names:
+                is_module = (base / f"{alias.name}.py").exists() or (base / alias.name).is_dir()
+                found.append((str(rel), node.lineno, ".".join(parts), alias.name, is_module))
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    imports = _xback_imports()
+    assert any(m == "xback._dispatch" for _, _, m, _, _ in imports)  # the scan sees imports
+    private = [
+        f"{f}:{line}: from {m} import {n}"
+        for f, line, m, n, is_module in imports
+        if n.startswith("_") and not is_module
+    ]
+    assert private == [], "private names imported across modules (use the module's public API)"
+
+
+def test_dispatch_imports_no_front_module() -> None:
+    # the dispatch core sits below the front modules: importing from them would be a cycle
+    front = {"xback._convert", "xback._linalg", "xback._sorting", "xback._sortfamily",
+             "xback._namespace", "xback._routing"}
+    bad = [(m, n) for f, _, m, n, _ in _xback_imports()
+           if f == "xback/_dispatch.py" and (m in front or f"{m}.{n}" in front)]
+    assert bad == []

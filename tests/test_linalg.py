@@ -659,3 +659,28 @@ def test_numpy_all_finite(dtype: Any, n: int) -> None:
             assert not nb.all_finite(y[::-1]), (bad, where)
             assert not nb.all_finite(np.repeat(y, 2)[::2]), (bad, where)
             assert not nb.all_finite(y.reshape(1, n)), (bad, where)
+
+
+# -- the small-matrix finiteness check (a sum of the entries as Python numbers) ------------
+@pytest.mark.parametrize(
+    "bad", [np.inf, -np.inf, np.nan, complex(np.inf, 0.0), complex(0.0, np.nan)]
+)
+@pytest.mark.parametrize("shape", [(4, 3), (8, 8), (9, 8)])  # at, and past, SUM_CHECK_MAX
+def test_svd_numpy_input_check_sees_each_nonfinite_entry(bad: Any, shape: tuple[int, int]) -> None:
+    x = np.ones(shape, dtype=complex if isinstance(bad, complex) else float)
+    x[shape[0] - 1, 1] = bad
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svd(x)
+
+
+def test_svd_numpy_input_check_inf_and_minus_inf_do_not_cancel() -> None:
+    x = np.zeros((4, 3))
+    x[0, 0], x[1, 1] = np.inf, -np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svd(x, full_matrices=False)
+
+
+def test_svd_numpy_finite_entries_whose_sum_overflows_are_rechecked() -> None:
+    x = np.array([[1e308, 1e308], [0.0, 0.0]])  # the sum overflows, the entries are finite
+    S = xback.svd(x).S
+    np.testing.assert_allclose(S, np.linalg.svd(x, compute_uv=False))

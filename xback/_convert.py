@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import numpy as np
 
 from xback._dispatch import (
-    _EMPTY,
-    _TYPE_CACHE,
-    _choose,
-    current_context,
+    cached_kind,
+    choose,
     kind_of,
+    neutral_to_numpy,
     normalize_device,
+    nothing_chosen,
     owner,
 )
 from xback._dtypes import cast_hint, normalize_dtype
@@ -27,10 +27,13 @@ if TYPE_CHECKING:  # static types only: importing xback never imports torch or d
     import dask.array
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import AsarrayOptions, FromNumpyOptions, NativeArray
 
     _G = TypeVar("_G", bound=np.generic)
 
-__all__ = ["asarray", "from_numpy", "neutral_to_numpy", "to_device", "to_numpy"]
+__all__ = ["asarray", "from_numpy", "to_device", "to_numpy"]
 
 
 _NO_KINDS: list[Backend | None] = []
@@ -78,15 +81,6 @@ def _foreign_to_numpy(
         a = np.asarray(a)  # np.matrix and other subclasses: plain
     kind_of(a)  # rejects masked arrays
     return a
-
-
-def neutral_to_numpy(obj: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any, Any]:
-    """NumPy array from a Python scalar, list or tuple (NumPy's type inference everywhere:
-    Python floats become float64 on every backend, ints int64)."""
-    try:
-        return np.asarray(obj, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot make an array from this {type(obj).__name__}: {exc}") from exc
 
 
 _NARROWER = {
@@ -150,9 +144,8 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     >>> xback.to_numpy([1, 2])
     array([1, 2])
     """
-    try:
-        k = _TYPE_CACHE[type(x)]
-    except KeyError:
+    k = cached_kind(type(x))
+    if k is None:  # a Python object, or a type not seen yet or converted first
         k, x, foreign = _resolve_array_like(x)
         if foreign:
             _check_copy(copy)
@@ -167,41 +160,23 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
 
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["numpy"],
+    **kw: Unpack[FromNumpyOptions],
 ) -> npt.NDArray[Any]: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["torch"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["torch"],
+    **kw: Unpack[FromNumpyOptions],
 ) -> torch.Tensor: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: Literal["dask"],
-    device: Any = ...,
-    copy: bool | None = ...,
-    chunks: Any = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: Literal["dask"], chunks: Any = ...,
+    **kw: Unpack[FromNumpyOptions],
 ) -> dask.array.Array: ...
 @overload
 def from_numpy(
-    a: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: str | None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-    chunks: Any = ...,
+    a: npt.NDArray[Any] | np.generic, /, *, backend: str | None = ..., chunks: Any = ...,
+    **kw: Unpack[FromNumpyOptions],
 ) -> Any: ...
 def from_numpy(
     a: Any,
@@ -279,7 +254,7 @@ def from_numpy(
         a = np.asarray(a)
     if copy is not None and copy is not True and copy is not False:
         _check_copy(copy)
-    b, dev = _choose(backend, device, _NO_KINDS, ())
+    b, dev = choose(backend, device, _NO_KINDS, ())
     if chunks is not None:
         if not b.has_chunks:
             raise TypeError(
@@ -335,9 +310,8 @@ def to_device(x: Any, device: Any, /) -> Any:
     >>> xback.to_device(a, "cpu") is a
     True
     """
-    try:
-        b = _TYPE_CACHE[type(x)]
-    except KeyError:
+    b = cached_kind(type(x))
+    if b is None:
         b, x = owner(x)
     if b is None:
         raise TypeError(
@@ -352,54 +326,22 @@ def to_device(x: Any, device: Any, /) -> Any:
 
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    copy: bool | None = ...,
+    obj: NativeArray, /, *, backend: None = ..., **kw: Unpack[AsarrayOptions]
+) -> NativeArray: ...
+@overload
+def asarray(
+    obj: np.generic, /, *, backend: None = ..., **kw: Unpack[AsarrayOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> torch.Tensor: ...
-@overload
-def asarray(
-    obj: torch.Tensor,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> torch.Tensor: ...
-@overload
-def asarray(
-    obj: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
+    obj: Any, /, *, backend: Literal["numpy"], **kw: Unpack[AsarrayOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def asarray(
-    obj: Any,
-    /,
-    *,
-    dtype: Any = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    copy: bool | None = ...,
-) -> Any: ...
+    obj: Any, /, *, backend: Literal["torch"], **kw: Unpack[AsarrayOptions]
+) -> torch.Tensor: ...
+@overload
+def asarray(obj: Any, /, *, backend: str | None = ..., **kw: Unpack[AsarrayOptions]) -> Any: ...
 def asarray(
     obj: Any,
     /,
@@ -455,9 +397,8 @@ def asarray(
     >>> xback.asarray([1, 2], dtype="float32")
     array([1., 2.], dtype=float32)
     """
-    try:
-        k = _TYPE_CACHE[type(obj)]
-    except KeyError:
+    k = cached_kind(type(obj))
+    if k is None:
         k, obj, foreign = _resolve_array_like(obj)
         if foreign:  # pandas, xarray...: through NumPy, then as a NumPy array
             _check_copy(copy)
@@ -472,13 +413,13 @@ def asarray(
         and backend is None
         and device is None
         and copy is None
-        and ((c := current_context()) is _EMPTY or (c.backend is None and c.device is None))
+        and nothing_chosen()
         and k.is_array(obj)
     ):
         return obj  # fast path: already an array of its own backend, nothing asked
     _check_copy(copy)
     dt = None if dtype is None else normalize_dtype(dtype)
-    b, dev = _choose(backend, device, [k], (obj,))
+    b, dev = choose(backend, device, [k], (obj,))
     if dev is None:
         dev = b.device_of(obj) if k is b else "cpu"
     if k is None:

@@ -16,7 +16,8 @@ import importlib
 import inspect
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
@@ -25,13 +26,19 @@ from xback.backends import KNOWN_BACKENDS, Backend
 
 __all__ = [
     "backend_of",
+    "bring",
+    "cached_kind",
+    "choose",
     "current_context",
     "device",
     "get_backend",
     "get_device",
     "layout_error",
     "load_backend",
+    "loaded_backends",
+    "neutral_to_numpy",
     "normalize_device",
+    "nothing_chosen",
     "owner",
     "prepare",
     "prepare1",
@@ -101,6 +108,18 @@ _CONVERTED: dict[type, Backend] = {}
 # (backend name, device as given) -> canonical device string
 _DEVICE_CACHE: dict[tuple[str, Any], str] = {}
 
+#: ``cached_kind(type(x))``: the backend owning arrays of ``x``'s type when that type has
+#: been seen, else None (a neutral Python object, or a type not seen yet, or one whose
+#: instances are converted first: then :func:`owner` gives the answer). The hot path's
+#: type lookup, a dict's own ``get`` (no Python frame).
+cached_kind: Callable[[type], Backend | None] = _TYPE_CACHE.get
+
+
+def loaded_backends() -> Mapping[str, Backend]:
+    """The backends loaded so far, by name: a live read-only view (it grows as
+    :func:`load_backend` loads more)."""
+    return _LOADED_VIEW
+
 
 def trace_constant(fn: F) -> F:
     """Mark ``fn`` as a constant for ``torch.compile``: Dynamo calls it while tracing, on
@@ -166,6 +185,7 @@ def _import_backend_module(module_name: str) -> Any:
     return importlib.import_module(module_name)
 
 
+_LOADED_VIEW: Mapping[str, Backend] = MappingProxyType(_LOADED)
 _NUMPY: Backend = load_backend("numpy")
 
 
@@ -591,6 +611,15 @@ def current_context() -> _Context:
     return _STATE.get()
 
 
+def nothing_chosen() -> bool:
+    """Whether the current context chooses neither a backend nor a device (outside every
+    :func:`use`, or inside ``use(route=...)`` alone): a call then follows its inputs."""
+    if not _USE_SEEN:
+        return True
+    c = current_context()
+    return c.backend is None and c.device is None
+
+
 def get_backend() -> str:
     """Name of the backend chosen by the innermost :func:`use` (``"numpy"`` outside any).
 
@@ -633,7 +662,7 @@ def get_device() -> str | None:
 
 
 # -- resolution: the one rule -----------------------------------------------------------------
-def _choose(
+def choose(
     backend: str | None, dev: Any, kinds: list[Backend | None], xs: tuple[Any, ...]
 ) -> tuple[Backend, str | None]:
     """Backend and explicit device (None: take the inputs' common device or the default)."""
@@ -676,7 +705,7 @@ def _choose(
         return b, normalize_device(b, dev)
 
 
-def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
+def bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
     """``x`` as an array of backend ``b`` on ``dev`` (zero-copy on the CPU when possible)."""
     if k is b:
         return x if b.device_of(x) == dev else b.to_device(x, dev)
@@ -688,13 +717,17 @@ def _bring(b: Backend, x: Any, k: Backend | None, dev: str) -> Any:
             f"backend= or xback.use(...) must be the inputs' own; choose "
             f"{'it' if k is None else repr(k.name)}, or convert outside the compiled function"
         )
-    if k is None:
-        from xback._convert import neutral_to_numpy
-
-        a = neutral_to_numpy(x)
-    else:
-        a = k.to_numpy(x, None)
+    a = neutral_to_numpy(x) if k is None else k.to_numpy(x, None)
     return b.from_numpy(a, dev, None)
+
+
+def neutral_to_numpy(obj: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray[Any, Any]:
+    """NumPy array from a Python scalar, list or tuple (NumPy's type inference everywhere:
+    Python floats become float64 on every backend, ints int64)."""
+    try:
+        return np.asarray(obj, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot make an array from this {type(obj).__name__}: {exc}") from exc
 
 
 def prepare(
@@ -712,7 +745,7 @@ def prepare(
         resolved = [owner(x) for x in xs]
         kinds = [k for k, _ in resolved]
         xs = tuple(x for _, x in resolved)
-    b, target = _choose(backend, dev, kinds, xs)
+    b, target = choose(backend, dev, kinds, xs)
     if target is None:
         devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
         if len(devs) > 1:
@@ -721,7 +754,7 @@ def prepare(
                 f"xback.to_device or choose one with device=... or `with xback.use(...)`"
             )
         target = devs.pop() if devs else "cpu"
-    out = tuple(_bring(b, x, k, target) for x, k in zip(xs, kinds))
+    out = tuple(bring(b, x, k, target) for x, k in zip(xs, kinds))
     return b, target, out
 
 
@@ -731,12 +764,8 @@ def prepare1(x: Any, backend: str | None, dev: Any) -> tuple[Backend, Any]:
         k = _TYPE_CACHE[type(x)]
     except KeyError:
         k, x = owner(x)
-    if backend is None and dev is None and k is not None:
-        if not _USE_SEEN:
-            return k, x
-        c = current_context()  # no backend or device chosen (a use(route=...) chooses neither)
-        if c.backend is None and c.device is None:
-            return k, x
+    if backend is None and dev is None and k is not None and (not _USE_SEEN or nothing_chosen()):
+        return k, x
     b, _, (out,) = prepare(backend, dev, x)
     return b, out
 
@@ -754,9 +783,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
     is a context read and a dict lookup by the input's type.
     """
     if backend is None and dev is None:
-        c = current_context()
-        if c is _EMPTY or (c.backend is None and c.device is None):
-            # nothing chosen (a use(route=...) chooses neither): the inputs' kind and device
+        if nothing_chosen():  # the inputs' kind and device
             if len(xs) == 1:
                 x = xs[0]
                 try:
@@ -782,7 +809,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                 else:
                     if own is not None and own.same_device(*owned):
                         return own, own.device_of(owned[0])
-        elif c.backend is not None and c.device is not None:
+        elif (c := current_context()).backend is not None and c.device is not None:
             for x in xs:  # the context chooses both; inputs are only checked to be arrays
                 if type(x) not in _TYPE_CACHE:
                     _classify(type(x))
@@ -801,7 +828,7 @@ def resolve(backend: str | None, dev: Any, *xs: Any) -> tuple[Backend, str]:
                     k = _classify(type(x))
                 return b, (b.device_of(x) if k is b else "cpu")
     kinds = [kind_of(x) for x in xs]
-    b, target = _choose(backend, dev, kinds, xs)
+    b, target = choose(backend, dev, kinds, xs)
     if target is None:
         devs = {b.device_of(x) for x, k in zip(xs, kinds) if k is b}
         if len(devs) > 1:

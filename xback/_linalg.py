@@ -33,7 +33,10 @@ returned as the library computed them.
 
 from __future__ import annotations
 
+import cmath
+import functools
 import sys
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
@@ -41,22 +44,24 @@ import numpy as np
 
 from xback import _fused  # imports no Numba
 from xback._dispatch import (
-    _EMPTY,
-    _TYPE_CACHE,
-    current_context,
+    cached_kind,
     layout_error,
+    nothing_chosen,
     prepare,
     prepare1,
     trace_constant,
     tracing,
 )
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
-from xback._routing import back, kernel_target, route, there
+from xback._routing import back, kernel_backend, kernel_target, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import DeviceOption, LstsqOptions, NativeArray, SvdOptions
 
 __all__ = ["SVDResult", "lstsq_grad", "lstsq_grad_fn", "svd", "svdvals"]
 
@@ -93,6 +98,12 @@ else:  # Python 3.10 cannot subclass NamedTuple and Generic together
     SVDResult.__class_getitem__ = classmethod(lambda cls, item: cls)  # SVDResult[T] works
 
 SVDResult.__doc__ = _SVD_DOC
+
+
+#: ``_new_result((U, S, Vh))`` is ``SVDResult(U, S, Vh)`` without its Python-level ``__new__``
+_new_result: Callable[[tuple[Any, Any, Any]], SVDResult[Any]] = functools.partial(
+    tuple.__new__, SVDResult
+)
 
 
 _F16 = np.dtype(np.float16)
@@ -133,15 +144,12 @@ _PROMOTED: dict[tuple[np.dtype[Any], ...], tuple[np.dtype[Any], np.dtype[Any]]] 
 def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple[Backend, Any]:
     """:func:`xback._dispatch.prepare` for three inputs, with a fast path (no explicit or
     context choice, three arrays of one kind on one device: returned as they are)."""
-    c = current_context()
-    if backend is None and device is None and (
-        c is _EMPTY or (c.backend is None and c.device is None)
-    ):
-        k = _TYPE_CACHE.get(type(A))
+    if backend is None and device is None and nothing_chosen():
+        k = cached_kind(type(A))
         if (
             k is not None
-            and _TYPE_CACHE.get(type(x)) is k
-            and _TYPE_CACHE.get(type(y)) is k
+            and cached_kind(type(x)) is k
+            and cached_kind(type(y)) is k
             and k.same_device(A, x, y)
         ):
             return k, (A, x, y)
@@ -150,12 +158,16 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 
 
 # -- svd ------------------------------------------------------------------------------------
-def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Backend, Any]:
-    """Backend and the input, checked (>= 2-D) and cast per the dtype table."""
+def _svd_input(
+    x: Any, backend: str | None, device: Any, fname: str
+) -> tuple[Backend, Any, Any]:
+    """Backend, the input checked (>= 2-D) and cast per the dtype table, and its shape
+    (read once: each array attribute read costs, most after a LAPACK call)."""
     b, x = prepare1(x, backend, device)
     if b.layout_problem(x) is not None:  # sparse, nested: two attributes, against an SVD
         raise layout_error(b, x=x)  # type: ignore[misc]
-    nd = len(x.shape)
+    shape = x.shape
+    nd = len(shape)
     if nd < 2:
         raise ValueError(
             f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
@@ -166,13 +178,22 @@ def _svd_input(x: Any, backend: str | None, device: Any, fname: str) -> tuple[Ba
     cdt = _svd_cast(b, x.dtype, fname)
     if cdt is not None:
         x = b.astype(x, cdt)
-    return b, x
+    return b, x, shape
+
+
+#: backend -> its dtype object -> :func:`_svd_cast`'s answer, for the libraries whose dtype
+#: objects hash and compare in C (array-api-strict's compare in Python: not kept)
+_SVD_CAST: dict[Backend, dict[Any, Any]] = {}
 
 
 @trace_constant  # NumPy dtypes: decided outside torch.compile's trace
 def _svd_cast(b: Backend, native: Any, fname: str) -> Any:
     """The backend's dtype object to cast an input of dtype ``native`` to (the dtype
-    table), or None when it is computed as it is."""
+    table), or None when it is computed as it is; cached."""
+    try:
+        return _SVD_CAST[b][native]
+    except KeyError:
+        pass
     dt = b.numpy_dtype(native)
     cdt: np.dtype[Any] | None
     try:
@@ -186,20 +207,34 @@ def _svd_cast(b: Backend, native: Any, fname: str) -> Any:
             f"{fname} does not support x of dtype {dt}; supported: {_SVD_ALLOWED} "
             f"(cast with astype, e.g. to float64)"
         )
-    return None if cdt == dt else b.native_dtype(cdt)
+    out = None if cdt == dt else b.native_dtype(cdt)
+    if not isinstance(type(native).__eq__, types.FunctionType):
+        _SVD_CAST.setdefault(b, {})[native] = out
+    return out
 
 
-def _svd_kernel(b: Backend, x: Any, variant: str) -> tuple[Backend, Any]:
-    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` as its
-    array: routed for single tall (M >= 2N) and square-ish (N <= M < 2N) matrices, as
-    measured; stacks and wide matrices stay on ``b``."""
-    shape = x.shape
+#: (variant, layout) -> the routing case of an SVD (built once, not per call)
+_SVD_CASES = {
+    (v, lay): f"svd/{v}-{lay}"
+    for v in ("full", "thin", "vals")
+    for lay in ("tall", "square", "wide")
+}
+
+
+def _svd_kernel(b: Backend, x: Any, shape: Any, variant: str) -> tuple[Backend, Any]:
+    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` (of
+    shape ``shape``) as its array: routed for single tall (M >= 2N) and square-ish
+    (N <= M < 2N) matrices, as measured; stacks and wide matrices stay on ``b``."""
     if len(shape) != 2:
         return b, x
     m, n = shape
     layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
-    kb, (kx,) = route(f"svd/{variant}-{layout}", b, x)
-    return kb, kx
+    kb = kernel_backend(_SVD_CASES[variant, layout], b, x)
+    if kb is not None:
+        shared = there(b, kb, x)
+        if shared is not None:
+            return kb, shared[0]
+    return b, x
 
 
 def _too_many_dims(fname: str, name: str, nd: int) -> str:
@@ -216,81 +251,69 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
+#: up to this many entries, the finiteness of a NumPy matrix is read from the sum of its
+#: entries as Python numbers (docs/benchmarks.md#finiteness-checks)
+SUM_CHECK_MAX = 64
+
+
+def _sums_finite(x: Any) -> bool:
+    """True when ``x`` is a small NumPy array (at most :data:`SUM_CHECK_MAX` entries) whose
+    entries, summed as Python numbers, give a finite number: then every entry is finite (a
+    NaN or an inf makes the sum non-finite). False says nothing (an overflow of finite
+    entries, another kind of array): the caller asks the backend. Cheaper than a reduction."""
+    return (
+        type(x) is np.ndarray
+        and x.size <= SUM_CHECK_MAX
+        and cmath.isfinite(sum(x.reshape(-1).tolist()))
+    )
+
+
+def _input_finite(b: Backend, x: Any) -> bool:
+    """Whether every entry of ``x`` (of backend ``b``) is finite."""
+    return _sums_finite(x) or b.all_finite(x)
+
+
 def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     """Raise ``ValueError`` when the result shows non-finite input (cheap: looks at ``S``).
 
     A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
     values of ``S`` is enough; data-less (meta) arrays are skipped.
     """
-    if b.device_of(S) == "meta" or b.all_finite(S):
+    if _sums_finite(S):
         return
-    if not b.all_finite(x):
-        raise _nonfinite(fname)
-    raise ValueError(  # pragma: no cover - needs entries near the float maximum
-        f"{fname}: the singular values overflowed although x is finite; scale x down"
-    )
+    if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
+        if not _input_finite(b, x):
+            raise _nonfinite(fname)
+        raise ValueError(  # pragma: no cover - needs entries near the float maximum
+            f"{fname}: the singular values overflowed although x is finite; scale x down"
+        )
 
 
-def _run_checked(b: Backend, x: Any, fname: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except Exception as exc:
-        # NumPy raises LinAlgError and torch a RuntimeError for NaN input: one ValueError.
-        if b.device_of(x) != "meta" and not b.all_finite(x):
-            raise _nonfinite(fname) from exc
-        raise
+def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
+    """On a failed SVD: NumPy raises LinAlgError and torch a RuntimeError for NaN input,
+    raised here as the one ``ValueError``; other failures are left to the caller."""
+    if b.device_of(x) != "meta" and not _input_finite(b, x):
+        raise _nonfinite(fname) from exc
 
 
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SvdOptions]
+) -> SVDResult[NativeArray]: ...
+@overload
+def svd(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SvdOptions]
 ) -> SVDResult[npt.NDArray[Any]]: ...
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-) -> SVDResult[torch.Tensor]: ...
-@overload
-def svd(
-    x: torch.Tensor,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> SVDResult[torch.Tensor]: ...
-@overload
-def svd(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SvdOptions]
 ) -> SVDResult[npt.NDArray[Any]]: ...
 @overload
 def svd(
-    x: Any,
-    /,
-    *,
-    full_matrices: bool = ...,
-    canonical_signs: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-) -> SVDResult[Any]: ...
+    x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SvdOptions]
+) -> SVDResult[torch.Tensor]: ...
+@overload
+def svd(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SvdOptions]) -> SVDResult[Any]: ...
 def svd(
     x: Any,
     /,
@@ -344,64 +367,46 @@ def svd(
     >>> bool(np.allclose(U @ np.diag(S) @ Vh, [[3.0, 0.0], [0.0, -4.0]]))
     True
     """
-    b, xc = _svd_input(x, backend, device, "svd")
+    b, xc, shape = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
         return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
-    kb, kx = _svd_kernel(b, xc, "full" if full else "thin")
-    if kb.name != "torch" and b.device_of(xc) != "meta" and not b.all_finite(xc):
+    kb, kx = _svd_kernel(b, xc, shape, "full" if full else "thin")
+    if kb.name != "torch" and b.device_of(xc) != "meta" and not _input_finite(b, xc):
         # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
         # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
         # matrix holding one inf; compute_uv=False returns NaN)
         raise _nonfinite("svd")
-    U, S, Vh = _run_checked(kb, kx, "svd", lambda: kb.svd(kx, full, canon))
+    try:
+        U, S, Vh = kb.svd(kx, full, canon)
+    except Exception as exc:
+        _raise_nonfinite(kb, kx, "svd", exc)
+        raise
     if kb is not b:
         U, S, Vh = back(b, kb, U), back(b, kb, S), back(b, kb, Vh)
     _check_finite(b, xc, S, "svd")
-    return SVDResult(U, S, Vh)
+    return _new_result((U, S, Vh))  # SVDResult(U, S, Vh) without its Python __new__
 
 
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[DeviceOption]
+) -> NativeArray: ...
+@overload
+def svdvals(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[DeviceOption]
 ) -> npt.NDArray[Any]: ...
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: Literal["torch"],
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def svdvals(
-    x: torch.Tensor,
-    /,
-    *,
-    backend: None = ...,
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def svdvals(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    backend: None = ...,
-    device: Any = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[DeviceOption]
 ) -> npt.NDArray[Any]: ...
 @overload
 def svdvals(
-    x: Any,
-    /,
-    *,
-    backend: str | None = ...,
-    device: Any = ...,
-) -> Any: ...
+    x: Any, /, *, backend: Literal["torch"], **kw: Unpack[DeviceOption]
+) -> torch.Tensor: ...
+@overload
+def svdvals(x: Any, /, *, backend: str | None = ..., **kw: Unpack[DeviceOption]) -> Any: ...
 def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any:
     """Singular values of a matrix or a stack, descending.
 
@@ -430,11 +435,15 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
     array([4., 3.])
     """
-    b, xc = _svd_input(x, backend, device, "svdvals")
+    b, xc, shape = _svd_input(x, backend, device, "svdvals")
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN
         return b.nan_where_nonfinite(xc, lambda a: (b.svdvals(a),))[0]
-    kb, kx = _svd_kernel(b, xc, "vals")
-    S = _run_checked(kb, kx, "svdvals", lambda: kb.svdvals(kx))
+    kb, kx = _svd_kernel(b, xc, shape, "vals")
+    try:
+        S = kb.svdvals(kx)
+    except Exception as exc:
+        _raise_nonfinite(kb, kx, "svdvals", exc)
+        raise
     if kb is not b:
         S = back(b, kb, S)
     _check_finite(b, xc, S, "svdvals")
@@ -563,58 +572,20 @@ def _check_method(method: Any, b: Backend, fname: str) -> None:
 
 @overload
 def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
+    A: NativeArray, x: NativeArray, y: NativeArray, /, *, backend: None = ...,
+    **kw: Unpack[LstsqOptions],
+) -> NativeArray: ...
+@overload
+def lstsq_grad(
+    A: Any, x: Any, y: Any, /, *, backend: Literal["numpy"], **kw: Unpack[LstsqOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
+    A: Any, x: Any, y: Any, /, *, backend: Literal["torch"], **kw: Unpack[LstsqOptions]
 ) -> torch.Tensor: ...
 @overload
 def lstsq_grad(
-    A: torch.Tensor,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    /,
-    *,
-    method: str = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> torch.Tensor: ...
-@overload
-def lstsq_grad(
-    A: npt.NDArray[Any],
-    x: npt.NDArray[Any],
-    y: npt.NDArray[Any],
-    /,
-    *,
-    method: str = ...,
-    backend: None = ...,
-    device: Any = ...,
-) -> npt.NDArray[Any]: ...
-@overload
-def lstsq_grad(
-    A: Any,
-    x: Any,
-    y: Any,
-    /,
-    *,
-    method: str = ...,
-    backend: str | None = ...,
-    device: Any = ...,
+    A: Any, x: Any, y: Any, /, *, backend: str | None = ..., **kw: Unpack[LstsqOptions]
 ) -> Any: ...
 def lstsq_grad(
     A: Any,

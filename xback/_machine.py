@@ -112,7 +112,7 @@ def cpu_model() -> str:
     return str(machine()["cpu"])
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def machine() -> dict[str, Any]:
     """The :data:`MACHINE_FIELDS` of this machine, read once per process."""
     import numpy as np

@@ -53,8 +53,11 @@ from typing import Any
 import numpy as np
 
 from xback import _machine, _table
-from xback._dispatch import _LOADED, current_context, load_backend, tracing
+from xback._dispatch import current_context, load_backend, loaded_backends, tracing
 from xback.backends import KNOWN_BACKENDS, Backend
+
+#: the loaded backends by name (a live view)
+_LOADED = loaded_backends()
 
 __all__ = [
     "ENV_VAR",
@@ -62,6 +65,7 @@ __all__ = [
     "MARGIN",
     "TABLE_FORMAT",
     "active_table",
+    "decide",
     "default_table_path",
     "enabled",
     "fork_safe",
@@ -301,7 +305,7 @@ def _bucket(n: int) -> int:
     return n.bit_length()
 
 
-def _decide(
+def decide(
     times: dict[str, float], source: str, extra_s: float
 ) -> str | None:
     """The library (or :data:`FUSED`) to run on instead of ``source``, or None to stay.
@@ -365,7 +369,7 @@ def _plans(
             times = e["seconds"]
             if left_out:
                 times = {k: v for k, v in times.items() if k not in left_out}
-            target = _decide(times, source, conversions * convert_s)
+            target = decide(times, source, conversions * convert_s)
             # the route timed as it runs (xback tune's "confirmed"): it must still win by the
             # margin, or the call stays
             check = e.get("confirmed", {}).get(source, {})

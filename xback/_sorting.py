@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import operator
 import types
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -32,6 +31,9 @@ from xback.backends import Backend
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
     import numpy.typing as npt
     import torch
+    from typing_extensions import Unpack
+
+    from xback._typing import NativeArray, SortOptions
 
 __all__ = ["argsort", "normalize_axis", "sort"]
 
@@ -135,7 +137,7 @@ class _ByIdentity:
 #: backend -> its own dtype objects (np.dtype, torch.dtype...) seen to be sortable. One
 #: container per backend: dtype objects of different libraries may hash alike
 #: (array-api-strict's like NumPy's), and comparing those is slow (array-api-strict warns).
-_SORTABLE_SEEN: defaultdict[Backend, set[Any] | _ByIdentity] = defaultdict(set)
+_SORTABLE_SEEN: dict[Backend, set[Any] | _ByIdentity] = {}
 #: read with ``.get(b, _NONE)``: a missing key is not created while torch.compile traces
 _NONE: frozenset[Any] = frozenset()
 
@@ -155,7 +157,7 @@ def _sortable(b: Backend, dt: Any, remember: bool) -> bool:
     # non-native byte order (NumPy) sorts like the native dtype
     ok = d in _SORTABLE or (not d.isnative and d.newbyteorder("=") in _SORTABLE)
     if ok and remember:
-        seen = _SORTABLE_SEEN[b]
+        seen = _SORTABLE_SEEN.setdefault(b, set())
         if type(seen) is set and not seen and isinstance(type(dt).__eq__, types.FunctionType):
             seen = _SORTABLE_SEEN[b] = _ByIdentity()  # first sight of this backend's dtypes
         seen.add(dt)
@@ -273,65 +275,19 @@ def _sort_call(
 
 
 @overload
+def sort(x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SortOptions]) -> NativeArray: ...
+@overload
 def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    dim: int | None = ...,
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def sort(
-    x: torch.Tensor,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def sort(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
-def sort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> Any: ...
+def sort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
+@overload
+def sort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
 def sort(
     x: Any,
     /,
@@ -404,64 +360,20 @@ def sort(
 
 @overload
 def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["numpy"],
-    device: Any = ...,
-    dim: int | None = ...,
+    x: NativeArray, /, *, backend: None = ..., **kw: Unpack[SortOptions]
+) -> NativeArray: ...
+@overload
+def argsort(
+    x: np.generic, /, *, backend: None = ..., **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
 def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: Literal["torch"],
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def argsort(
-    x: torch.Tensor,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> torch.Tensor: ...
-@overload
-def argsort(
-    x: npt.NDArray[Any] | np.generic,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
+    x: Any, /, *, backend: Literal["numpy"], **kw: Unpack[SortOptions]
 ) -> npt.NDArray[Any]: ...
 @overload
-def argsort(
-    x: Any,
-    /,
-    *,
-    axis: int | None = ...,
-    descending: bool = ...,
-    stable: bool = ...,
-    backend: str | None = ...,
-    device: Any = ...,
-    dim: int | None = ...,
-) -> Any: ...
+def argsort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
+@overload
+def argsort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
 def argsort(
     x: Any,
     /,

@@ -26,6 +26,7 @@ __all__ = [
     "BenchResult",
     "Candidate",
     "Progress",
+    "cpu_name",
     "environment",
     "load_average",
     "measure",
@@ -317,7 +318,7 @@ def thread_limits(threads: int | None) -> Iterator[None]:
                 torch.set_num_threads(old)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -366,7 +367,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": load_average(),

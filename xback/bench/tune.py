@@ -33,15 +33,15 @@ from xback._routing import (
     FUSED,
     MARGIN,
     TABLE_FORMAT,
-    _decide,
     back,
     blas_threads,
+    decide,
     now_iso,
     route_allowed,
     there,
 )
 from xback.backends import Backend
-from xback.bench._harness import Candidate, Progress, _cpu_name, measure, warm_seconds
+from xback.bench._harness import Candidate, Progress, cpu_name, measure, warm_seconds
 
 __all__ = ["Case", "cases", "switching_penalty", "tune"]
 
@@ -197,7 +197,7 @@ def _confirm(
     out: dict[str, dict[str, float]] = {}
     by_name = {b.name: b for b in backends}
     for b in backends:
-        target = _decide(seconds, b.name, extra_s)
+        target = decide(seconds, b.name, extra_s)
         if target == FUSED:
             routed = _fused_call(b, data)
         elif target is not None and target in by_name:
@@ -412,7 +412,7 @@ def tune(
         "tune_seconds": round(time.perf_counter() - t0, 1),
         "quick": quick,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
