@@ -9,7 +9,9 @@
 * ``unique``: one sort and a neighbour comparison (values/counts: unstable for integers and
   bools, whose equal values are indistinguishable; stable otherwise, so that a value is its
   first occurrence); indices and inverse from one stable argsort.
-* quantiles: ``np.partition`` at the order statistics needed (a selection).
+* quantiles: ``np.partition`` at one order statistic at a time (a SIMD selection; several
+  indices at once take a slower one), ``min``/``max`` of the part above for the next one and
+  the largest.
 """
 
 from __future__ import annotations
@@ -158,6 +160,46 @@ def unique(
     return values, (first if want_indices else None), inverse, counts
 
 
+def _next_min(s: Any, start: int) -> Any:
+    """Order statistic ``start`` of the 2-D rows ``s`` partitioned at ``start - 1``: the
+    smallest of ``s[:, start:]``; where that is NaN (NaN sorts last, but ``min`` propagates
+    it), the segment is partitioned instead."""
+    seg = s[:, start:]
+    m = seg.min(axis=-1)
+    if m.dtype.kind in "fc":
+        bad = np.isnan(m)
+        if bad.any():
+            m[bad] = np.partition(seg[bad], 0, axis=-1)[:, 0]
+    return m
+
+
 def order_statistics(x: Any, kth: list[int]) -> Any:
-    p = np.partition(x, kth, axis=-1)
-    return p[..., kth]
+    """``(..., len(kth))``: the order statistics ``kth`` (sorted, 0-based, NaN last).
+
+    NumPy's partition at ONE index is much faster than at several (a SIMD selection), so
+    the statistics are taken one at a time: a partition at the first, then each next one
+    by a partition of the part above the last partitioned index, except ``k + 1`` after
+    ``k`` (the smallest of the part above) and ``n - 1`` (the largest: ``max`` propagates
+    NaN, which sorts last)."""
+    n = x.shape[-1]
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, n)
+    out = np.empty((x2.shape[0], len(kth)), dtype=x.dtype)
+    s: Any = None
+    last = -1  # the last index s is partitioned at
+    for j, k in enumerate(kth):
+        if s is None and k == n - 1:
+            out[:, j] = x2.max(axis=-1)
+        elif s is None:
+            s = np.partition(x2, k, axis=-1)
+            last = k
+            out[:, j] = s[:, k]
+        elif k == n - 1:
+            out[:, j] = s[:, last + 1 :].max(axis=-1)
+        elif k == last + 1:
+            out[:, j] = _next_min(s, k)
+        else:
+            s[:, last + 1 :].partition(k - last - 1, axis=-1)
+            last = k
+            out[:, j] = s[:, k]
+    return out.reshape(*lead, len(kth))
