@@ -5,7 +5,9 @@
   selected by (key, index). The partition may choose any of several elements equal to the
   k-th: when the ``(k+1)``-th key equals the k-th (or both are NaN), those rows are selected
   again by a mask (everything below the k-th key, then the EARLIEST equal ones).
-* ``searchsorted``: ``np.searchsorted`` (its NaN order is the sort's); a batch row by row.
+* ``searchsorted``: ``np.searchsorted`` (its NaN order is the sort's); many queries into a
+  long ``x1`` in sorted order (an argsort of the queries: cache-friendly searches); a batch
+  row by row.
 * ``unique``: one sort and a neighbour comparison (values/counts: unstable for integers and
   bools, whose equal values are indistinguishable; stable otherwise, so that a value is its
   first occurrence); indices and inverse from one stable argsort.
@@ -105,20 +107,39 @@ def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     return np.take_along_axis(x, idx, -1), idx
 
 
+#: searchsorted sorts the queries first from these sizes on (measured faster: the binary
+#: searches then walk ``x1`` in order, see docs/benchmarks.md)
+_SORT_QUERIES_M = 10_000
+_SORT_QUERIES_N = 1_000
+
+
+def _search_row(a: Any, q: Any, side: Any, sorter: Any) -> Any:
+    """``np.searchsorted`` of the 1-D queries ``q`` into the row ``a``: many queries into a
+    long row are searched in sorted order (one argsort of the queries, a scatter back)."""
+    if q.shape[0] >= _SORT_QUERIES_M and a.shape[0] >= _SORT_QUERIES_N:
+        o = np.argsort(q)
+        out = np.empty(q.shape[0], dtype=_I64)
+        out[o] = np.searchsorted(a, q[o], side=side, sorter=sorter)
+        return out
+    r = np.searchsorted(a, q, side=side, sorter=sorter)
+    return r if r.dtype == _I64 else r.astype(_I64)
+
+
 def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if x1.dtype.kind == "V":  # bfloat16: exact float32 keys
         x1, x2 = x1.astype(_F32), x2.astype(_F32)
     side: Any = "right" if right else "left"
     if x1.ndim == 1:
-        r = np.searchsorted(x1, x2, side=side, sorter=sorter)
-        return r if r.dtype == _I64 else r.astype(_I64)
+        if x2.ndim != 1:
+            return _search_row(x1, x2.reshape(-1), side, sorter).reshape(x2.shape)
+        return _search_row(x1, x2, side, sorter)
     n, m = x1.shape[-1], x2.shape[-1]
     rows = int(np.prod(x1.shape[:-1]))
     a, q = x1.reshape(rows, n), x2.reshape(rows, m)
     s = None if sorter is None else sorter.reshape(rows, n)
     out = np.empty(q.shape, dtype=_I64)
     for i in range(a.shape[0]):
-        out[i] = np.searchsorted(a[i], q[i], side=side, sorter=None if s is None else s[i])
+        out[i] = _search_row(a[i], q[i], side, None if s is None else s[i])
     return out.reshape(x2.shape)
 
 

@@ -16,7 +16,10 @@ What torch 2.13 gives and what is done about it:
   of ``x1`` are searched as ``+inf`` and the answer clamped to the NaN-free count, NaN
   queries answered directly; complex input takes the generic merge. The fix-ups run only
   where needed: a row of ``x1`` holds NaN iff its last sorted element is NaN (one element
-  read), the queries are checked by one ``isnan(...).any()``.
+  read), the queries are checked by one ``isnan(...).any()``. A 1-D ``x1`` of plain CPU
+  tensors (not traced; indices carry no gradient) takes the NumPy backend's search on
+  zero-copy views (NaN in the sort's order natively, queries searched in sorted order:
+  measured faster than ``torch.searchsorted``).
 * ``unique``: on a plain CPU tensor without autograd, not traced, the NumPy backend's
   ``unique`` on a zero-copy view (measured faster than ``torch.unique``). Else
   ``torch.unique`` for integers and bools (no first indices); the generic sort-based path
@@ -146,6 +149,11 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if x1.dtype in (torch.float16, torch.bfloat16):
         x1, x2 = x1.float(), x2.float()
     a, q = _keys(x1), _keys(x2)
+    va = _numpy_view(a) if a.dim() == 1 else None
+    vq = None if va is None else _numpy_view(q)
+    vs = None if vq is None or sorter is None else _numpy_view(sorter)
+    if vq is not None and (sorter is None or vs is not None):
+        return torch.from_numpy(_numpy_family.searchsorted(va, vq, right, vs))
     if not a.is_contiguous():
         a = a.contiguous()
     if not q.is_contiguous():
