@@ -1,6 +1,7 @@
 """``sort-family``: top_k, median/quantile, searchsorted and unique against the raw calls.
 
-Cases (the issue's targets, as ratios of medians measured interleaved in one run):
+Cases (the issue's targets, as ratios of medians measured in one run, each candidate's samples
+in blocks after untimed warm calls, two rounds, the second in reverse order):
 
 * top_k of ``n`` float64 with k = 10: xback against xback's full ``sort`` (target: at least
   10x faster) and against raw ``torch.topk`` (target: at most 1.2x);
@@ -32,6 +33,12 @@ QUICK_SIZES = [10**5]
 _TORCH_QUANTILE_MAX = 2**24  # torch.quantile raises above this many elements
 
 
+#: untimed running before each candidate's block of samples (measure's ``warm_s``): timed
+#: right after a parallel torch call (torch.median, torch.sort), NumPy's single-threaded
+#: selection was up to several times slower on a loaded 2-core machine, whichever library
+#: owned the input (docs/benchmarks.md, "Sort family"); in blocks each candidate is timed in
+#: a loop of its own calls
+WARM_S = 0.2
 #: the targets of issue 22: top_k at least this many times faster than xback's full sort
 TARGET_SPEEDUP_VS_SORT = 10.0
 #: top_k on torch: at most this multiple of raw ``torch.topk``'s time
@@ -79,7 +86,8 @@ def run(cfg: BenchConfig, progress: Progress | None = None) -> BenchResult:
             if progress is not None:
                 progress.add(repeat * len(cands), f"sort-family {case} n={n:.0e}")
             rows = measure(cands, repeat=repeat, sample_time=cfg.sample_time, progress=progress,
-                           base={"case": case, "size": n, "device": cfg.device})
+                           base={"case": case, "size": n, "device": cfg.device},
+                           warm_s=WARM_S)
             res.rows.extend(rows)
             _summarise(res, case, n, rows)
     return res
