@@ -56,8 +56,9 @@ _VIEWABLE = frozenset({
 def _numpy_view(x: Any) -> Any:
     """``x.numpy()`` (zero-copy) where NumPy's selection may stand in for torch's: a plain
     CPU tensor of a NumPy dtype that needs no autograd and is not being traced or transformed
-    (``torch.compile``, ``torch.func``); else None. The results go back through
-    ``torch.from_numpy`` (no copy). A measured fast path of this backend, not routing."""
+    (``torch.compile``, ``torch.func``, ``torch.jit.trace``); else None. The results go back
+    through ``torch.from_numpy`` (no copy). A measured fast path of this backend, not
+    routing."""
     from xback.backends.torch import BACKEND
 
     if (
@@ -65,6 +66,7 @@ def _numpy_view(x: Any) -> Any:
         or x.dtype not in _VIEWABLE
         or x.requires_grad
         or BACKEND.traced(x)
+        or torch._C._get_tracing_state() is not None  # torch.jit.trace
         or not x.is_cpu
         or x.is_neg()
         or x.is_conj()
@@ -188,7 +190,7 @@ def unique(
             "unique on a meta tensor: the number of unique values depends on the data, "
             "which a meta tensor does not have"
         )
-    view = _numpy_view(x)
+    view = _numpy_view(x.detach())  # no gradient flows through unique's values
     if view is not None:
         r = _numpy_family.unique(view, equal_nan, want_indices, want_inverse, want_counts)
         v, i, inv, cnt = (None if a is None else torch.from_numpy(a) for a in r)
