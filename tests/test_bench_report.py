@@ -274,3 +274,60 @@ def test_verdict_programs_judges_only_programs_with_routed_calls() -> None:
     doc = {"environment": ENV, "benchmarks": {"programs": {"results": rows[1:2]}}}
     [line] = verdict(doc)
     assert line.ok is None and "no call was routed" in line.answer
+
+
+def _family_doc() -> dict[str, Any]:
+    """sort-family rows as xback.bench.sort_family writes them, with known numbers."""
+    n = 10_000_000
+
+    def ours(case: str, backend: str, t: float, **kw: Any) -> dict[str, Any]:
+        return _row(case=case, size=n, backend=backend, impl=case, role="xback",
+                    candidate=f"xback {backend} {case}", median_s=t, **kw)
+
+    rows = [
+        ours("top_k", "numpy", 0.04, speedup_vs_sort=40.0, target_speedup=10.0),
+        ours("top_k", "torch", 0.2, speedup_vs_sort=8.0, target_speedup=10.0, vs_raw=0.6,
+             raw_ref="torch.topk", raw_backend="torch", target=1.2),
+        ours("median", "numpy", 0.09, vs_raw=0.9, raw_ref="np.median", raw_backend="numpy",
+             target=1.1),
+        ours("quantile", "torch", 0.13, vs_raw=1.3, raw_ref="np.quantile",
+             raw_backend="numpy", target=1.1),
+        ours("searchsorted", "numpy", 0.105, vs_raw=1.05, raw_ref="torch.searchsorted",
+             raw_backend="torch", target=1.1),
+        ours("searchsorted", "torch", 0.05, vs_raw=0.5, raw_ref="torch.searchsorted",
+             raw_backend="torch", target=1.1),
+        ours("unique", "numpy", 0.6, vs_raw=1.2, raw_ref="torch.unique", raw_backend="torch",
+             target=1.1),
+        _row(case="unique", size=n, backend="torch", impl="torch.unique", role="raw",
+             candidate="raw torch.unique", median_s=0.5),
+        # a smaller size: the verdict reads the largest only
+        ours("unique", "numpy", 9.0, vs_raw=9.0, raw_ref="np.unique", raw_backend="numpy",
+             target=1.1) | {"size": 1000},
+    ]
+    return {"environment": ENV, "benchmarks": {"sort-family": {"results": rows}}}
+
+
+def test_verdict_sort_family_lines_from_known_numbers() -> None:
+    lines = verdict(_family_doc())
+    assert len(lines) == 5  # the verdict stays on one screen
+    by = {line.question: line for line in lines}
+    top = by["top_k of 10,000,000 float64, k = 10, against xback's full sort"]
+    assert top.value == pytest.approx(8.0) and top.ok is False  # torch's 8x decides
+    assert top.answer == "40.00x faster on NumPy, 8.00x faster on torch"
+    assert top.target == "≥ 10x faster on each backend"
+    topk = by["top_k of 10,000,000 float64, k = 10, torch input, against torch.topk"]
+    assert topk.value == pytest.approx(0.6) and topk.ok is True
+    assert topk.answer == "xback on torch 1.67x faster than torch.topk"
+    assert topk.target == "≤ 1.2x its time"
+    med = by["median and quantile of 10,000,000 float64, against the faster raw library"]
+    assert med.value == pytest.approx(1.3) and med.ok is False
+    assert med.answer == ("xback quantile on torch 1.30x slower than np.quantile "
+                          "(the worst of NumPy and torch)")
+    ss = by["searchsorted of 1,000,000 queries into 1,000,000, against the faster raw "
+            "library"]
+    assert ss.value == pytest.approx(1.05) and ss.ok is True
+    assert ss.answer.startswith("xback on NumPy 1.05x slower than torch.searchsorted")
+    uq = by["unique of 10,000,000 int64, against the faster raw library"]
+    assert uq.value == pytest.approx(1.2) and uq.ok is False and uq.target == "≤ 1.1x its time"
+    assert uq.answer == "xback on NumPy 1.20x slower than torch.unique"
+    assert [line.mark() for line in lines] == ["✗", "✓", "✗", "✓", "✗"]

@@ -40,7 +40,9 @@ __all__ = [
     "unique_values",
 ]
 
-_SORTABLE: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT | COMPLEX
+#: (unions keep the lazy bfloat16 of FLOAT; a difference would drop it)
+_REAL: frozenset[np.dtype[Any]] = BOOL | SIGNED | UNSIGNED | FLOAT
+_SORTABLE: frozenset[np.dtype[Any]] = _REAL | COMPLEX
 _SUPPORTED = (
     "bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float16, float32, "
     "float64, bfloat16, complex64, complex128"
@@ -533,7 +535,7 @@ def _reduce_prep(
     x: Any, backend: Any, device: Any, axis: Any, dim: Any, keepdims: Any, fname: str
 ) -> tuple[Backend, Any, Any, int | None, bool, np.dtype[Any], tuple[int, ...]]:
     b, x = prepare1(x, backend, device)
-    d = _dtype(b, x, fname, _SORTABLE - COMPLEX, _SUPPORTED.replace(", complex64, complex128", ""))
+    d = _dtype(b, x, fname, _REAL, _SUPPORTED.replace(", complex64, complex128", ""))
     ax = _axis(axis, dim, x.ndim, fname)
     keepdims = _flag(keepdims, "keepdims", fname)
     out = d if d.kind in "fV" else _F64

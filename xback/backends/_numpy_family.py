@@ -5,11 +5,15 @@
   selected by (key, index). The partition may choose any of several elements equal to the
   k-th: when the ``(k+1)``-th key equals the k-th (or both are NaN), those rows are selected
   again by a mask (everything below the k-th key, then the EARLIEST equal ones).
-* ``searchsorted``: ``np.searchsorted`` (its NaN order is the sort's); a batch row by row.
+* ``searchsorted``: ``np.searchsorted`` (its NaN order is the sort's); many queries into a
+  long ``x1`` in sorted order (an argsort of the queries: cache-friendly searches); a batch
+  row by row.
 * ``unique``: one sort and a neighbour comparison (values/counts: unstable for integers and
   bools, whose equal values are indistinguishable; stable otherwise, so that a value is its
   first occurrence); indices and inverse from one stable argsort.
-* quantiles: ``np.partition`` at the order statistics needed (a selection).
+* quantiles: ``np.partition`` at one order statistic at a time (a SIMD selection; several
+  indices at once take a slower one), ``min``/``max`` of the part above for the next one and
+  the largest.
 """
 
 from __future__ import annotations
@@ -103,20 +107,39 @@ def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     return np.take_along_axis(x, idx, -1), idx
 
 
+#: searchsorted sorts the queries first from these sizes on (measured faster: the binary
+#: searches then walk ``x1`` in order, see docs/benchmarks.md)
+_SORT_QUERIES_M = 10_000
+_SORT_QUERIES_N = 1_000
+
+
+def _search_row(a: Any, q: Any, side: Any, sorter: Any) -> Any:
+    """``np.searchsorted`` of the 1-D queries ``q`` into the row ``a``: many queries into a
+    long row are searched in sorted order (one argsort of the queries, a scatter back)."""
+    if q.shape[0] >= _SORT_QUERIES_M and a.shape[0] >= _SORT_QUERIES_N:
+        o = np.argsort(q)
+        out = np.empty(q.shape[0], dtype=_I64)
+        out[o] = np.searchsorted(a, q[o], side=side, sorter=sorter)
+        return out
+    r = np.searchsorted(a, q, side=side, sorter=sorter)
+    return r if r.dtype == _I64 else r.astype(_I64)
+
+
 def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if x1.dtype.kind == "V":  # bfloat16: exact float32 keys
         x1, x2 = x1.astype(_F32), x2.astype(_F32)
     side: Any = "right" if right else "left"
     if x1.ndim == 1:
-        r = np.searchsorted(x1, x2, side=side, sorter=sorter)
-        return r if r.dtype == _I64 else r.astype(_I64)
+        if x2.ndim != 1:
+            return _search_row(x1, x2.reshape(-1), side, sorter).reshape(x2.shape)
+        return _search_row(x1, x2, side, sorter)
     n, m = x1.shape[-1], x2.shape[-1]
     rows = int(np.prod(x1.shape[:-1]))
     a, q = x1.reshape(rows, n), x2.reshape(rows, m)
     s = None if sorter is None else sorter.reshape(rows, n)
     out = np.empty(q.shape, dtype=_I64)
     for i in range(a.shape[0]):
-        out[i] = np.searchsorted(a[i], q[i], side=side, sorter=None if s is None else s[i])
+        out[i] = _search_row(a[i], q[i], side, None if s is None else s[i])
     return out.reshape(x2.shape)
 
 
@@ -158,6 +181,46 @@ def unique(
     return values, (first if want_indices else None), inverse, counts
 
 
+def _next_min(s: Any, start: int) -> Any:
+    """Order statistic ``start`` of the 2-D rows ``s`` partitioned at ``start - 1``: the
+    smallest of ``s[:, start:]``; where that is NaN (NaN sorts last, but ``min`` propagates
+    it), the segment is partitioned instead."""
+    seg = s[:, start:]
+    m = seg.min(axis=-1)
+    if m.dtype.kind in "fc":
+        bad = np.isnan(m)
+        if bad.any():
+            m[bad] = np.partition(seg[bad], 0, axis=-1)[:, 0]
+    return m
+
+
 def order_statistics(x: Any, kth: list[int]) -> Any:
-    p = np.partition(x, kth, axis=-1)
-    return p[..., kth]
+    """``(..., len(kth))``: the order statistics ``kth`` (sorted, 0-based, NaN last).
+
+    NumPy's partition at ONE index is much faster than at several (a SIMD selection), so
+    the statistics are taken one at a time: a partition at the first, then each next one
+    by a partition of the part above the last partitioned index, except ``k + 1`` after
+    ``k`` (the smallest of the part above) and ``n - 1`` (the largest: ``max`` propagates
+    NaN, which sorts last)."""
+    n = x.shape[-1]
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, n)
+    out = np.empty((x2.shape[0], len(kth)), dtype=x.dtype)
+    s: Any = None
+    last = -1  # the last index s is partitioned at
+    for j, k in enumerate(kth):
+        if s is None and k == n - 1:
+            out[:, j] = x2.max(axis=-1)
+        elif s is None:
+            s = np.partition(x2, k, axis=-1)
+            last = k
+            out[:, j] = s[:, k]
+        elif k == n - 1:
+            out[:, j] = s[:, last + 1 :].max(axis=-1)
+        elif k == last + 1:
+            out[:, j] = _next_min(s, k)
+        else:
+            s[:, last + 1 :].partition(k - last - 1, axis=-1)
+            last = k
+            out[:, j] = s[:, k]
+    return out.reshape(*lead, len(kth))

@@ -9,13 +9,26 @@ What torch 2.13 gives and what is done about it:
   the set is chosen by a mask on ascending keys (``-x`` for largest floats, NaN last): the
   keys below the k-th, then the earliest equal ones. Values are gathered from ``x``
   (differentiable). Complex input, ``k == n`` and ``meta`` tensors take the stable argsort.
+  A 1-D plain CPU tensor without autograd, not traced, selects the indices with the NumPy
+  backend's ``top_k`` on a zero-copy view (a SIMD partition: measured faster than
+  ``torch.topk`` for 1-D; for batches ``torch.topk``, parallel over rows, is faster).
 * ``torch.searchsorted`` needs one dtype and misplaces NaN (in ``x1`` and as a query): NaNs
   of ``x1`` are searched as ``+inf`` and the answer clamped to the NaN-free count, NaN
-  queries answered directly; complex input takes the generic merge.
-* ``torch.unique`` for integers and bools (no first indices); the generic sort-based path
+  queries answered directly; complex input takes the generic merge. The fix-ups run only
+  where needed: a row of ``x1`` holds NaN iff its last sorted element is NaN (one element
+  read), the queries are checked by one ``isnan(...).any()``. A 1-D ``x1`` of plain CPU
+  tensors (not traced; indices carry no gradient) takes the NumPy backend's search on
+  zero-copy views (NaN in the sort's order natively, queries searched in sorted order:
+  measured faster than ``torch.searchsorted``).
+* ``unique``: on a plain CPU tensor without autograd, not traced, the NumPy backend's
+  ``unique`` on a zero-copy view (measured faster than ``torch.unique``). Else
+  ``torch.unique`` for integers and bools (no first indices); the generic sort-based path
   otherwise, and a ``ValueError`` for ``meta`` tensors (the size depends on the data).
-* quantiles: ``torch.kthvalue`` (a selection; NaN largest) for up to three order
-  statistics, else one sort; never ``torch.quantile`` (2^24-element limit).
+* quantiles: on a plain CPU tensor without autograd and not traced (``_numpy_view``), NumPy's
+  selection on a zero-copy view (``_numpy_family.order_statistics``: one SIMD partition,
+  then min/max; measured faster than ``torch.kthvalue``/``torch.median``, see
+  docs/benchmarks.md). Else ``torch.kthvalue`` (a selection; NaN largest) for up to three
+  order statistics, else one sort; never ``torch.quantile`` (2^24-element limit).
 """
 
 from __future__ import annotations
@@ -24,13 +37,42 @@ from typing import Any
 
 import torch
 
-from xback.backends import _family_generic, _torch_sort
+from xback.backends import _family_generic, _numpy_family, _torch_sort
 
 __all__ = ["order_statistics", "rankdata", "searchsorted", "top_k", "unique"]
 
 _FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _COMPLEX = frozenset({torch.complex64, torch.complex128})
 _INT64_MIN = -(2**63)
+
+
+#: dtypes whose CPU tensors NumPy's selection reads in place (``Tensor.numpy``)
+_VIEWABLE = frozenset({
+    torch.bool, torch.float16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+    torch.int64, torch.uint8,
+})
+
+
+def _numpy_view(x: Any) -> Any:
+    """``x.numpy()`` (zero-copy) where NumPy's selection may stand in for torch's: a plain
+    CPU tensor of a NumPy dtype that needs no autograd and is not being traced or transformed
+    (``torch.compile``, ``torch.func``, ``torch.jit.trace``); else None. The results go back
+    through ``torch.from_numpy`` (no copy). A measured fast path of this backend, not
+    routing."""
+    from xback.backends.torch import BACKEND
+
+    if (
+        type(x) is not torch.Tensor
+        or x.dtype not in _VIEWABLE
+        or x.requires_grad
+        or BACKEND.traced(x)
+        or torch._C._get_tracing_state() is not None  # torch.jit.trace
+        or not x.is_cpu
+        or x.is_neg()
+        or x.is_conj()
+    ):
+        return None
+    return x.numpy()
 
 
 def _keys(x: Any) -> Any:
@@ -67,6 +109,10 @@ def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     n = x.shape[-1]
     if k == n or k == 0 or x.dtype in _COMPLEX or x.is_meta or x.numel() == 0:
         return _full(x, k, largest)
+    view = _numpy_view(x) if x.dim() == 1 else None
+    if view is not None:
+        idx = torch.from_numpy(_numpy_family.top_k(view, k, largest)[1])
+        return x[idx], idx
     K = _keys(x)
     floats = K.dtype in _FLOATS
     vals, sel = torch.topk(K, k + 1, dim=-1, largest=largest, sorted=True)
@@ -105,6 +151,11 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if x1.dtype in (torch.float16, torch.bfloat16):
         x1, x2 = x1.float(), x2.float()
     a, q = _keys(x1), _keys(x2)
+    va = _numpy_view(a) if a.dim() == 1 else None
+    vq = None if va is None else _numpy_view(q)
+    vs = None if vq is None or sorter is None else _numpy_view(sorter)
+    if vq is not None and (sorter is None or vs is not None):
+        return torch.from_numpy(_numpy_family.searchsorted(va, vq, right, vs))
     if not a.is_contiguous():
         a = a.contiguous()
     if not q.is_contiguous():
@@ -112,11 +163,13 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if a.dtype not in _FLOATS:
         return torch.searchsorted(a, q, right=right, sorter=sorter)
     n = a.shape[-1]
-    an = torch.isnan(a)
-    nan_in_a = a.is_meta or bool(an.any())
+    # x1 sorted with NaN last: a row holds NaN iff its last (sorted) element is NaN, one
+    # element a row to look at instead of all
+    last = a[..., -1:] if sorter is None else a.gather(-1, sorter[..., -1:])
     valid: Any = None
-    if nan_in_a:  # search NaNs as +inf, clamp to the NaN-free count of the row
-        valid = n - an.sum(dim=-1, keepdim=True)
+    if a.is_meta or bool(torch.isnan(last).any()):
+        # search NaNs as +inf, clamp to the NaN-free count of the row
+        valid = n - torch.isnan(a).sum(dim=-1, keepdim=True)
         r = torch.searchsorted(a.nan_to_num(nan=torch.inf), q, right=right, sorter=sorter)
         r = torch.minimum(r, valid)
     else:
@@ -137,6 +190,11 @@ def unique(
             "unique on a meta tensor: the number of unique values depends on the data, "
             "which a meta tensor does not have"
         )
+    view = _numpy_view(x.detach())  # no gradient flows through unique's values
+    if view is not None:
+        r = _numpy_family.unique(view, equal_nan, want_indices, want_inverse, want_counts)
+        v, i, inv, cnt = (None if a is None else torch.from_numpy(a) for a in r)
+        return v, i, inv, cnt
     dt = x.dtype
     if dt in _SIGNED_VIEW:  # no gather for these: exact order-preserving signed keys
         v, i, inv, cnt = unique(_keys(x), equal_nan, want_indices, want_inverse, want_counts)
@@ -171,6 +229,9 @@ def _next_statistic(x: Any, v: Any, k: int) -> Any:
 def order_statistics(x: Any, kth: list[int]) -> Any:
     from xback.backends.torch import BACKEND
 
+    view = _numpy_view(x)
+    if view is not None and x.numel():
+        return torch.from_numpy(_numpy_family.order_statistics(view, kth))
     n = x.shape[-1]
     inner = [k for k in kth if k != n - 1]
     if len(inner) > 3:
