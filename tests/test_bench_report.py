@@ -331,3 +331,19 @@ def test_verdict_sort_family_lines_from_known_numbers() -> None:
     assert uq.value == pytest.approx(1.2) and uq.ok is False and uq.target == "≤ 1.1x its time"
     assert uq.answer == "xback on NumPy 1.20x slower than torch.unique"
     assert [line.mark() for line in lines] == ["✗", "✓", "✗", "✓", "✗"]
+
+
+def test_sort_family_ratio_series_reads_the_rows_ratios() -> None:
+    from xback.bench._report import ratio_series
+
+    rows = [
+        _row(case="top_k", size=1000, candidate="xback torch top_k", median_s=1e-4,
+             speedup_vs_sort=40.0, vs_raw=0.8, raw_ref="torch.topk"),
+        _row(case="median", size=1000, candidate="xback numpy median", median_s=1e-4,
+             vs_raw=0.5, raw_ref="np.median"),
+        _row(case="median", size=1000, candidate="raw np.median", median_s=2e-4),
+    ]
+    panels = ratio_series("sort-family", {"results": rows, "x_key": "size"})
+    assert panels[("top_k",)]["xback torch top_k / torch.topk"] == [(1000.0, 0.8)]
+    assert panels[("top_k",)]["xback torch top_k / xback full sort"] == [(1000.0, 0.025)]
+    assert dict(panels[("median",)]) == {"xback numpy median / np.median": [(1000.0, 0.5)]}

@@ -32,6 +32,7 @@ _PANELS: dict[str, tuple[str, ...]] = {
     "sort": ("op", "dtype"),
     "svd": ("dtype",),
     "route": ("op", "dtype"),
+    "sort-family": ("case",),
 }
 #: columns that vary within one measured table (not a new section)
 _VARIANT_COLUMNS = ("backend", "order", "stable", "impl", "input")
@@ -281,6 +282,7 @@ _RATIO_SPEC: dict[str, tuple[tuple[str, ...], float | None, tuple[tuple[float, s
     "sort": (("op", "dtype", "order", "stable"), None, ()),
     "svd": (("dtype",), None, ()),
     "route": (("op", "dtype"), 1.05, ()),
+    "sort-family": (("case",), 1.1, ()),
 }
 
 
@@ -300,7 +302,18 @@ def ratio_series(
         lambda: defaultdict(list)
     )
     keys = _PANELS.get(name, ())
-    if name == "convert":
+    if name == "sort-family":
+        # the rows carry their ratios: over the faster raw library (``vs_raw``) and, for
+        # top_k, the speed-up over xback's full sort
+        for r in rows:
+            pkey = tuple(r.get(k) for k in keys)
+            if isinstance(r.get("vs_raw"), (int, float)):
+                panels[pkey][f"{r['candidate']} / {r.get('raw_ref', 'raw')}"].append(
+                    (float(r[x_key]), float(r["vs_raw"])))
+            if isinstance(r.get("speedup_vs_sort"), (int, float)) and r["speedup_vs_sort"]:
+                panels[pkey][f"{r['candidate']} / xback full sort"].append(
+                    (float(r[x_key]), 1.0 / float(r["speedup_vs_sort"])))
+    elif name == "convert":
         for r in rows:
             if r.get("impl") == "xback" and isinstance(r.get("speedup_vs_copy"), (int, float)):
                 panels[tuple(r.get(k) for k in keys)][r["candidate"]].append(
@@ -391,6 +404,9 @@ def _plot_lines(plt: Any, name: str, res: dict[str, Any], rows: list[dict[str, A
             ax.axhline(1.0, color="black", lw=1, label="1.0: as fast as the faster raw call")
             if target is not None:
                 ax.axhline(target, color="tab:red", ls="--", lw=1, label=f"target {target}x")
+            if name == "sort-family" and pkey == ("top_k",):
+                ax.axhline(0.1, color="tab:orange", ls="--", lw=1,
+                           label="target vs full sort: 0.1 (10x faster)")
             if name == "lstsq-grad":
                 ax.axhline(1 / 8, color="tab:purple", ls=":", lw=1,
                            label="seed: torch autograd 8x faster than NumPy (8 cores)")
