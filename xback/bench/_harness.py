@@ -125,6 +125,11 @@ class Progress(Protocol):
 _timer = time.perf_counter
 
 
+#: a first call at least this long is not repeated before sampling (cheaper first calls are:
+#: a compiled function's first call after a recompilation is no guide to the next ones)
+_ONE_WARMUP_S = 1.0
+
+
 def _calibrate(c: Candidate, target: float) -> tuple[int, float]:
     """Warm the candidate up (excluded) and choose how many calls make one sample."""
     t0 = _timer()
@@ -132,9 +137,10 @@ def _calibrate(c: Candidate, target: float) -> tuple[int, float]:
     if c.sync is not None:
         c.sync()
     first = _timer() - t0
-    if first >= 10 * target:  # expensive call: one warm-up is enough, one call per sample
-        return 1, first
-    # second warm-up call: the first one pays for lazy imports, allocations, caches
+    if first >= 10 * target and first >= _ONE_WARMUP_S:
+        return 1, first  # an expensive call: one warm-up is enough, one call per sample
+    # second warm-up call: the first one pays for lazy imports, allocations, caches, a
+    # (re)compilation; only the second one says what a call costs
     t0 = _timer()
     c.fn()
     if c.sync is not None:
