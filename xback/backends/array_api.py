@@ -13,8 +13,9 @@ The same contract as the dedicated backends, written with standard functions onl
   complex numbers are ordered by three stable passes (imaginary, real, NaN group), NumPy's
   order. Indices are ``int64`` where the library (and device) has it, else the library's
   default index dtype (array-api-strict's ``no_x64`` device: ``int32``).
-* ``svd``/``svdvals`` through the ``linalg`` extension (a clear ``TypeError`` when the library
-  has none); ``canonical_signs`` with the convention of :mod:`xback._linalg`.
+* the linear algebra is the :class:`~xback.backends.Backend` defaults, on this namespace
+  (``svd``/``svdvals`` through the ``linalg`` extension, a clear ``TypeError`` when the
+  library has none).
 * conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
 
 Costs: ascending sorts (and descending float sorts, through ``-x``) are the library's own
@@ -144,7 +145,6 @@ class ArrayAPIBackend(Backend):
         #: (array-api-strict's dtype ``__hash__``/``__eq__`` are slow Python code, and it
         #: makes a new dtype object for every array)
         self._last_dtype: tuple[Any, np.dtype[Any]] = (None, np.dtype(np.void))
-        self._has_linalg = hasattr(xp, "linalg") and hasattr(xp.linalg, "svd")
         self._nan_last_known: bool | None = None
         self._index_dtypes: dict[Any, Any] = {}
         self._index_is_default = self._default_index_is_wanted()
@@ -384,79 +384,12 @@ class ArrayAPIBackend(Backend):
         idx = self.argsort(x, axis, descending, stable)
         return xp.take_along_axis(x, idx, axis=axis)
 
-    # -- linear algebra --------------------------------------------------------------------
-    def _linalg(self) -> Any:
-        if not self._has_linalg:
-            raise TypeError(
-                f"the {self.name} namespace has no linalg extension: svd is not available "
-                f"for its arrays; convert with xback.asarray(x, backend='numpy')"
-            )
-        return self.xp.linalg
-
-    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
-        xp = self.xp
-        U, S, Vh = self._linalg().svd(x, full_matrices=full_matrices)
-        k = S.shape[-1]
-        if canonical_signs and k:
-            Uk = U[..., :k]
-            idx = xp.argmax(xp.abs(Uk), axis=-2, keepdims=True)
-            piv = xp.take_along_axis(Uk, idx, axis=-2)  # (..., 1, k)
-            if self.dtype_of(U).kind == "c":
-                ph = piv / xp.astype(xp.abs(piv), piv.dtype)
-                phc = xp.conj(ph)
-            else:
-                ph = xp.sign(piv)
-                phc = ph
-            ph = xp.where(ph == 0, xp.ones_like(ph), ph)
-            phc = xp.where(phc == 0, xp.ones_like(phc), phc)
-            U = xp.concat([Uk * phc, U[..., k:]], axis=-1)
-            Vh = xp.concat([Vh[..., :k, :] * xp.matrix_transpose(ph), Vh[..., k:, :]], axis=-2)
-        return U, S, Vh
-
-    def svdvals(self, x: Any) -> Any:
-        return self._linalg().svdvals(x)
-
-    def all_finite(self, x: Any) -> bool:
-        return bool(self.xp.all(self.xp.isfinite(x)))
+    # -- linear algebra: the Backend defaults (xback.backends._linalg_generic) ----------
+    def namespace(self, x: Any) -> Any:
+        return self.xp
 
     def traced(self, x: Any) -> bool:
         return self._tracer is not None and isinstance(x, self._tracer)
-
-    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
-        xp = self.xp
-        ok = xp.all(xp.isfinite(x), axis=(-2, -1))  # (...,): one flag per matrix
-        nd = ok.ndim
-        outs = fn(xp.where(ok[..., None, None], x, xp.zeros_like(x)))
-        return tuple(
-            xp.where(
-                xp.reshape(ok, (*ok.shape, *(1,) * (o.ndim - nd))),
-                o,
-                xp.full_like(o, float("nan")),
-            )
-            for o in outs
-        )
-
-    def _adjoint(self, A: Any) -> Any:
-        At = self.xp.matrix_transpose(A)
-        return self.xp.conj(At) if self.dtype_of(A).kind == "c" else At
-
-    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        xp = self.xp
-        if x.ndim == 1 and A.ndim > 2:  # vector x with batched A: as a (n, 1) matrix
-            g = self.lstsq_grad(A, xp.expand_dims(x, axis=-1), xp.expand_dims(y, axis=-1), method)
-            return g[..., 0]
-        return 2 * xp.matmul(self._adjoint(A), xp.matmul(A, x) - y)
-
-    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
-        At = self._adjoint(A)
-        return self.xp.matmul(At, A), self.xp.matmul(At, y)
-
-    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        xp = self.xp
-        if x.ndim == 1 and G.ndim > 2:
-            g = self.gram_grad(G, xp.expand_dims(c, axis=-1), xp.expand_dims(x, axis=-1))
-            return g[..., 0]
-        return 2 * (xp.matmul(G, x) - c)
 
 
 def make_backend(name: str) -> ArrayAPIBackend:
