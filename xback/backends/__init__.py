@@ -18,12 +18,13 @@ line in :data:`KNOWN_BACKENDS`.
 from __future__ import annotations
 
 import cmath
+import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from xback.backends import _linalg_generic
+from xback.backends import _linalg_generic, _sort_generic
 
 __all__ = ["FINITE_LIST_MAX", "KNOWN_BACKENDS", "Backend", "HostBackend", "finite_values"]
 
@@ -52,10 +53,11 @@ class Backend:
     """Base class of every backend: the protocol the front layer relies on.
 
     Subclasses override every method that raises ``NotImplementedError`` (kinds, devices,
-    dtypes, conversion, ``sort``/``argsort``); the linear algebra and the sort family have
-    defaults written once against the array's Array API namespace (:meth:`namespace`;
-    :mod:`xback.backends._linalg_generic`, :mod:`xback.backends._family_generic`), which a
-    backend overrides only for a measured fast path (calling ``super()`` for the rest).
+    dtypes, conversion); sorting, the linear algebra and the sort family have defaults
+    written once against the array's Array API namespace (:meth:`namespace`;
+    :mod:`xback.backends._sort_generic`, :mod:`xback.backends._linalg_generic`,
+    :mod:`xback.backends._family_generic`), which a backend overrides only for a measured
+    fast path (calling ``super()`` for the rest).
     Methods receive clean arguments (see the module docstring) and never validate them
     again.
     """
@@ -150,6 +152,12 @@ class Backend:
         data-dependent control flow)."""
         return _linalg_generic.nan_where_nonfinite(self, x, fn)
 
+    def eager(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which the library computes on values now, even inside its tracing
+        (``jax.ensure_compile_time_eval``): for the backend's own one-off probes (where its
+        sort puts NaN). Default: nothing to do."""
+        return contextlib.nullcontext()
+
     def routable(self, x: Any) -> bool:
         """Whether another CPU library may compute on ``x`` in this backend's place
         (:mod:`xback._routing`): a plain array in CPU memory that the other library can read
@@ -218,14 +226,15 @@ class Backend:
         int8..64, uint8..64, float16/32/64, bfloat16, complex64/128 (already checked).
         Contract: stable when ``stable`` in both directions, NaN last in both directions
         (NaNs in input order), ``-0.0 == 0.0``, complex lexicographic with NumPy's NaN
-        groups. ``x`` is never modified; torch results stay differentiable.
+        groups. ``x`` is never modified; torch results stay differentiable. Default: written
+        once on the namespace (:mod:`xback.backends._sort_generic`).
         """
-        raise NotImplementedError
+        return _sort_generic.sort(self, x, axis, descending, stable)
 
     def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         """``int64`` indices that sort ``x`` along ``axis`` (same arguments and order as
         :meth:`sort`)."""
-        raise NotImplementedError
+        return _sort_generic.argsort(self, x, axis, descending, stable)
 
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
