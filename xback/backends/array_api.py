@@ -9,8 +9,9 @@ Sorting and the linear algebra are the :class:`~xback.backends.Backend` defaults
 namespace (:mod:`xback.backends._sort_generic`, :mod:`xback.backends._linalg_generic`:
 ``svd``/``svdvals`` through the ``linalg`` extension, a clear ``TypeError`` when the library
 has none); this module holds the differences: ownership, devices, the dtype tables, JAX's
-tracers, and conversion through DLPack (zero-copy on the CPU), else ``np.asarray``. Dispatch looks the dtype up once per call (array-api-strict's dtype
-``==`` is Python code: docs/benchmarks.md#dtype-checks-generic-array-api-backend).
+tracers, and conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
+Dispatch looks the dtype up once per call (array-api-strict's dtype ``==`` is Python code:
+docs/benchmarks.md#dtype-checks-generic-array-api-backend).
 """
 
 from __future__ import annotations
