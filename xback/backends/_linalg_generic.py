@@ -59,19 +59,18 @@ def phases_of(b: Backend, xp: Any, piv: Any) -> Any:
     """The phase ``p = piv / |piv|`` of each pivot (``sign(piv)`` for real dtypes), 1 where
     the pivot is 0 (a zero column: left as it is)."""
     if _is_complex(b, piv):
-        a = xp.abs(piv)
+        a = abs(piv)
         zero = a == 0
         ph = piv / xp.astype(xp.where(zero, xp.ones_like(a), a), piv.dtype)
         return xp.where(zero, xp.ones_like(ph), ph)
-    one = xp.ones_like(piv)
-    return xp.where(piv < 0, -one, one)  # sign(piv), 1 for 0
+    return xp.astype(piv >= 0, piv.dtype) * 2 - 1  # sign(piv), 1 for 0
 
 
 def canonical_phases(b: Backend, xp: Any, Uk: Any) -> Any:
     """``(..., 1, k)``: the phase of each column of ``Uk`` (the first ``k`` columns of
     ``U``) at its entry of largest absolute value, the first one on ties (the convention of
     :mod:`xback._linalg`)."""
-    idx = xp.argmax(xp.abs(Uk), axis=-2, keepdims=True)
+    idx = xp.argmax(abs(Uk), axis=-2, keepdims=True)
     return phases_of(b, xp, xp.take_along_axis(Uk, idx, axis=-2))
 
 

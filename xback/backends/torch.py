@@ -397,7 +397,15 @@ class TorchBackend(Backend):
             return _lstsq_grad_autograd(A, x, y)
         if method == "auto" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
-        return super().lstsq_grad(A, x, y, method)  # the formula; the vector/batch rule
+        if x.dim() == 1 and A.dim() > 2:
+            return super().lstsq_grad(A, x, y, method)  # the default's vector/batch rule
+        # the formula with torch's own operators (array-api-compat's wrappers cost µs)
+        return (A.mH @ (A @ x - y)).mul_(2)  # matmul's backward keeps its inputs, not g
+
+    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
+        if x.dim() == 1 and G.dim() > 2:
+            return super().gram_grad(G, c, x)  # the default's vector/batch rule
+        return (G @ x - c).mul_(2)  # per call of lstsq_grad_fn: torch's own operators
 
     # -- the sort family (xback._sortfamily; native paths in _torch_family) ---------------
     def namespace(self, x: Any) -> Any:
@@ -419,11 +427,32 @@ _compat_torch: Any = None
 
 
 def _load_compat_torch() -> Any:
+    """array-api-compat's torch namespace, with torch's own calls where its wrappers cost
+    several µs per call on small tensors (``take_along_axis``, ``concat``: the canonical
+    signs of :meth:`TorchBackend.svd`)."""
     global _compat_torch
-    import array_api_compat.torch as xp
+    import types
 
+    import array_api_compat.torch as compat
+
+    if _is_compiling():  # Dynamo cannot build a module: array-api-compat's own, this once
+        return compat
+    xp = types.ModuleType("xback.backends.torch.namespace", compat.__doc__)
+    xp.__dict__.update(vars(compat))
+    xp.take_along_axis = _take_along_axis  # type: ignore[attr-defined]
+    xp.concat = _concat  # type: ignore[attr-defined]
     _compat_torch = xp
     return xp
+
+
+def _take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
+    return torch.take_along_dim(x, indices, dim=axis)
+
+
+def _concat(arrays: Any, /, *, axis: int | None = 0) -> Any:
+    if axis is None:
+        return torch.cat([a.reshape(-1) for a in arrays])
+    return torch.cat(list(arrays), dim=axis)
 
 
 #: up to this many elements, ``all_finite`` of a CPU tensor runs NumPy's check on a view
