@@ -63,7 +63,8 @@ def phases_of(b: Backend, xp: Any, piv: Any) -> Any:
         zero = a == 0
         ph = piv / xp.astype(xp.where(zero, xp.ones_like(a), a), piv.dtype)
         return xp.where(zero, xp.ones_like(ph), ph)
-    return xp.astype(piv >= 0, piv.dtype) * 2 - 1  # sign(piv), 1 for 0
+    ph = xp.sign(piv)
+    return xp.where(ph == 0, 1.0, ph)
 
 
 def canonical_phases(b: Backend, xp: Any, Uk: Any) -> Any:

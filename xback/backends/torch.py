@@ -429,7 +429,9 @@ _compat_torch: Any = None
 def _load_compat_torch() -> Any:
     """array-api-compat's torch namespace, with torch's own calls where its wrappers cost
     several µs per call on small tensors (``take_along_axis``, ``concat``: the canonical
-    signs of :meth:`TorchBackend.svd`)."""
+    signs of :meth:`TorchBackend.svd`), and torch's ``sign`` (the wrapper's masked write of
+    NaN fails inside ``vmap``; a NaN pivot only comes from non-finite input, whose results
+    the front layer rejects or masks)."""
     global _compat_torch
     import types
 
@@ -441,6 +443,7 @@ def _load_compat_torch() -> Any:
     xp.__dict__.update(vars(compat))
     xp.take_along_axis = _take_along_axis  # type: ignore[attr-defined]
     xp.concat = _concat  # type: ignore[attr-defined]
+    xp.sign = torch.sign  # type: ignore[attr-defined]
     _compat_torch = xp
     return xp
 
