@@ -7,6 +7,7 @@ be seen from a clean ``sys.modules``. No timing is asserted here (the machine ma
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -138,6 +139,25 @@ def test_bfloat16_is_recognised_once_ml_dtypes_is_imported() -> None:
     r = _run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["bfloat16", "float32"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_torch_backend_imports_ml_dtypes_only_for_its_dtypes() -> None:
+    """The torch backend learns bfloat16 and float8 on first sight: calls on float tensors
+    never import ``ml_dtypes``; a bfloat16 tensor does, and converts both ways."""
+    code = (
+        "import sys, torch, xback\n"
+        "assert xback.sort(torch.ones(3)).tolist() == [1.0, 1.0, 1.0]\n"
+        "xback.svd(torch.eye(2), canonical_signs=True); xback.to_numpy(torch.ones(2))\n"
+        "assert 'ml_dtypes' not in sys.modules, 'imported by float calls'\n"
+        "t = torch.tensor([2.0, 1.0], dtype=torch.bfloat16)\n"
+        "a = xback.to_numpy(t)\n"
+        "assert 'ml_dtypes' in sys.modules\n"
+        "print(a.dtype, xback.sort(t).dtype, xback.asarray(a, backend='torch').dtype)\n"
+    )
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["bfloat16", "torch.bfloat16", "torch.bfloat16"]
 
 
 _BLOCK = """

@@ -122,9 +122,9 @@ def normalize_dtype(dtype: Any) -> np.dtype[Any]:
     torch = sys.modules.get("torch")
     result: np.dtype[Any] | None = None
     if torch is not None and isinstance(dtype, torch.dtype):
-        from xback.backends.torch import TORCH_TO_NP
+        from xback.backends.torch import numpy_dtype_of
 
-        result = TORCH_TO_NP.get(dtype)
+        result = numpy_dtype_of(dtype)
     else:
         try:
             result = np.dtype(dtype)

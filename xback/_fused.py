@@ -23,7 +23,7 @@ compile (docs/benchmarks.md#compiling-the-fused-kernel), paid on first use only:
 Scope: real float32/float64, ``A`` 2-D C-contiguous ``(m, n)``, ``x`` ``(n, k)``, ``y``
 ``(m, k)`` (``x``/``y`` of any strides; ``k`` small: the kernel computes the ``k`` columns
 from one read of each row). Everything else (complex, batched ``A``, other layouts) is left
-to the BLAS path by the backends (:func:`supports`).
+to the backend's BLAS formula by the front layer (:func:`supports`).
 
 Accuracy: each residual ``r_i`` is a dot product in the input precision (vectorised, so
 summed in SIMD lanes as BLAS does, error ``<~ n eps``); the gradient is accumulated in the
@@ -89,6 +89,8 @@ __all__ = [
     "BLOCK_ROWS",
     "FORK_WAIT_SECONDS",
     "INSTALL_HINT",
+    "TARGET",
+    "FusedTarget",
     "auto_applies",
     "available",
     "cache_base",
@@ -193,9 +195,9 @@ def _need_numba() -> None:
 
 
 def grad_numpy(A: Any, x: Any, y: Any) -> Any:
-    """For the numpy backend's ``method="fused"``: ``2 Aᵀ (A x - y)`` by the kernel, or
+    """For NumPy input (:meth:`FusedTarget.grad`): ``2 Aᵀ (A x - y)`` by the kernel, or
     ``None`` for inputs it does not cover (complex, not float32/float64, batched or
-    non-C-contiguous ``A``): the backend then takes its BLAS formula.
+    non-C-contiguous ``A``): the front layer then takes the backend's BLAS formula.
 
     Raises ``ValueError`` when Numba is not installed.
     """
@@ -204,12 +206,12 @@ def grad_numpy(A: Any, x: Any, y: Any) -> Any:
 
 
 def grad_torch(A: Any, x: Any, y: Any) -> Any:
-    """For the torch backend: as :func:`grad_numpy` on zero-copy NumPy views of CPU
-    tensors, the result wrapped back with ``torch.from_numpy``; ``None`` (the BLAS formula)
-    whenever autograd must see the operation (grad mode on and an input requires grad: the
-    result then stays differentiable) and for tensors NumPy cannot view (other devices,
-    sparse layouts, negative- or conjugate-bit views, dtypes NumPy lacks) or the kernel does
-    not cover (:func:`supports`).
+    """For torch input (:meth:`FusedTarget.grad`): as :func:`grad_numpy` on zero-copy
+    NumPy views of CPU tensors, the result wrapped back with ``torch.from_numpy``; ``None``
+    (the BLAS formula) whenever autograd must see the operation (grad mode on and an input
+    requires grad: the result then stays differentiable) and for tensors NumPy cannot view
+    (other devices, sparse layouts, negative- or conjugate-bit views, dtypes NumPy lacks)
+    or the kernel does not cover (:func:`supports`).
 
     Taking the views is the check: ``Tensor.numpy`` refuses exactly the tensors it cannot
     view, and those that require grad; only then are grad mode and ``requires_grad`` read.
@@ -227,6 +229,58 @@ def grad_torch(A: Any, x: Any, y: Any) -> Any:
         except (TypeError, RuntimeError):
             return None
     return torch.from_numpy(g) if (g := grad_numpy(An, xn, yn)) is not None else None
+
+
+class FusedTarget:
+    """The fused kernel as a routing target (:data:`TARGET`): what
+    :func:`xback._routing.kernel_target` returns where the cost table picked it, and what
+    the front layer calls for ``method="fused"`` (:func:`xback._linalg.lstsq_grad`). It
+    owns its rules: :meth:`applies` (may a call hand it ``b``'s input), :meth:`auto_applies`
+    (its own limits for ``method="auto"``) and :meth:`grad` (the gradient, or ``None``
+    where it does not cover the inputs: the caller computes the backend's formula then).
+    No backend knows about it.
+
+    Examples
+    --------
+    >>> from xback import _fused
+    >>> _fused.TARGET
+    <xback fused kernel>
+    """
+
+    #: its column in the routing table (:data:`xback._routing.FUSED`)
+    name = "fused"
+
+    def applies(self, b: Any, A: Any) -> bool:
+        """Whether a call of backend ``b`` may hand its input ``A`` to the kernel once the
+        table names it: ``A`` routable (CPU memory NumPy can share, no autograd to record,
+        not traced: :meth:`xback.backends.Backend.routable`)."""
+        return bool(b.routable(A))
+
+    def auto_applies(self, n: int, dtype: np.dtype[Any]) -> bool:
+        """:func:`auto_applies`: Numba installed and ``n`` columns at least
+        :data:`AUTO_MIN_N` for ``dtype``."""
+        return auto_applies(n, dtype)
+
+    def grad(self, b: Any, A: Any, x: Any, y: Any) -> Any:
+        """``2 Aᵀ (A x - y)`` as an array of backend ``b`` by the kernel, or ``None`` for
+        inputs it does not cover: backends whose memory it cannot read (only NumPy arrays
+        and torch CPU tensors, :func:`grad_numpy`, :func:`grad_torch`), traced inputs
+        (``torch.compile``, ``torch.func``), and what :func:`supports` refuses.
+
+        Raises ``ValueError`` when Numba is not installed (for NumPy and torch inputs)."""
+        fn = _GRAD_BY_BACKEND.get(b.name)
+        if fn is None or b.traced(A):  # traced: never handed to NumPy
+            return None
+        return fn(A, x, y)
+
+    def __repr__(self) -> str:
+        return "<xback fused kernel>"
+
+
+#: the backends whose arrays the kernel reads zero-copy, and how
+_GRAD_BY_BACKEND = {"numpy": grad_numpy, "torch": grad_torch}
+#: the fused kernel's routing target
+TARGET = FusedTarget()
 
 
 # -- kernel ---------------------------------------------------------------------------------

@@ -716,10 +716,15 @@ def _lstsq_plan(
 
 
 def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any = None) -> Any:
-    """``b.lstsq_grad`` on clean inputs; for ``"auto"`` with a matrix ``A`` (the measured
-    layout ``"lstsq_grad/vec"``) what the cost table picks at this size: the fused kernel
-    (also for ``x`` of at most :data:`xback._fused.AUTO_MAX_K` columns), or, for a vector
+    """``b.lstsq_grad`` on clean inputs. ``"fused"``: the fused kernel
+    (:data:`xback._fused.TARGET`) where it covers the inputs, else the ``"auto"`` formula.
+    ``"auto"`` with a matrix ``A`` (the measured layout ``"lstsq_grad/vec"``): what the cost
+    table picks at this size: the fused kernel (also for ``x`` of at most
+    :data:`xback._fused.AUTO_MAX_K` columns, within its own limits), or, for a vector
     ``x``, the faster library's BLAS (zero-copy there, the result back on ``b``)."""
+    if method == "fused":
+        g = _fused.TARGET.grad(b, A, x, y)
+        return g if g is not None else b.lstsq_grad(A, x, y, "auto")
     if method != "auto" or len(A.shape) != 2:
         return b.lstsq_grad(A, x, y, method)
     vector = len(x.shape) == 1
@@ -728,11 +733,9 @@ def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any =
     kb = kernel_target("lstsq_grad/vec", b, A, dtype)
     if kb is None:
         return b.lstsq_grad(A, x, y, "auto")
-    if isinstance(kb, str):  # FUSED, the only non-library target
-        # the kernel's own limits (Numba installed, rows long enough for its vector loops);
-        # inputs it does not cover (layouts, autograd) get the BLAS formula from the backend
-        fused = _fused.auto_applies(A.shape[1], b.dtype_of(A))
-        return b.lstsq_grad(A, x, y, "fused" if fused else "auto")
+    if not isinstance(kb, Backend):  # the fused kernel, within its own limits
+        g = kb.grad(b, A, x, y) if kb.auto_applies(A.shape[1], b.dtype_of(A)) else None
+        return g if g is not None else b.lstsq_grad(A, x, y, "auto")
     shared = there(b, kb, A, x, y) if vector else None
     if shared is None:
         return b.lstsq_grad(A, x, y, "auto")

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from xback import _machine, _table
+from xback import _fused, _machine, _table
 from xback._dispatch import current_context, load_backend, loaded_backends, tracing
 from xback.backends import KNOWN_BACKENDS, Backend
 
@@ -89,8 +89,9 @@ MARGIN = 1.05
 #: measured on; a ``/1`` table is read but never applied)
 TABLE_FORMAT = _table.FORMAT
 #: a column of the table that is not a library: xback's own one-pass ``lstsq_grad`` kernel
-#: (:mod:`xback._fused`, Numba), measured on NumPy arrays (torch inputs reach it zero-copy)
-FUSED = "fused"
+#: (:mod:`xback._fused`, Numba), measured on NumPy arrays (torch inputs reach it zero-copy);
+#: :func:`kernel_target` returns it as the target object :data:`xback._fused.TARGET`
+FUSED = _fused.TARGET.name
 #: the library whose arrays a non-library column is measured on
 _HOME = {FUSED: "numpy"}
 
@@ -450,10 +451,13 @@ def _build(b: Backend) -> dict[str, dict[Any, _Plan]]:
     return plans
 
 
-def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | str | None:
-    """What should compute a call with input ``x`` of backend ``b``: another backend, the
-    string :data:`FUSED` (xback's fused kernel, ``"lstsq_grad/vec"`` only), or ``None``
-    when ``b`` computes it itself (see the module docstring for every reason).
+def kernel_target(
+    case: str, b: Backend, x: Any, dtype: Any = None
+) -> Backend | _fused.FusedTarget | None:
+    """What should compute a call with input ``x`` of backend ``b``: another backend,
+    xback's fused kernel (the target object :data:`xback._fused.TARGET`, for
+    ``"lstsq_grad/vec"`` only: the caller asks it :meth:`~xback._fused.FusedTarget.grad`),
+    or ``None`` when ``b`` computes it itself (see the module docstring for every reason).
 
     ``case`` is ``"op/layout"``: the operation and the shape class of the call as measured
     by ``xback tune`` — ``"sort/1d"``, ``"argsort/rows"`` (one array / along the last axis
@@ -483,7 +487,8 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     if _FORK["child"] and not fork_safe(name, case):
         return None  # a forked child: only to a library whose state survives the fork
     if name == FUSED:
-        return FUSED if route_allowed(b, FUSED, x) else None
+        target = _fused.TARGET
+        return target if target.applies(b, x) else None
     kb = _LOADED.get(name)
     if kb is None:
         package = KNOWN_BACKENDS[name][1]
@@ -493,22 +498,25 @@ def kernel_target(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend |
     return kb if route_allowed(b, kb, x) else None
 
 
-def route_allowed(b: Backend, target: Backend | str, x: Any) -> bool:
-    """The checks a call of ``b`` passes before it runs on ``target`` (another backend or
-    :data:`FUSED`) once the table names it: ``x`` routable (its memory shareable, no
-    autograd to record), and for a library the thread limits (:func:`_threads_fit`).
-    ``xback tune`` times them with each route it confirms."""
-    if not b.routable(x):
-        return False
-    return target == FUSED or _threads_fit(b, target)  # type: ignore[arg-type]
+def route_allowed(b: Backend, target: Backend | _fused.FusedTarget | str, x: Any) -> bool:
+    """The checks a call of ``b`` passes before it runs on ``target`` (another backend, or
+    the fused kernel: its object or its column name :data:`FUSED`) once the table names
+    it: ``x`` routable (its memory shareable, no autograd to record), and for a library
+    the thread limits (:func:`_threads_fit`); the fused kernel's own rule is
+    :meth:`xback._fused.FusedTarget.applies`. ``xback tune`` times them with each route it
+    confirms."""
+    if isinstance(target, Backend):
+        return b.routable(x) and _threads_fit(b, target)
+    return _fused.TARGET.applies(b, x)
 
 
 def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:
     """The backend that should compute a call with input ``x`` of backend ``b``, or
     ``None`` when ``b`` computes it itself: :func:`kernel_target` for the cases that only
-    libraries compute (every case but ``"lstsq_grad/vec"``)."""
+    libraries compute (every case but ``"lstsq_grad/vec"``, the only one with a fused
+    column)."""
     kb = kernel_target(case, b, x, dtype)
-    return None if kb.__class__ is str else kb  # type: ignore[return-value]
+    return kb if isinstance(kb, Backend) else None
 
 
 # -- fork --------------------------------------------------------------------------------

@@ -18,10 +18,13 @@ line in :data:`KNOWN_BACKENDS`.
 from __future__ import annotations
 
 import cmath
+import contextlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+
+from xback.backends import _linalg_generic, _sort_generic
 
 __all__ = ["FINITE_LIST_MAX", "KNOWN_BACKENDS", "Backend", "HostBackend", "finite_values"]
 
@@ -49,8 +52,14 @@ KNOWN_BACKENDS: dict[str, tuple[str, str, str]] = {
 class Backend:
     """Base class of every backend: the protocol the front layer relies on.
 
-    Subclasses override every method that raises ``NotImplementedError``. Methods receive
-    clean arguments (see the module docstring) and never validate them again.
+    Subclasses override every method that raises ``NotImplementedError`` (kinds, devices,
+    dtypes, conversion); sorting, the linear algebra and the sort family have defaults
+    written once against the array's Array API namespace (:meth:`namespace`;
+    :mod:`xback.backends._sort_generic`, :mod:`xback.backends._linalg_generic`,
+    :mod:`xback.backends._family_generic`), which a backend overrides only for a measured
+    fast path (calling ``super()`` for the rest).
+    Methods receive clean arguments (see the module docstring) and never validate them
+    again.
     """
 
     #: registry name, e.g. ``"numpy"``
@@ -141,7 +150,13 @@ class Backend:
         or inf replaced by NaN; ``fn`` sees zeros there (a kernel may fail on inf). The traced
         rule of the finiteness checks: no value is read (no host synchronisation, no
         data-dependent control flow)."""
-        raise NotImplementedError
+        return _linalg_generic.nan_where_nonfinite(self, x, fn)
+
+    def eager(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which the library computes on values now, even inside its tracing
+        (``jax.ensure_compile_time_eval``): for the backend's own one-off probes (where its
+        sort puts NaN). Default: nothing to do."""
+        return contextlib.nullcontext()
 
     def routable(self, x: Any) -> bool:
         """Whether another CPU library may compute on ``x`` in this backend's place
@@ -211,14 +226,15 @@ class Backend:
         int8..64, uint8..64, float16/32/64, bfloat16, complex64/128 (already checked).
         Contract: stable when ``stable`` in both directions, NaN last in both directions
         (NaNs in input order), ``-0.0 == 0.0``, complex lexicographic with NumPy's NaN
-        groups. ``x`` is never modified; torch results stay differentiable.
+        groups. ``x`` is never modified; torch results stay differentiable. Default: written
+        once on the namespace (:mod:`xback.backends._sort_generic`).
         """
-        raise NotImplementedError
+        return _sort_generic.sort(self, x, axis, descending, stable)
 
     def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         """``int64`` indices that sort ``x`` along ``axis`` (same arguments and order as
         :meth:`sort`)."""
-        raise NotImplementedError
+        return _sort_generic.argsort(self, x, axis, descending, stable)
 
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
@@ -234,17 +250,19 @@ class Backend:
         absolute value (the first such entry on ties) is real and positive, and the rows of
         ``Vh`` are multiplied by the conjugate factor, so that ``U @ diag(S) @ Vh`` is
         unchanged (see :mod:`xback._linalg`). Results stay differentiable where the library
-        differentiates.
+        differentiates. Default: ``xp.linalg.svd`` of the array's namespace, the signs by
+        :func:`xback.backends._linalg_generic.canonical_phases`.
         """
-        raise NotImplementedError
+        return _linalg_generic.svd(self, x, full_matrices, canonical_signs)
 
     def svdvals(self, x: Any) -> Any:
-        """Singular values of a stack ``x`` (same dtype rules as :meth:`svd`), descending."""
-        raise NotImplementedError
+        """Singular values of a stack ``x`` (same dtype rules as :meth:`svd`), descending.
+        Default: the namespace's ``linalg.svdvals``, else ``S`` of :meth:`svd`."""
+        return _linalg_generic.svdvals(self, x)
 
     def all_finite(self, x: Any) -> bool:
         """Whether every element of ``x`` is finite (never called on data-less arrays)."""
-        raise NotImplementedError
+        return _linalg_generic.all_finite(self, x)
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         """``2 Aᴴ (A x - y)`` for ``A (..., m, n)`` and either ``x (n,)``, ``y (m,)`` (result
@@ -254,26 +272,26 @@ class Backend:
         their batch dimensions broadcast. ``method`` is ``"auto"`` (the backend's fastest
         exact BLAS formula for the shape; whether the fused kernel runs instead is the front
         layer's decision, from the cost table), ``"explicit"``, ``"autograd"`` (only when
-        :attr:`has_autograd`; never touches the inputs' ``requires_grad`` or ``.grad``), or
-        ``"fused"`` (the one-pass Numba kernel of :mod:`xback._fused` where it applies: CPU,
-        real float32/float64, 2-D C-contiguous ``A``, no autograd needed; elsewhere the
-        ``"auto"`` formula; a backend without such a kernel computes that formula).
+        :attr:`has_autograd`; never touches the inputs' ``requires_grad`` or ``.grad``).
         ``method="autograd"`` on traced inputs (:meth:`traced`: inside ``torch.func``
         transforms or ``torch.compile``) computes the explicit formula, which is what
-        autograd would differentiate.
+        autograd would differentiate. The fused kernel is not a method here: the front layer
+        calls it (:data:`xback._fused.TARGET`). Default: the formula on the namespace, a
+        vector ``x`` with batched ``A`` as a column
+        (:func:`xback.backends._linalg_generic.vector_as_column`).
         """
-        raise NotImplementedError
+        return _linalg_generic.lstsq_grad(self, A, x, y, method)
 
     def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
         """``(Aᴴ A, Aᴴ y)`` for ``A (..., m, n)`` and ``y (m,)`` or ``(..., m, k)``, one dtype."""
-        raise NotImplementedError
+        return _linalg_generic.gram(self, A, y)
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
         """``2 (G x - c)``: the least-squares gradient from the output of :meth:`gram`.
 
         ``x`` is ``(n,)`` (then ``c`` is ``(..., n)`` from a vector ``y``) or ``(..., n, k)``.
         """
-        raise NotImplementedError
+        return _linalg_generic.gram_grad(self, G, c, x)
 
     def __repr__(self) -> str:
         return f"<xback backend {self.name!r}>"

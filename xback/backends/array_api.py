@@ -5,23 +5,12 @@ One :class:`ArrayAPIBackend` instance per library, named after it (``"array_api_
 returns, cached per backend (never looked up per call). Only kinds with no dedicated backend
 come here.
 
-The same contract as the dedicated backends, written with standard functions only:
-
-* ``sort``/``argsort``: stable descending is computed as a stable *ascending* sort (of ``-x``
-  for real floats; of the reversed array for integers and bools, indices mapped back), never
-  as a reversed ascending sort; NaN is moved last by a stable partition when present;
-  complex numbers are ordered by three stable passes (imaginary, real, NaN group), NumPy's
-  order. Indices are ``int64`` where the library (and device) has it, else the library's
-  default index dtype (array-api-strict's ``no_x64`` device: ``int32``).
-* ``svd``/``svdvals`` through the ``linalg`` extension (a clear ``TypeError`` when the library
-  has none); ``canonical_signs`` with the convention of :mod:`xback._linalg`.
-* conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
-
-Costs: ascending sorts (and descending float sorts, through ``-x``) are the library's own
-call; otherwise ``sort`` gathers values with ``take_along_axis`` after ``argsort`` (one extra
-pass), and NaN handling, for a library whose sort does not put NaN last, adds one ``isnan``
-pass and, only when NaNs are present, a stable sort of the NaN mask. Dispatch looks the
-dtype up once per call (array-api-strict's dtype ``==`` is Python code:
+Sorting and the linear algebra are the :class:`~xback.backends.Backend` defaults on this
+namespace (:mod:`xback.backends._sort_generic`, :mod:`xback.backends._linalg_generic`:
+``svd``/``svdvals`` through the ``linalg`` extension, a clear ``TypeError`` when the library
+has none); this module holds the differences: ownership, devices, the dtype tables, JAX's
+tracers, and conversion through DLPack (zero-copy on the CPU), else ``np.asarray``.
+Dispatch looks the dtype up once per call (array-api-strict's dtype ``==`` is Python code:
 docs/benchmarks.md#dtype-checks-generic-array-api-backend).
 """
 
@@ -144,10 +133,6 @@ class ArrayAPIBackend(Backend):
         #: (array-api-strict's dtype ``__hash__``/``__eq__`` are slow Python code, and it
         #: makes a new dtype object for every array)
         self._last_dtype: tuple[Any, np.dtype[Any]] = (None, np.dtype(np.void))
-        self._has_linalg = hasattr(xp, "linalg") and hasattr(xp.linalg, "svd")
-        self._nan_last_known: bool | None = None
-        self._index_dtypes: dict[Any, Any] = {}
-        self._index_is_default = self._default_index_is_wanted()
         #: arrays that stand for values during tracing (jax.jit, vmap, grad): never read
         self._tracer: type | None = _jax_tracer() if name == "jax" else None
         self._default_device = _device_name(probe.device) if name == "jax" else "cpu"
@@ -248,215 +233,17 @@ class ArrayAPIBackend(Backend):
     def copy(self, x: Any) -> Any:
         return self.xp.asarray(x, copy=True)
 
-    # -- sorting ---------------------------------------------------------------------------
-    def _wanted_index_dtype(self, dev: Any) -> Any:
-        """``int64`` where device ``dev`` has it, else the library's default index dtype."""
-        dt = self._info.dtypes(device=dev)
-        return dt["int64"] if "int64" in dt else self._info.default_dtypes(device=dev)["indexing"]
-
-    def _default_index_is_wanted(self) -> bool:
-        """Whether, on every device, the library's default index dtype (the dtype of its
-        ``argsort``, by the standard) is the one the contract wants: then no index needs a
-        cast and none is checked."""
-        try:
-            return all(
-                self._wanted_index_dtype(d) == self._info.default_dtypes(device=d)["indexing"]
-                for d in self._info.devices()
-            )
-        except Exception:  # an incomplete inspection API: check every result instead
-            return False
-
-    def _index_dtype(self, x: Any) -> Any:
-        dev = self.xp_device(x)
-        try:
-            return self._index_dtypes[dev]
-        except (KeyError, TypeError):
-            pass
-        want = self._wanted_index_dtype(dev)
-        try:
-            self._index_dtypes[dev] = want
-        except TypeError:  # unhashable device object: no cache
-            pass
-        return want
-
-    def _as_index_dtype(self, idx: Any, x: Any) -> Any:
-        """``idx`` (indices into ``x``) in the index dtype the contract wants."""
-        if self._index_is_default:
-            return idx
-        want = self._index_dtype(x)
-        got = idx.dtype
-        return idx if (got is want or got == want) else self.xp.astype(idx, want)
-
-    def _nan_last(self) -> bool:
-        """Whether the library's own stable ``sort``/``argsort`` already put NaN last in input
-        order (checked once; the standard leaves NaN's place to the library)."""
-        known = self._nan_last_known
-        if known is not None:
-            return known
-        xp, nan = self.xp, float("nan")
-        try:
-            with self._concrete():  # also when first asked inside jax.jit
-                v = xp.asarray([nan, 1.0, nan, 0.0, 1.0])
-                vals = self.to_numpy(xp.sort(v, stable=True), None)
-                idx = self.to_numpy(xp.argsort(v, stable=True), None)
-            known = bool(np.isnan(vals[3:]).all()) and idx.tolist() == [3, 1, 4, 0, 2]
-        except Exception:  # any failure: take the always-correct path
-            known = False
-        self._nan_last_known = known
-        return known
-
-    def _concrete(self) -> Any:
-        """A context in which the library computes on values now, even inside its tracing
-        (``jax.ensure_compile_time_eval``): for the backend's own one-off probes."""
+    # -- sorting and linear algebra: the Backend defaults on self.xp ----------------------
+    def eager(self) -> Any:
         if self.name == "jax":
             return sys.modules["jax"].ensure_compile_time_eval()
         return contextlib.nullcontext()
 
-    def _argsort_real(self, k: Any, axis: int, stable: bool, kind: str = "f") -> Any:
-        """Ascending argsort of real keys ``k`` (NumPy dtype kind ``kind``) with NaN last, in
-        input order."""
-        xp = self.xp
-        if kind == "b":
-            k = xp.astype(k, xp.uint8)
-        idx = xp.argsort(k, axis=axis, stable=stable)
-        if kind in "fV" and not self._nan_last():
-            nan = xp.isnan(xp.take_along_axis(k, idx, axis=axis))
-            # traced: partitioned without looking (a no-op without NaN)
-            if self.traced(k) or bool(xp.any(nan)):
-                step = xp.argsort(xp.astype(nan, xp.uint8), axis=axis, stable=True)
-                idx = xp.take_along_axis(idx, step, axis=axis)
-        return idx
-
-    def _argsort_desc_reversed(self, x: Any, axis: int) -> Any:
-        """Stable descending argsort of integers/bools: ascending on the reversed array."""
-        xp = self.xp
-        n = x.shape[axis]
-        p = self._argsort_real(xp.flip(x, axis=axis), axis, True, self.dtype_of(x).kind)
-        q = xp.flip(p, axis=axis)
-        # ascending on reversed x then reversed: descending, ties in input order
-        return (n - 1) - q
-
-    def argsort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        xp = self.xp
-        if axis is None:
-            x, axis = xp.reshape(x, (-1,)), 0
-        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
-        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
-        if not descending and (
-            kind in "iu" or (kind in "fV" and (self._nan_last_known or self._nan_last()))
-        ):
-            # the library's own (stable) argsort is the contract's answer
-            idx = xp.argsort(x, axis=axis, stable=stable)
-            return idx if self._index_is_default else self._as_index_dtype(idx, x)
-        if kind == "c":
-            if descending:
-                x = -x
-            re, im = xp.real(x), xp.imag(x)
-            perm = self._argsort_real(im, axis, True)
-            step = self._argsort_real(xp.take_along_axis(re, perm, axis=axis), axis, True)
-            perm = xp.take_along_axis(perm, step, axis=axis)
-            group = xp.astype(xp.isnan(re), xp.uint8) * 2 + xp.astype(xp.isnan(im), xp.uint8)
-            step = xp.argsort(xp.take_along_axis(group, perm, axis=axis), axis=axis, stable=True)
-            idx = xp.take_along_axis(perm, step, axis=axis)
-        elif not descending:
-            idx = self._argsort_real(x, axis, stable, kind)
-        elif kind in "fV":
-            idx = self._argsort_real(-x, axis, stable)  # exact; NaN stays NaN, -0.0 == 0.0
-        else:
-            idx = self._argsort_desc_reversed(x, axis)
-        return self._as_index_dtype(idx, x)
-
-    def sort(self, x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-        xp = self.xp
-        if axis is None:
-            x, axis = xp.reshape(x, (-1,)), 0
-        last = self._last_dtype  # dtype_of(x).kind, without the call when just looked up
-        kind = last[1].kind if last[0] is x.dtype else self.dtype_of(x).kind
-        # Direct value sorts where the library's own sort gives the contract's answer.
-        if kind in "iu":  # equal integers are indistinguishable: order of ties is moot
-            v = xp.sort(x, axis=axis, stable=stable)
-            return xp.flip(v, axis=axis) if descending else v
-        # -x keeps NaN last and ties (-0.0, 0.0) stable
-        if kind == "f" and (self._nan_last_known or self._nan_last()):
-            return -xp.sort(-x, axis=axis, stable=stable) if descending else xp.sort(
-                x, axis=axis, stable=stable
-            )
-        idx = self.argsort(x, axis, descending, stable)
-        return xp.take_along_axis(x, idx, axis=axis)
-
-    # -- linear algebra --------------------------------------------------------------------
-    def _linalg(self) -> Any:
-        if not self._has_linalg:
-            raise TypeError(
-                f"the {self.name} namespace has no linalg extension: svd is not available "
-                f"for its arrays; convert with xback.asarray(x, backend='numpy')"
-            )
-        return self.xp.linalg
-
-    def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
-        xp = self.xp
-        U, S, Vh = self._linalg().svd(x, full_matrices=full_matrices)
-        k = S.shape[-1]
-        if canonical_signs and k:
-            Uk = U[..., :k]
-            idx = xp.argmax(xp.abs(Uk), axis=-2, keepdims=True)
-            piv = xp.take_along_axis(Uk, idx, axis=-2)  # (..., 1, k)
-            if self.dtype_of(U).kind == "c":
-                ph = piv / xp.astype(xp.abs(piv), piv.dtype)
-                phc = xp.conj(ph)
-            else:
-                ph = xp.sign(piv)
-                phc = ph
-            ph = xp.where(ph == 0, xp.ones_like(ph), ph)
-            phc = xp.where(phc == 0, xp.ones_like(phc), phc)
-            U = xp.concat([Uk * phc, U[..., k:]], axis=-1)
-            Vh = xp.concat([Vh[..., :k, :] * xp.matrix_transpose(ph), Vh[..., k:, :]], axis=-2)
-        return U, S, Vh
-
-    def svdvals(self, x: Any) -> Any:
-        return self._linalg().svdvals(x)
-
-    def all_finite(self, x: Any) -> bool:
-        return bool(self.xp.all(self.xp.isfinite(x)))
+    def namespace(self, x: Any) -> Any:
+        return self.xp
 
     def traced(self, x: Any) -> bool:
         return self._tracer is not None and isinstance(x, self._tracer)
-
-    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
-        xp = self.xp
-        ok = xp.all(xp.isfinite(x), axis=(-2, -1))  # (...,): one flag per matrix
-        nd = ok.ndim
-        outs = fn(xp.where(ok[..., None, None], x, xp.zeros_like(x)))
-        return tuple(
-            xp.where(
-                xp.reshape(ok, (*ok.shape, *(1,) * (o.ndim - nd))),
-                o,
-                xp.full_like(o, float("nan")),
-            )
-            for o in outs
-        )
-
-    def _adjoint(self, A: Any) -> Any:
-        At = self.xp.matrix_transpose(A)
-        return self.xp.conj(At) if self.dtype_of(A).kind == "c" else At
-
-    def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        xp = self.xp
-        if x.ndim == 1 and A.ndim > 2:  # vector x with batched A: as a (n, 1) matrix
-            g = self.lstsq_grad(A, xp.expand_dims(x, axis=-1), xp.expand_dims(y, axis=-1), method)
-            return g[..., 0]
-        return 2 * xp.matmul(self._adjoint(A), xp.matmul(A, x) - y)
-
-    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
-        At = self._adjoint(A)
-        return self.xp.matmul(At, A), self.xp.matmul(At, y)
-
-    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        xp = self.xp
-        if x.ndim == 1 and G.ndim > 2:
-            g = self.gram_grad(G, xp.expand_dims(c, axis=-1), xp.expand_dims(x, axis=-1))
-            return g[..., 0]
-        return 2 * (xp.matmul(G, x) - c)
 
 
 def make_backend(name: str) -> ArrayAPIBackend:

@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from xback.backends import HostBackend, _dask_chunks, _dask_family, _dask_sort, _numpy_sort
+from xback.backends import (
+    HostBackend,
+    _dask_chunks,
+    _dask_family,
+    _dask_sort,
+    _linalg_generic,
+    _numpy_sort,
+)
 from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["BACKEND", "DaskBackend"]
@@ -252,7 +259,7 @@ class DaskBackend(HostBackend):
             )
         U, S, Vh = _tsqr_svd(da, x)
         if canonical_signs and n:
-            U, Vh = _canonical_signs(da, U, Vh)
+            U, Vh = self._canonical_signs(da, U, Vh)
         # S persisted (computed now, or held on the cluster): the front layer's finiteness
         # check reads it anyway; U and Vh stay lazy
         return U, S.persist(), Vh
@@ -275,6 +282,17 @@ class DaskBackend(HostBackend):
         self._check_tall_skinny(x, "svdvals")
         # persisted: the front layer's finiteness check reads S; computed once, not twice
         return _tsqr_svd(da, x)[1].persist()
+
+    def _canonical_signs(self, da: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
+        """The sign convention (:func:`xback.backends._linalg_generic.phases_of`) on lazy
+        thin TSQR factors: the pivot of each column of ``U`` found across its row chunks
+        (``take_along_axis`` does not cross chunks in dask)."""
+        idx = da.argmax(abs(U), axis=0)  # first maximum, across chunks too
+        rows = da.arange(U.shape[0], chunks=(U.chunks[0],))
+        piv = da.where(rows[:, None] == idx[None, :], U, 0).sum(axis=0)  # exact: one term
+        xp = self.namespace(U)
+        ph = _linalg_generic.phases_of(self, xp, piv[None, :])
+        return _linalg_generic.apply_phases(self, xp, U, Vh, ph, U.shape[1])
 
     @staticmethod
     def _check_tall_skinny(x: Any, fname: str) -> None:
@@ -310,18 +328,14 @@ class DaskBackend(HostBackend):
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         da = _dask_array()
-        if x.ndim == 1 and A.ndim > 2:
-            return self.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
+        if x.ndim == 1 and A.ndim > 2:  # the vector/batch rule of the default
+            return super().lstsq_grad(A, x, y, method)
         if A.ndim > 2 or x.ndim > 2 or y.ndim > 2:
-            # batched: the plain lazy expression (correct; no one-pass guarantee)
+            # batched: the default's lazy expression on aligned chunks (no one-pass guarantee)
             x, y = _batch_like(x, A, ((A.shape[-1],), (x.shape[-1],))), _batch_like(
                 y, A, (A.chunks[-2], (y.shape[-1],))
             )
-            r = A @ x - y
-            Ah = da.swapaxes(A, -1, -2)
-            if A.dtype.kind == "c":
-                Ah = Ah.conj()
-            return 2 * (Ah @ r)
+            return super().lstsq_grad(A, x, y, method)
         A, y, x = _row_aligned(A, y), _rows_like(y, A), x.rechunk(-1)
         if x.ndim == 1:
             parts = da.blockwise(
@@ -371,11 +385,9 @@ class DaskBackend(HostBackend):
         return G, c
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        if x.ndim == 1 and G.ndim > 2:
-            return self.gram_grad(G, c[..., None], x[:, None])[..., 0]
-        if G.ndim > 2 or x.ndim > 2:
+        if x.ndim > 1 and (G.ndim > 2 or x.ndim > 2):
             x = _batch_like(x, G, ((G.shape[-1],), (x.shape[-1],)))
-        return 2 * (G @ x - c)
+        return super().gram_grad(G, c, x)
 
     # -- the sort family (xback._sortfamily; chunked algorithms in _dask_family) ----------
     def concrete(self, x: Any) -> bool:
@@ -427,18 +439,6 @@ def _rows_like(y: Any, A: Any) -> Any:
 def _flat_blocks(x: Any) -> int:
     return int(np.prod(x.numblocks)) if x.ndim else 1
 
-
-def _canonical_signs(da: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
-    """The NumPy backend's sign convention, lazily: each column of ``U`` scaled so that its
-    entry of largest magnitude (the first on ties) is real positive; ``Vh``'s rows by the
-    conjugate factor."""
-    aU = abs(U)
-    idx = da.argmax(aU, axis=0)  # first maximum, across chunks too
-    rows = da.arange(U.shape[0], chunks=(U.chunks[0],))
-    piv = da.where(rows[:, None] == idx[None, :], U, 0).sum(axis=0)  # exact: one term
-    ph = piv / abs(piv) if U.dtype.kind == "c" else da.sign(piv)
-    ph = ph.astype(U.dtype)
-    return U * ph.conj()[None, :], Vh * ph[:, None]
 
 
 BACKEND = DaskBackend()

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from xback import _fused  # no Numba import: only on first fused call
 from xback.backends import (
     FINITE_LIST_MAX,
     HostBackend,
+    _linalg_generic,
     _numpy_family,
     _numpy_sort,
     finite_values,
@@ -67,18 +67,14 @@ class NumpyBackend(HostBackend):
     sort = staticmethod(_numpy_sort.sort)
     argsort = staticmethod(_numpy_sort.argsort)
 
-    # -- linear algebra (xback._linalg) --------------------------------------------------
+    # -- linear algebra (xback._linalg; defaults in _linalg_generic) ----------------------
+    # Fast paths only: the shared math is the Backend defaults.
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = np.linalg.svd(x, full_matrices=full_matrices)
         k = S.shape[-1]
-        if canonical_signs and k:
-            # U and Vh are fresh arrays: normalise them in place.
-            Uk = U[..., :k]
-            idx = np.abs(Uk).argmax(axis=-2)[..., None, :]
-            piv = np.take_along_axis(Uk, idx, axis=-2)  # (..., 1, k)
-            ph = piv / np.abs(piv) if U.dtype.kind == "c" else np.sign(piv)
-            Uk *= ph.conj()
-            Vh[..., :k, :] *= np.swapaxes(ph, -1, -2)
+        if canonical_signs and k:  # U and Vh are fresh arrays: normalised in place
+            ph = _linalg_generic.canonical_phases(self, np, U[..., :k])
+            _linalg_generic.apply_phases(self, np, U, Vh, ph, k, inplace=True)
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
@@ -90,36 +86,14 @@ class NumpyBackend(HostBackend):
         return bool(np.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        if method != "fused" and A.ndim == 2 and x.ndim == 1 and A.dtype.kind == "f":
-            # the common case: the two BLAS calls, nothing else to decide
+        if A.ndim == 2 and x.ndim == 1 and A.dtype.kind == "f":
+            # the common case: the two BLAS calls, in place, nothing else to decide
             r = A @ x
             r -= y  # 2-D A: the front layer checked that y has r's shape
             g = A.T @ r
             g *= 2
             return g
-        if x.ndim == 1 and A.ndim > 2:
-            return self.lstsq_grad(A, x[:, None], y[:, None], method)[..., 0]
-        if method == "fused":
-            g = _fused.grad_numpy(A, x, y)  # None: inputs the kernel does not cover
-            if g is not None:
-                return g
-        r = _sub(A @ x, y)
-        g = _adjoint_matmul(A, r)
-        g *= 2
-        return g
-
-    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
-        At = np.swapaxes(A, -1, -2)
-        if A.dtype.kind == "c":
-            At = At.conj()
-        return np.matmul(At, A), np.matmul(At, y)
-
-    def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
-        if x.ndim == 1 and G.ndim > 2:
-            return self.gram_grad(G, c[..., None], x[:, None])[..., 0]
-        g = _sub(G @ x, c)
-        g *= 2
-        return g
+        return super().lstsq_grad(A, x, y, method)
 
     # -- the sort family (xback._sortfamily; native paths in _numpy_family) ---------------
     def namespace(self, x: Any) -> Any:
@@ -132,22 +106,6 @@ class NumpyBackend(HostBackend):
     searchsorted = staticmethod(_numpy_family.searchsorted)
     unique = staticmethod(_numpy_family.unique)
     order_statistics = staticmethod(_numpy_family.order_statistics)
-
-
-def _sub(r: Any, y: Any) -> Any:
-    """``r - y``, in place in the fresh array ``r`` when the result keeps ``r``'s shape."""
-    if r.shape[r.ndim - y.ndim :] == y.shape:
-        r -= y
-        return r
-    return r - y
-
-
-def _adjoint_matmul(A: Any, r: Any) -> Any:
-    """``Aᴴ @ r`` without materialising a conjugated copy of ``A``."""
-    At = A.T if A.ndim == 2 else np.swapaxes(A, -1, -2)
-    if A.dtype.kind == "c":
-        return (At @ r.conj()).conj()  # conj(Aᵀ conj(r)) = Aᴴ r
-    return At @ r
 
 
 BACKEND = NumpyBackend()

@@ -8,23 +8,25 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import torch
 
-from xback import _fused  # no Numba import: only on first fused call
 from xback.backends import (
     FINITE_LIST_MAX,
     Backend,
+    _linalg_generic,
     _torch_family,
     _torch_sort,
     finite_values,
 )
 
-__all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend"]
+__all__ = ["BACKEND", "NP_TO_TORCH", "TORCH_TO_NP", "TorchBackend", "numpy_dtype_of"]
 
 # Exact dtype correspondences. bfloat16 and the float8 family have no NumPy dtype of their
-# own: ml_dtypes provides them, and data moves by reinterpreting same-width integers.
+# own: ml_dtypes provides them, and data moves by reinterpreting same-width integers. Those
+# pairs are learnt on first sight of such a dtype (_learn_ml_dtypes): importing ml_dtypes
+# costs more than the rest of xback, and a NumPy array of its dtypes cannot exist before
+# its owner imported it (docs/architecture.md).
 _PAIRS: list[tuple[Any, Any]] = [
     (np.bool_, torch.bool),
     (np.int8, torch.int8),
@@ -40,26 +42,62 @@ _PAIRS: list[tuple[Any, Any]] = [
     (np.float64, torch.float64),
     (np.complex64, torch.complex64),
     (np.complex128, torch.complex128),
-    (ml_dtypes.bfloat16, torch.bfloat16),
 ]
-_PAIRS.extend(
-    (getattr(ml_dtypes, _name), getattr(torch, _name))
-    for _name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
-    if hasattr(ml_dtypes, _name) and hasattr(torch, _name)
+#: the ml_dtypes dtypes torch has, by name (bfloat16 and the float8 family)
+_ML_NAMES = tuple(
+    n
+    for n in ("bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(torch, n)
 )
+_ML_TORCH = frozenset(getattr(torch, n) for n in _ML_NAMES)
 
 NP_TO_TORCH: dict[np.dtype[Any], torch.dtype] = {np.dtype(n): t for n, t in _PAIRS}
 TORCH_TO_NP: dict[torch.dtype, np.dtype[Any]] = {t: np.dtype(n) for n, t in _PAIRS}
 
-# dtypes torch cannot hold natively but NumPy can: moved as same-width integers.
-_VIA_INT_NP: dict[np.dtype[Any], np.dtype[Any]] = {
-    d: np.dtype(np.int16 if d.itemsize == 2 else np.uint8)
-    for d in NP_TO_TORCH
-    if d.type.__module__.split(".")[0] == "ml_dtypes"  # kind "V", or "f" for some float8
-}
-_VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {
-    NP_TO_TORCH[d]: NP_TO_TORCH[i] for d, i in _VIA_INT_NP.items()
-}
+# dtypes torch cannot hold natively but NumPy can (the ml_dtypes ones): moved as same-width
+# integers; filled by _learn_ml_dtypes
+_VIA_INT_NP: dict[np.dtype[Any], np.dtype[Any]] = {}
+_VIA_INT_TORCH: dict[torch.dtype, torch.dtype] = {}
+_ml_learnt = False
+
+
+def _learn_ml_dtypes() -> bool:
+    """Add the ml_dtypes pairs to the tables (importing ml_dtypes, once); False when
+    ml_dtypes is missing."""
+    global _ml_learnt
+    if _ml_learnt:
+        return True
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - a dependency
+        return False
+    for name in _ML_NAMES:
+        t = getattr(ml_dtypes, name, None)
+        if t is None:
+            continue
+        d, td = np.dtype(t), getattr(torch, name)
+        NP_TO_TORCH[d], TORCH_TO_NP[td] = td, d
+        i = np.dtype(np.int16 if d.itemsize == 2 else np.uint8)
+        _VIA_INT_NP[d], _VIA_INT_TORCH[td] = i, NP_TO_TORCH[i]
+    _ml_learnt = True
+    return True
+
+
+def _is_ml(dtype: Any) -> bool:
+    """Whether ``dtype`` (a NumPy or torch dtype) is one of the ml_dtypes family."""
+    if isinstance(dtype, np.dtype):
+        return dtype.type.__module__.split(".")[0] == "ml_dtypes"
+    return dtype in _ML_TORCH
+
+
+def numpy_dtype_of(dtype: Any) -> np.dtype[Any] | None:
+    """The NumPy dtype equal to torch dtype ``dtype`` (ml_dtypes' for bfloat16 and float8,
+    importing it then), or None."""
+    d = TORCH_TO_NP.get(dtype)
+    if d is None and dtype in _ML_TORCH and _learn_ml_dtypes():
+        d = TORCH_TO_NP.get(dtype)
+    return d
+
 
 _DEVICE_STR: dict[torch.device, str] = {}
 _NUMPY_MAX_NDIM = 64  # NPY_MAXDIMS of NumPy 2 (torch tensors may have more)
@@ -175,29 +213,30 @@ class TorchBackend(Backend):
         try:
             return TORCH_TO_NP[x.dtype]
         except KeyError:
-            raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent") from None
+            d = numpy_dtype_of(x.dtype)
+            if d is None:
+                raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent") from None
+            return d
 
     def can_hold(self, dtype: np.dtype[Any]) -> bool:
-        return dtype in NP_TO_TORCH or (
-            not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
-        )
+        if dtype in NP_TO_TORCH:
+            return True
+        if _is_ml(dtype) and _learn_ml_dtypes():  # ml_dtypes is imported: the dtype exists
+            return dtype in NP_TO_TORCH
+        return not dtype.isnative and dtype.newbyteorder("=") in NP_TO_TORCH
 
     def native_dtype(self, dtype: np.dtype[Any]) -> Any:
-        return NP_TO_TORCH[dtype]
+        try:
+            return NP_TO_TORCH[dtype]
+        except KeyError:
+            if not (_is_ml(dtype) and _learn_ml_dtypes()):
+                raise
+            return NP_TO_TORCH[dtype]
 
     def traced(self, x: Any) -> bool:
         # functorch wrappers (vmap's batched tensors have no storage) and Dynamo's fake
         # tensors: values are not there to read
         return _is_compiling() or _functorch_active()
-
-    def nan_where_nonfinite(self, x: Any, fn: Any) -> tuple[Any, ...]:
-        ok = torch.isfinite(x).all(dim=-1).all(dim=-1)  # (...,): one flag per matrix
-        nd = ok.dim()
-        outs = fn(torch.where(ok[..., None, None], x, 0))
-        return tuple(
-            torch.where(ok.view(*ok.shape, *(1,) * (o.dim() - nd)), o, float("nan"))
-            for o in outs
-        )
 
     def routable(self, x: Any) -> bool:
         # plain CPU tensors only: no autograd history to keep, no torch.func wrapper (whose
@@ -239,8 +278,7 @@ class TorchBackend(Backend):
                 f"cannot convert to NumPy: x has {x.dim()} dimensions, NumPy arrays at most "
                 f"{_NUMPY_MAX_NDIM}; reshape x first"
             )
-        if x.dtype not in TORCH_TO_NP:
-            raise TypeError(f"torch dtype {x.dtype} has no NumPy equivalent")
+        self.dtype_of(x)  # TypeError for a dtype NumPy lacks; learns ml_dtypes' dtypes
         t = x.detach()  # shares memory; the caller's tensor keeps requires_grad and .grad
         must_copy = t.is_conj() or t.is_neg() or t.device.type != "cpu"
         if must_copy and copy is False:
@@ -281,6 +319,8 @@ class TorchBackend(Backend):
         return t if on_cpu else t.to(device)
 
     def _from_numpy_slow(self, a: np.ndarray[Any, Any], copy: bool | None) -> Any:
+        if _is_ml(a.dtype):
+            _learn_ml_dtypes()
         via = _VIA_INT_NP.get(a.dtype)
         if via is not None:
             return self.from_numpy(a.view(via), "cpu", copy).view(NP_TO_TORCH[a.dtype])
@@ -303,7 +343,7 @@ class TorchBackend(Backend):
     def astype(self, x: Any, dtype: Any) -> Any:
         # a NumPy dtype, or a torch dtype from native_dtype (traced code: torch.compile
         # cannot look NumPy dtype objects up)
-        return x.to(dtype if isinstance(dtype, torch.dtype) else NP_TO_TORCH[dtype])
+        return x.to(dtype if isinstance(dtype, torch.dtype) else self.native_dtype(dtype))
 
     def copy(self, x: Any) -> Any:
         return x.clone()
@@ -319,16 +359,10 @@ class TorchBackend(Backend):
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = torch.linalg.svd(x, full_matrices=full_matrices)
         k = S.shape[-1]
-        if canonical_signs and k:
-            # Out of place: torch's svd backward saves U and Vh.
-            Uk = U[..., :k]
-            idx = Uk.abs().argmax(dim=-2, keepdim=True)
-            piv = Uk.gather(-2, idx)  # (..., 1, k)
-            ph = piv / piv.abs() if U.is_complex() else piv.sign()
-            Uk = Uk * ph.conj()
-            U = Uk if U.shape[-1] == k else torch.cat([Uk, U[..., k:]], dim=-1)
-            Vk = Vh[..., :k, :] * ph.mT
-            Vh = Vk if Vh.shape[-2] == k else torch.cat([Vk, Vh[..., k:, :]], dim=-2)
+        if canonical_signs and k:  # out of place: torch's svd backward saves U and Vh
+            xp = self.namespace(x)
+            ph = _linalg_generic.canonical_phases(self, xp, U[..., :k])
+            U, Vh = _linalg_generic.apply_phases(self, xp, U, Vh, ph, k)
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
@@ -350,14 +384,6 @@ class TorchBackend(Backend):
         return bool(torch.isfinite(x).all())
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
-        if method == "fused":  # first: each torch call before the kernel costs (cold) µs
-            # None: inputs the kernel does not cover; traced ones (compile, torch.func) are
-            # never handed to NumPy
-            traced = _is_compiling() or _functorch_active()
-            g = None if traced else _fused.grad_torch(A, x, y)
-            if g is not None:
-                return g
-            method = "auto"  # the BLAS formula, as for any input the kernel leaves
         if (
             method == "auto"
             and A.dim() == 2
@@ -365,27 +391,28 @@ class TorchBackend(Backend):
             and not A.is_complex()
         ):  # the common small case: the two BLAS calls, nothing else to decide
             return (A.mT @ (A @ x - y)).mul_(2)
-        if x.dim() == 1 and A.dim() > 2:
-            return self.lstsq_grad(A, x.unsqueeze(-1), y.unsqueeze(-1), method).squeeze(-1)
-        if method == "autograd":
+        if method == "autograd" and not (x.dim() == 1 and A.dim() > 2):
             if _is_compiling() or _functorch_active():
                 return _lstsq_grad_func(A, x, y)
             return _lstsq_grad_autograd(A, x, y)
-        if method != "explicit" and _use_blocked(A, x, y):
+        if method == "auto" and _use_blocked(A, x, y):
             return _lstsq_grad_blocked(A, x, y)
-        g = A.mH @ (A @ x - y)
-        return g.mul_(2)  # matmul's backward keeps its inputs, not g: in place is safe
-
-    def gram(self, A: Any, y: Any) -> tuple[Any, Any]:
-        At = A.mH
-        return At @ A, At @ y
+        if x.dim() == 1 and A.dim() > 2:
+            return super().lstsq_grad(A, x, y, method)  # the default's vector/batch rule
+        # the formula with torch's own operators (array-api-compat's wrappers cost µs)
+        return (A.mH @ (A @ x - y)).mul_(2)  # matmul's backward keeps its inputs, not g
 
     def gram_grad(self, G: Any, c: Any, x: Any) -> Any:
         if x.dim() == 1 and G.dim() > 2:
-            return self.gram_grad(G, c.unsqueeze(-1), x.unsqueeze(-1)).squeeze(-1)
-        return (G @ x - c).mul_(2)
+            return super().gram_grad(G, c, x)  # the default's vector/batch rule
+        return (G @ x - c).mul_(2)  # per call of lstsq_grad_fn: torch's own operators
 
     # -- the sort family (xback._sortfamily; native paths in _torch_family) ---------------
+    def namespace(self, x: Any) -> Any:
+        # array-api-compat's torch namespace, looked up once (array_namespace per call would
+        # cost µs, and torch.compile warns on its cache)
+        return _compat_torch if _compat_torch is not None else _load_compat_torch()
+
     def concrete(self, x: Any) -> bool:
         return not x.is_meta
 
@@ -394,6 +421,41 @@ class TorchBackend(Backend):
     unique = staticmethod(_torch_family.unique)
     order_statistics = staticmethod(_torch_family.order_statistics)
     rankdata = staticmethod(_torch_family.rankdata)
+
+
+_compat_torch: Any = None
+
+
+def _load_compat_torch() -> Any:
+    """array-api-compat's torch namespace, with torch's own calls where its wrappers cost
+    several µs per call on small tensors (``take_along_axis``, ``concat``: the canonical
+    signs of :meth:`TorchBackend.svd`), and torch's ``sign`` (the wrapper's masked write of
+    NaN fails inside ``vmap``; a NaN pivot only comes from non-finite input, whose results
+    the front layer rejects or masks)."""
+    global _compat_torch
+    import types
+
+    import array_api_compat.torch as compat
+
+    if _is_compiling():  # Dynamo cannot build a module: array-api-compat's own, this once
+        return compat
+    xp = types.ModuleType("xback.backends.torch.namespace", compat.__doc__)
+    xp.__dict__.update(vars(compat))
+    xp.take_along_axis = _take_along_axis  # type: ignore[attr-defined]
+    xp.concat = _concat  # type: ignore[attr-defined]
+    xp.sign = torch.sign  # type: ignore[attr-defined]
+    _compat_torch = xp
+    return xp
+
+
+def _take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
+    return torch.take_along_dim(x, indices, dim=axis)
+
+
+def _concat(arrays: Any, /, *, axis: int | None = 0) -> Any:
+    if axis is None:
+        return torch.cat([a.reshape(-1) for a in arrays])
+    return torch.cat(list(arrays), dim=axis)
 
 
 #: up to this many elements, ``all_finite`` of a CPU tensor runs NumPy's check on a view

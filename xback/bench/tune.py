@@ -162,15 +162,17 @@ def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callab
 def _fused_call(b: Backend, data: list[Any]) -> Callable[[], Any]:
     """The fused kernel as ``method="auto"`` calls it for ``b``'s arrays: the front layer's
     checks (:func:`xback._routing.route_allowed`, the kernel's shape limits
-    :func:`xback._fused.auto_applies`), then the backend's ``"fused"`` path
-    (for torch: zero-copy NumPy views, the kernel, the result wrapped back)."""
+    :func:`xback._fused.auto_applies`), then the kernel's target object
+    (:meth:`xback._fused.FusedTarget.grad`; for torch: zero-copy NumPy views, the kernel,
+    the result wrapped back)."""
     A, v, y = _shared(b, data)
     n, dt = data[0].shape[1], data[0].dtype
+    target = _fused.TARGET
 
     def call() -> Any:
-        route_allowed(b, FUSED, A)  # the front layer's checks, timed with the call
-        _fused.auto_applies(n, dt)
-        return b.lstsq_grad(A, v, y, "fused")
+        route_allowed(b, target, A)  # the front layer's checks, timed with the call
+        target.auto_applies(n, dt)
+        return target.grad(b, A, v, y)
 
     return call
 
