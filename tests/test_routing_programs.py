@@ -176,3 +176,19 @@ def test_spinning_pools_rule(threads: int | None, left_out: set[str]) -> None:
     t = {"fingerprint": {"blas_threads": threads}}
     assert _routing._spinning_pools(t, "torch") == left_out
     assert _routing._spinning_pools(t, "numpy") == set()
+
+
+def test_routes_taken_counts_the_fused_kernel_where_it_computed() -> None:
+    import xback
+    from xback.bench import programs
+
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((64, 8))
+    x, y = rng.standard_normal(8), rng.standard_normal(64)
+    fused = lambda: xback.lstsq_grad(A, x, y, method="fused")  # noqa: E731
+    assert programs.routes_taken(fused, "numpy") == {"fused": 1}
+    # a complex A is not the kernel's: the call computes the BLAS formula, not counted
+    Ac = A.astype(complex)
+    assert programs.routes_taken(lambda: xback.lstsq_grad(Ac, x, y, method="fused"),
+                                 "numpy") == {}

@@ -173,6 +173,7 @@ def routes_taken(program: Program, library: str) -> dict[str, int]:
     >>> routes_taken(lambda: None, "numpy")
     {}
     """
+    from xback import _fused
     from xback._dispatch import load_backend
 
     counts: dict[str, int] = {}
@@ -180,27 +181,28 @@ def routes_taken(program: Program, library: str) -> dict[str, int]:
     backends = [load_backend(n) for n in ("numpy", "torch") if n == library or n in sys.modules]
     saved: list[tuple[Any, str]] = []
 
-    def spy(b: Any, op: str) -> None:
-        orig = getattr(b, op)
+    def spy(obj: Any, op: str, key: str | None) -> None:
+        orig = getattr(obj, op)
 
         def counted(*args: Any) -> Any:
-            if op == "lstsq_grad" and args[-1] == "fused":
-                counts["fused"] = counts.get("fused", 0) + 1
-            elif b.name != library:
-                counts[b.name] = counts.get(b.name, 0) + 1
-            return orig(*args)
+            out = orig(*args)
+            # the fused kernel counts where it computed (None: it left the call to BLAS)
+            if key is not None and (key != "fused" or out is not None):
+                counts[key] = counts.get(key, 0) + 1
+            return out
 
-        saved.append((b, op))
-        setattr(b, op, counted)
+        saved.append((obj, op))
+        setattr(obj, op, counted)
 
     try:
         for b in backends:
             for op in _OPS:
-                spy(b, op)
+                spy(b, op, None if b.name == library else b.name)
+        spy(_fused.TARGET, "grad", "fused")
         _with_routing(program, True)()
     finally:
-        for b, op in saved:
-            delattr(b, op)  # the class's method again
+        for obj, op in saved:
+            delattr(obj, op)  # the class's method again
     return counts
 
 
