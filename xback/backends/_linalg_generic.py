@@ -56,15 +56,16 @@ def _is_complex(b: Backend, x: Any) -> bool:
 
 # -- the canonical-sign convention ------------------------------------------------------------
 def phases_of(b: Backend, xp: Any, piv: Any) -> Any:
-    """The phase ``p = piv / |piv|`` of each pivot (``sign(piv)`` for real dtypes), 1 where
-    the pivot is 0 (a zero column: left as it is)."""
+    """The phase ``p = piv / |piv|`` of each pivot (``sign(piv)`` for real dtypes), never 0:
+    a zero pivot (a zero column, which finite input cannot give: ``U``'s columns are unit
+    vectors) gets 1 (real: +-1 by its sign bit, one operation where ``sign`` and a guard
+    took three)."""
     if _is_complex(b, piv):
         a = abs(piv)
         zero = a == 0
         ph = piv / xp.astype(xp.where(zero, xp.ones_like(a), a), piv.dtype)
         return xp.where(zero, xp.ones_like(ph), ph)
-    ph = xp.sign(piv)
-    return xp.where(ph == 0, 1.0, ph)
+    return xp.copysign(xp.ones_like(piv), piv)
 
 
 def canonical_phases(b: Backend, xp: Any, Uk: Any) -> Any:
