@@ -69,6 +69,27 @@ CASES: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
     ),
 }
 
+# the sort family (issue 22: the compile rules apply to it too), with NaN, ties and -0.0
+VN = torch.tensor([3.0, float("nan"), -0.0, 0.0, 5.0, 3.0, float("nan"), -2.0, 5.0, 1.0])
+XS = torch.tensor([-1.0, 0.0, 2.0, 2.0, 7.0, float("nan")])
+FAMILY: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+    "top_k": (lambda v: tuple(xback.top_k(v, 4)), (VN,)),
+    "top_k-smallest-rows": (lambda m: tuple(xback.top_k(m, 2, largest=False)), (M,)),
+    "top_k-int": (lambda v: tuple(xback.top_k(v, 3)), (V.mul(3).to(torch.int64),)),
+    "searchsorted-left": (lambda a, q: xback.searchsorted(a, q), (XS, VN)),
+    "searchsorted-right": (lambda a, q: xback.searchsorted(a, q, side="right"), (XS, VN)),
+    "median": (lambda v: xback.median(v), (VN,)),
+    "median-rows": (lambda m: xback.median(m, axis=1), (M,)),
+    "nanmedian": (lambda v: xback.nanmedian(v), (VN,)),
+    "quantile": (lambda m: xback.quantile(m, [0.1, 0.5, 0.9], axis=0), (M,)),
+    "quantile-nan": (lambda v: xback.quantile(v, 0.3), (VN,)),
+    "nanquantile-method": (lambda v: xback.nanquantile(v, 0.3, method="weibull"), (VN,)),
+    "rankdata": (lambda m: xback.rankdata(m), (M,)),
+    "rankdata-nan-omit": (lambda v: xback.rankdata(v, nan_policy="omit"), (VN,)),
+    "rankdata-int-dense": (lambda v: xback.rankdata(v, method="dense"),
+                           (V.mul(2).to(torch.int64),)),
+}
+
 
 def _same(got: Any, want: Any, exact: bool) -> None:
     if isinstance(want, tuple):
@@ -91,6 +112,31 @@ def test_fullgraph_gives_the_eager_answer_with_no_graph_break(name: str) -> None
     got = _compiled(fn)(*args)
     _same(got, want, exact=name.startswith(("sort", "argsort")))
     assert _breaks(fn, *args) == 0
+
+
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_sort_family_fullgraph_gives_the_eager_answer_with_no_graph_break(name: str) -> None:
+    fn, args = FAMILY[name]
+    want = fn(*args)
+    got = _compiled(fn)(*args)
+    if name.startswith("rankdata") and args[0].dtype.is_floating_point:
+        # traced: the NaN rule is applied without reading the values, so every method's
+        # ranks are float64 (the dtype eager gives when a NaN is present)
+        want = want.double()
+    for g, w in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,)):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        torch.testing.assert_close(g, w, equal_nan=True, rtol=0, atol=0)
+    assert _breaks(fn, *args) == 0
+
+
+def test_sort_family_traced_rules() -> None:
+    # nan_policy='raise' reads the values: a clear error in traced code, never a break
+    with pytest.raises(Exception, match="nan_policy='raise' reads the values"):
+        _compiled(lambda v: xback.rankdata(v, nan_policy="raise"))(VN)
+    ranks = _compiled(lambda v: xback.rankdata(v, method="ordinal"))(V)
+    assert ranks.dtype == torch.float64
+    assert torch.equal(ranks, xback.rankdata(V, method="ordinal").double())
 
 
 def test_inductor_compiles_a_model_like_function() -> None:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from xback._dispatch import prepare, prepare1
+from xback._dispatch import prepare, prepare1, trace_constant
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback._sorting import normalize_axis
 from xback.backends import Backend
@@ -148,16 +148,47 @@ def _flag(value: Any, name: str, fname: str) -> bool:
 
 def _dtype(b: Backend, x: Any, fname: str, allowed: frozenset[np.dtype[Any]] = _SORTABLE,
            names: str = _SUPPORTED) -> np.dtype[Any]:
+    native = getattr(x, "dtype", None)
+    if native is None:
+        return _dtype_slow(b, x, fname, allowed, names)
+    return _dtype_rule(b, native, fname, allowed, names)
+
+
+@trace_constant  # NumPy dtype objects: decided outside torch.compile's trace
+def _dtype_rule(b: Backend, native: Any, fname: str, allowed: frozenset[np.dtype[Any]],
+                names: str) -> np.dtype[Any]:
+    """:func:`_dtype` for an array whose library dtype object is ``native``."""
+    try:
+        d = b.numpy_dtype(native)
+    except TypeError:
+        d = None
+    return _dtype_checked(d, native, fname, allowed, names)
+
+
+def _dtype_slow(b: Backend, x: Any, fname: str, allowed: frozenset[np.dtype[Any]],
+                names: str) -> np.dtype[Any]:
     try:
         d = b.dtype_of(x)
     except TypeError:
         d = None
+    return _dtype_checked(d, type(x).__name__, fname, allowed, names)
+
+
+def _dtype_checked(d: np.dtype[Any] | None, shown: Any, fname: str,
+                   allowed: frozenset[np.dtype[Any]], names: str) -> np.dtype[Any]:
     if d is not None and not d.isnative:
         d = d.newbyteorder("=")
     if d is None or d not in allowed:
-        what = str(d) if d is not None else str(getattr(x, "dtype", type(x).__name__))
+        what = str(d) if d is not None else str(shown)
         raise TypeError(f"{fname}() does not support dtype {what}; supported dtypes: {names}")
     return d
+
+
+@trace_constant  # NumPy dtype objects: looked up outside torch.compile's trace
+def _native(b: Backend, d: np.dtype[Any]) -> Any:
+    """The backend's own dtype object for NumPy dtype ``d`` (what :meth:`Backend.astype`
+    takes in traced code too)."""
+    return b.native_dtype(d)
 
 
 def _choice(value: Any, name: str, allowed: tuple[str, ...], fname: str) -> str:
@@ -259,6 +290,7 @@ def top_k(
 
 
 # -- searchsorted ----------------------------------------------------------------------------
+@trace_constant  # NumPy dtype objects and host scalars: decided outside torch.compile's trace
 def _promote(d1: np.dtype[Any], d2: Any) -> np.dtype[Any]:
     """NumPy's promotion (Python scalars weakly); bfloat16 through float32 when ml_dtypes
     has no rule."""
@@ -355,18 +387,28 @@ def searchsorted(
                 f"{tuple(srt.shape)}"
             )
         if ds != _I64:
-            srt = b.astype(srt, _I64)
-    dt = _promote(d1, x2 if scalar else d2)
-    if not b.can_hold(dt):  # e.g. a library without float64: compare in x1's dtype
-        dt = d1
-    if d1 != dt:
-        x1 = b.astype(x1, dt)
-    if d2 != dt:
-        x2 = b.astype(x2, dt)
+            srt = b.astype(srt, _native(b, _I64))
+    c1, c2 = _compare_in(b, d1, d2, x2 if scalar else d2)
+    if c1 is not None:
+        x1 = b.astype(x1, c1)
+    if c2 is not None:
+        x2 = b.astype(x2, c2)
     if x1.ndim == 1 and x2.ndim != 1:
         x2 = b.reshape(x2, (-1,))
     r = b.searchsorted(x1, x2, side == "right", srt)
     return b.reshape(r, shape2) if tuple(r.shape) != shape2 else r
+
+
+@trace_constant  # NumPy dtype objects: decided outside torch.compile's trace
+def _compare_in(b: Backend, d1: np.dtype[Any], d2: np.dtype[Any], other: Any) -> tuple[Any, Any]:
+    """The casts of searchsorted's ``x1`` and ``x2`` (dtypes ``d1``, ``d2``; ``other``: ``d2``
+    or the Python scalar ``x2`` was) to the dtype they are compared in, as the backend's
+    dtype objects (None: no cast): NumPy's promotion, or ``x1``'s dtype where the backend
+    cannot hold the promoted one (e.g. a library without float64)."""
+    dt = _promote(d1, other)
+    if not b.can_hold(dt):
+        dt = d1
+    return (None if d1 == dt else b.native_dtype(dt), None if d2 == dt else b.native_dtype(dt))
 
 
 # -- unique ----------------------------------------------------------------------------------
@@ -505,6 +547,7 @@ unique_all.__doc__ = (
 
 
 # -- quantile / median -------------------------------------------------------------------------
+@trace_constant  # a host value: decided outside torch.compile's trace
 def _q_vector(q: Any, fname: str) -> tuple[np.ndarray[Any, Any], bool]:
     """``q`` as a float64 host vector, and whether it was a scalar."""
     if isinstance(q, (bool, np.bool_)):
@@ -538,18 +581,30 @@ def _reduce_prep(
     d = _dtype(b, x, fname, _REAL, _SUPPORTED.replace(", complex64, complex128", ""))
     ax = _axis(axis, dim, x.ndim, fname)
     keepdims = _flag(keepdims, "keepdims", fname)
-    out = d if d.kind in "fV" else _F64
-    work = _F32 if d.itemsize == 2 and out is d else out
-    if work != d:
-        x = b.astype(x, work)
+    out, work = _reduce_dtypes(d)
+    if _differ(work, d):
+        x = b.astype(x, _native(b, work))
     return b, x, out, ax, keepdims, work, tuple(x.shape)
+
+
+@trace_constant  # NumPy dtype objects: decided outside torch.compile's trace
+def _reduce_dtypes(d: np.dtype[Any]) -> tuple[np.dtype[Any], np.dtype[Any]]:
+    """``(output dtype, working dtype)`` of the quantile family for input dtype ``d``:
+    floats keep their dtype (float16/bfloat16 computed in float32), the rest give float64."""
+    out = d if d.kind in "fV" else _F64
+    return out, (_F32 if d.itemsize == 2 and out is d else out)
+
+
+@trace_constant  # NumPy dtype objects: compared outside torch.compile's trace
+def _differ(a: np.dtype[Any], b: np.dtype[Any]) -> bool:
+    return bool(a != b)
 
 
 def _finish(b: Backend, xp: Any, r: Any, out: np.dtype[Any], work: np.dtype[Any],
             ax: int | None, keepdims: bool, shape: tuple[int, ...], lead: bool) -> Any:
     """``r`` (``(..., nq)`` if ``lead`` else ``(...)``) in the output dtype and layout."""
-    if out != work:
-        r = b.astype(r, out)
+    if _differ(out, work):
+        r = b.astype(r, _native(b, out))
     if keepdims:
         tail = (r.shape[-1],) if lead else ()
         # ax: the reduced axis comes back in place (before the q axis)
@@ -818,13 +873,24 @@ def rankdata(
     d = _dtype(b, x, "rankdata")
     ax = _axis(axis, dim, x.ndim, "rankdata")
     xp, xm, ax = _last_axis(b, x, ax)
-    nan = d.kind in "fcV" and b.has_nan(xm)
+    if d.kind in "fcV" and b.traced(xm):
+        # traced (torch.compile, torch.func, jax.jit): values cannot be read, so the NaN
+        # rule is applied without looking (exact when there is no NaN); the result is then
+        # float64 for every method, the dtype eager gives when a NaN is present
+        if nan_policy == "raise":
+            raise ValueError(
+                "rankdata(): nan_policy='raise' reads the values, which traced code "
+                "(torch.compile, torch.func, jax.jit) cannot; use 'propagate' or 'omit' there"
+            )
+        nan = True
+    else:
+        nan = d.kind in "fcV" and b.has_nan(xm)
     if nan and nan_policy == "raise":
         raise ValueError("rankdata(): the input contains nan values (nan_policy='raise')")
     r = b.rankdata(xm, method)
     if nan:
         if method != "average":
-            r = b.astype(r, _F64)
+            r = b.astype(r, _native(b, _F64))
         isn = xp.isnan(xm)
         if nan_policy == "propagate":
             isn = xp.any(isn, axis=-1, keepdims=True)
@@ -833,6 +899,6 @@ def rankdata(
 
 
 def _dev(xp: Any, x: Any) -> Any:
-    import array_api_compat
+    from xback.backends._family_generic import device_of
 
-    return array_api_compat.device(x)
+    return device_of(x)

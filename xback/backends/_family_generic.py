@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "QUANTILE_METHODS",
+    "device_of",
     "gather_rows",
     "median",
     "order_statistics",
@@ -54,7 +55,21 @@ _ALPHA_BETA = {
 }
 
 
-def _device(x: Any) -> Any:
+def _cumsum(xp: Any, a: Any, axis: int) -> Any:
+    """``xp.cumulative_sum(a, axis=axis)``; the library's own ``cumsum`` where the namespace
+    has one (NumPy, torch): array-api-compat's wrapper looks the namespace up again on
+    every call, which ``torch.compile`` warns about."""
+    cumsum = getattr(xp, "cumsum", None)
+    return cumsum(a, axis) if cumsum is not None else xp.cumulative_sum(a, axis=axis)
+
+
+def device_of(x: Any) -> Any:
+    """``x``'s device: its ``device`` attribute where it has one (NumPy 2, torch, JAX,
+    array-api-strict; read directly, which ``torch.compile`` traces without a warning),
+    else array-api-compat's ``device``."""
+    d = getattr(x, "device", None)
+    if d is not None and not callable(d):
+        return d
     import array_api_compat
 
     return array_api_compat.device(x)
@@ -83,7 +98,7 @@ def searchsorted(b: Any, x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     if sorter is not None:
         x1 = xp.take_along_axis(x1, sorter, axis=-1)
     n, m = x1.shape[-1], x2.shape[-1]
-    dev, i64 = _device(x1), xp.int64
+    dev, i64 = device_of(x1), xp.int64
     one, zero = xp.ones((n,), dtype=i64, device=dev), xp.zeros((m,), dtype=i64, device=dev)
     if right:
         c, flag = xp.concat((x1, x2), axis=-1), xp.concat((one, zero))
@@ -91,7 +106,7 @@ def searchsorted(b: Any, x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
         c, flag = xp.concat((x2, x1), axis=-1), xp.concat((zero, one))
     perm = b.argsort(c, _last(c), False, True)
     f = xp.take_along_axis(xp.broadcast_to(flag, c.shape), perm, axis=-1)
-    before = xp.cumulative_sum(f, axis=-1)  # x1 elements up to each merged position
+    before = _cumsum(xp, f, -1)  # x1 elements up to each merged position
     inv = b.argsort(perm, _last(perm), False, False)  # merged position of each element
     pos = inv[..., n:] if right else inv[..., :m]
     return xp.astype(xp.take_along_axis(before, pos, axis=-1), i64)
@@ -106,7 +121,7 @@ def unique(
     group, represented by its first occurrence."""
     xp = b.namespace(x)
     n = x.shape[0]
-    dev, i64 = _device(x), xp.int64
+    dev, i64 = device_of(x), xp.int64
     perm = xp.astype(b.argsort(x, 0, False, True), i64)
     if n == 0:
         z = xp.zeros((0,), dtype=i64, device=dev)
@@ -125,7 +140,7 @@ def unique(
         ends = xp.concat((starts[1:], xp.asarray([n], dtype=i64, device=dev)))
         counts = ends - starts
     if want_inverse:
-        gid = xp.cumulative_sum(xp.astype(new, i64)) - 1
+        gid = _cumsum(xp, xp.astype(new, i64), 0) - 1
         inv = b.argsort(perm, 0, False, False)
         inverse = xp.take(gid, inv)
     return values, (first if want_indices else None), inverse, counts
@@ -189,7 +204,7 @@ def order_statistics(b: Any, x: Any, kth: list[int]) -> Any:
     axis. Default: one sort, then a gather."""
     xp = b.namespace(x)
     s = b.sort(x, _last(x), False, True)
-    idx = xp.asarray(kth, dtype=xp.int64, device=_device(x))
+    idx = xp.asarray(kth, dtype=xp.int64, device=device_of(x))
     return xp.take(s, idx, axis=-1)
 
 
@@ -199,7 +214,7 @@ def gather_rows(b: Any, s: Any, idx: Any) -> Any:
 
 
 def _float(xp: Any, x: Any, v: Any) -> Any:
-    return xp.asarray(v, dtype=x.dtype, device=_device(x))
+    return xp.asarray(v, dtype=x.dtype, device=device_of(x))
 
 
 def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool) -> Any:
@@ -208,10 +223,13 @@ def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool)
     holds only NaN) or is empty."""
     xp = b.namespace(x)
     n = x.shape[-1]
-    dev, f64 = _device(x), xp.float64 if hasattr(xp, "float64") else None
+    dev, f64 = device_of(x), xp.float64 if hasattr(xp, "float64") else None
     isn = xp.isnan(x) if skipna else None
     nan = _float(xp, x, math.nan)
-    uniform = not skipna or (b.concrete(x) and not bool(xp.any(isn)))
+    # traced (values unreadable): the sort path below, branch-free; the host arithmetic of
+    # the uniform path would be traced as well
+    concrete = b.concrete(x)
+    uniform = concrete and (not skipna or not bool(xp.any(isn)))
     if uniform:  # one set of order statistics for every row: a selection
         p, nx, g = quantile_indices(np, np.asarray(float(n)), q, method)
         if n == 0:
@@ -230,7 +248,10 @@ def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool)
         if not skipna:  # NaN sorts last: a row holds NaN iff its largest is NaN
             r = xp.where(xp.isnan(st[..., pos[n - 1] : pos[n - 1] + 1]), nan, r)
         return r
-    nv = n - xp.sum(xp.astype(isn, xp.int64), axis=-1, keepdims=True)
+    if isn is None:  # not skipna, traced: every element counts, a NaN row is NaN below
+        nv = xp.full((*x.shape[:-1], 1), n, dtype=xp.int64, device=dev)
+    else:
+        nv = n - xp.sum(xp.astype(isn, xp.int64), axis=-1, keepdims=True)
     qa = xp.asarray(q, dtype=f64, device=dev)
     p, nx, g = quantile_indices(xp, xp.astype(nv, f64), qa, method)
     s = b.sort(x, _last(x), False, True)
@@ -240,7 +261,10 @@ def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool)
         r = a
     else:
         r = lerp(xp, a, b.gather_rows(s, xp.clip(nx, 0, max(n - 1, 0))), xp.astype(g, x.dtype))
-    return xp.where(nv == 0, nan, r)
+    r = xp.where(nv == 0, nan, r)
+    if not skipna and n:  # NaN sorts last: a row holds NaN iff its largest is NaN
+        r = xp.where(xp.isnan(s[..., -1:]), nan, r)
+    return r
 
 
 def median(b: Any, x: Any, skipna: bool) -> Any:
@@ -249,7 +273,7 @@ def median(b: Any, x: Any, skipna: bool) -> Any:
     (``skipna``: only NaN) or is empty."""
     xp = b.namespace(x)
     n = x.shape[-1]
-    dev = _device(x)
+    dev = device_of(x)
     nan = _float(xp, x, math.nan)
     if n == 0:
         return xp.full(x.shape[:-1], math.nan, dtype=x.dtype, device=dev)
@@ -275,10 +299,10 @@ def rankdata(b: Any, x: Any, method: str) -> Any:
     """SciPy's ranks (1-based) along the last axis, NaNs ranked last as by the sort (the front
     layer applies the NaN policy): float64 for ``average``, int64 otherwise."""
     xp = b.namespace(x)
-    dev, i64 = _device(x), xp.int64
+    dev, i64 = device_of(x), xp.int64
     n = x.shape[-1]
     perm = xp.astype(b.argsort(x, _last(x), False, True), i64)
-    if n == 0 or x.size == 0:
+    if n == 0 or math.prod(x.shape) == 0:  # torch: x.size is a method
         dt = xp.float64 if method == "average" else i64
         return xp.zeros(x.shape, dtype=dt, device=dev)
     inv = xp.astype(b.argsort(perm, _last(perm), False, False), i64)
@@ -289,12 +313,12 @@ def rankdata(b: Any, x: Any, method: str) -> Any:
     first = xp.ones((*lead, 1), dtype=xp.bool, device=dev)
     new = xp.concat((first, s[..., 1:] != s[..., :-1]), axis=-1)
     if method == "dense":
-        return xp.take_along_axis(xp.cumulative_sum(xp.astype(new, i64), axis=-1), inv, axis=-1)
+        return xp.take_along_axis(_cumsum(xp, xp.astype(new, i64), -1), inv, axis=-1)
     # group starts and ends through the flat positions of the group starts
     flat = xp.reshape(new, (-1,))
     size = flat.shape[0]
     starts = xp.astype(xp.nonzero(flat)[0], i64)
-    gid = xp.cumulative_sum(xp.astype(flat, i64)) - 1
+    gid = _cumsum(xp, xp.astype(flat, i64), 0) - 1
     pos = xp.arange(size, dtype=i64, device=dev)
     row0 = xp.reshape(pos - pos % max(n, 1), new.shape)  # flat position of each row's start
     lo = xp.reshape(xp.take(starts, gid), new.shape) - row0 + 1

@@ -105,10 +105,18 @@ def _full(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     return _gather(x, idx), idx
 
 
+def _traced(x: Any) -> bool:
+    """Values cannot be read (``torch.compile``, ``torch.func``, ``meta``): the branch-free
+    paths run, never a data-dependent fix-up."""
+    from xback.backends.torch import BACKEND
+
+    return bool(x.is_meta or BACKEND.traced(x))
+
+
 def top_k(x: Any, k: int, largest: bool) -> tuple[Any, Any]:
     n = x.shape[-1]
-    if k == n or k == 0 or x.dtype in _COMPLEX or x.is_meta or x.numel() == 0:
-        return _full(x, k, largest)
+    if k == n or k == 0 or x.dtype in _COMPLEX or x.numel() == 0 or _traced(x):
+        return _full(x, k, largest)  # traced: the definition, a stable sort, branch-free
     view = _numpy_view(x) if x.dim() == 1 else None
     if view is not None:
         idx = torch.from_numpy(_numpy_family.top_k(view, k, largest)[1])
@@ -167,7 +175,8 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     # element a row to look at instead of all
     last = a[..., -1:] if sorter is None else a.gather(-1, sorter[..., -1:])
     valid: Any = None
-    if a.is_meta or bool(torch.isnan(last).any()):
+    traced = _traced(a) or _traced(q)
+    if traced or bool(torch.isnan(last).any()):
         # search NaNs as +inf, clamp to the NaN-free count of the row
         valid = n - torch.isnan(a).sum(dim=-1, keepdim=True)
         r = torch.searchsorted(a.nan_to_num(nan=torch.inf), q, right=right, sorter=sorter)
@@ -175,7 +184,7 @@ def searchsorted(x1: Any, x2: Any, right: bool, sorter: Any) -> Any:
     else:
         r = torch.searchsorted(a, q, right=right, sorter=sorter)
     qn = torch.isnan(q)
-    if q.is_meta or bool(qn.any()):
+    if traced or bool(qn.any()):
         r = torch.where(qn, n if right or valid is None else valid, r)
     return r
 
@@ -253,4 +262,25 @@ def rankdata(x: Any, method: str) -> Any:
     if x.is_meta:
         dt = torch.float64 if method == "average" else torch.int64
         return torch.empty(x.shape, dtype=dt, device=x.device)
+    if _traced(x) and method in ("min", "max", "average") and x.numel():
+        return _rank_groups(_keys(x), method)
     return _family_generic.rankdata(BACKEND, _keys(x), method)
+
+
+def _rank_groups(K: Any, method: str) -> Any:
+    """``min``/``max``/``average`` ranks of tie groups by two scans (a running max of each
+    group's first position, a reversed running min of its last) instead of the generic
+    path's ``nonzero``, whose size depends on the data: branch-free, for traced code."""
+    n = K.shape[-1]
+    perm = _torch_sort.argsort(K, K.dim() - 1, False, True)
+    inv = torch.argsort(perm, dim=-1)
+    srt = K.gather(-1, perm)
+    one = torch.ones((*srt.shape[:-1], 1), dtype=torch.bool, device=srt.device)
+    differs = srt[..., 1:] != srt[..., :-1]  # NaN != NaN: each NaN its own group
+    first = torch.cat((one, differs), dim=-1)
+    last = torch.cat((differs, one), dim=-1)
+    pos = torch.arange(n, device=srt.device).expand(srt.shape)
+    lo = torch.cummax(torch.where(first, pos, 0), dim=-1).values + 1
+    hi = torch.cummin(torch.where(last, pos, n).flip(-1), dim=-1).values.flip(-1) + 1
+    r = lo if method == "min" else hi if method == "max" else (lo + hi).double() / 2
+    return r.gather(-1, inv)

@@ -414,7 +414,7 @@ class TorchBackend(Backend):
         return _compat_torch if _compat_torch is not None else _load_compat_torch()
 
     def concrete(self, x: Any) -> bool:
-        return not x.is_meta
+        return not x.is_meta and not self.traced(x)
 
     top_k = staticmethod(_torch_family.top_k)
     searchsorted = staticmethod(_torch_family.searchsorted)
