@@ -148,10 +148,7 @@ def _flag(value: Any, name: str, fname: str) -> bool:
 
 def _dtype(b: Backend, x: Any, fname: str, allowed: frozenset[np.dtype[Any]] = _SORTABLE,
            names: str = _SUPPORTED) -> np.dtype[Any]:
-    native = getattr(x, "dtype", None)
-    if native is None:
-        return _dtype_slow(b, x, fname, allowed, names)
-    return _dtype_rule(b, native, fname, allowed, names)
+    return _dtype_rule(b, x.dtype, fname, allowed, names)  # x: the backend's array
 
 
 @trace_constant  # NumPy dtype objects: decided outside torch.compile's trace
@@ -163,15 +160,6 @@ def _dtype_rule(b: Backend, native: Any, fname: str, allowed: frozenset[np.dtype
     except TypeError:
         d = None
     return _dtype_checked(d, native, fname, allowed, names)
-
-
-def _dtype_slow(b: Backend, x: Any, fname: str, allowed: frozenset[np.dtype[Any]],
-                names: str) -> np.dtype[Any]:
-    try:
-        d = b.dtype_of(x)
-    except TypeError:
-        d = None
-    return _dtype_checked(d, type(x).__name__, fname, allowed, names)
 
 
 def _dtype_checked(d: np.dtype[Any] | None, shown: Any, fname: str,
