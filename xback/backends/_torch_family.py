@@ -24,8 +24,9 @@ What torch 2.13 gives and what is done about it:
   ``unique`` on a zero-copy view (measured faster than ``torch.unique``). Else
   ``torch.unique`` for integers and bools (no first indices); the generic sort-based path
   otherwise, and a ``ValueError`` for ``meta`` tensors (the size depends on the data).
-* quantiles: on a plain CPU tensor without autograd and not traced (``_numpy_view``), NumPy's
-  selection on a zero-copy view (``_numpy_family.order_statistics``: one SIMD partition,
+* quantiles: on a plain CPU tensor without autograd and not traced (``_numpy_view``), the
+  whole median/quantile on the NumPy backend (small inputs: the generic path's dozen small
+  torch operations cost more than the selection), its selection on a zero-copy view (``_numpy_family.order_statistics``: one SIMD partition,
   then min/max; measured faster than ``torch.kthvalue``/``torch.median``, see
   docs/benchmarks.md). Else ``torch.kthvalue`` (a selection; NaN largest) for up to three
   order statistics, else one sort; never ``torch.quantile`` (2^24-element limit).
@@ -39,7 +40,8 @@ import torch
 
 from xback.backends import _family_generic, _numpy_family, _torch_sort
 
-__all__ = ["order_statistics", "rankdata", "searchsorted", "top_k", "unique"]
+__all__ = ["median", "order_statistics", "quantile", "rankdata", "searchsorted", "top_k",
+           "unique"]
 
 _FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _COMPLEX = frozenset({torch.complex64, torch.complex128})
@@ -254,6 +256,45 @@ def order_statistics(x: Any, kth: list[int]) -> Any:
     if n - 1 in kth:  # the largest, NaN when there is one: a NaN-propagating max
         got[n - 1] = torch.amax(x, dim=-1, keepdim=True)
     return torch.cat([got[k] for k in kth], dim=-1)
+
+
+def _on_view(x: Any) -> Any:
+    """The NumPy backend and ``x``'s zero-copy NumPy view where NumPy may compute for ``x``
+    (:func:`_numpy_view`, non-empty), else ``(None, None)``."""
+    view = _numpy_view(x)
+    if view is None or not view.size:
+        return None, None
+    from xback.backends.numpy import BACKEND as NUMPY
+
+    return NUMPY, view
+
+
+def median(x: Any, skipna: bool) -> Any:
+    """:meth:`Backend.median`: the whole reduction on the NumPy view where it may run there
+    (the generic path's dozen small torch operations cost more than the selection on small
+    inputs), else the generic path on torch."""
+    from xback.backends.torch import BACKEND
+
+    nb, view = _on_view(x)
+    if nb is not None:
+        return torch.from_numpy(_np_array(nb.median(view, skipna)))
+    return _family_generic.median(BACKEND, x, skipna)
+
+
+def quantile(x: Any, q: Any, method: str, skipna: bool) -> Any:
+    """:meth:`Backend.quantile`, as :func:`median`."""
+    from xback.backends.torch import BACKEND
+
+    nb, view = _on_view(x)
+    if nb is not None:
+        return torch.from_numpy(_np_array(nb.quantile(view, q, method, skipna)))
+    return _family_generic.quantile(BACKEND, x, q, method, skipna)
+
+
+def _np_array(r: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(r)  # a NumPy scalar (a 0-d result) as an array
 
 
 def rankdata(x: Any, method: str) -> Any:

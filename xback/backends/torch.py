@@ -421,6 +421,8 @@ class TorchBackend(Backend):
     unique = staticmethod(_torch_family.unique)
     order_statistics = staticmethod(_torch_family.order_statistics)
     rankdata = staticmethod(_torch_family.rankdata)
+    median = staticmethod(_torch_family.median)
+    quantile = staticmethod(_torch_family.quantile)
 
 
 _compat_torch: Any = None
