@@ -259,6 +259,10 @@ class Backend:
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
     has_autograd: ClassVar[bool] = False
+    #: whether :meth:`svd` returns NaN factors for a matrix holding NaN or inf (torch), so
+    #: that the front layer need not check the input first: LAPACK's ``gesdd`` can loop
+    #: forever on inf (NumPy with OpenBLAS, array-api-strict), so the default is False
+    svd_nan_on_nonfinite: ClassVar[bool] = False
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         """``(U, S, Vh)`` of a stack ``x`` of shape ``(..., M, N)``, ``x`` already of a float32,

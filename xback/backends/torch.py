@@ -365,6 +365,7 @@ class TorchBackend(Backend):
 
     # -- linear algebra (xback._linalg) --------------------------------------------------
     has_autograd = True
+    svd_nan_on_nonfinite = True
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = torch.linalg.svd(x, full_matrices=full_matrices)
