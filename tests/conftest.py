@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 import xback
 from xback import _machine, _routing
+from xback.backends import KNOWN_BACKENDS
 
 # Profiles (HYPOTHESIS_PROFILE=...; see docs/testing.md):
 # - "ci" (the default, and what .ci/run uses): derandomized, no example database. Each test
@@ -175,15 +176,38 @@ def small_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(1, n if d in whole else math.ceil(n / 2)) for d, n in enumerate(shape))
 
 
-_ALL = [
-    pytest.param(Target("numpy", "cpu"), id="numpy"),
-    pytest.param(Target("torch", "cpu"), id="torch", marks=requires_torch),
-    pytest.param(Target("torch", "meta"), id="torch-meta", marks=requires_torch),
-    pytest.param(Target("torch", "cuda:0"), id="torch-cuda", marks=[requires_torch, requires_cuda]),
-    pytest.param(Target("array_api_strict", "cpu"), id="strict", marks=requires_strict),
-    pytest.param(Target("jax", "cpu"), id="jax", marks=[requires_jax, requires_jax_matrix]),
-    pytest.param(Target("dask", "cpu", chunked=True), id="dask", marks=requires_dask),
-]
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+#: what the tests add to a registered backend's CPU target: its id, other devices (with
+#: their marks) and its own marks; a backend missing here gets one CPU target, skipped
+#: while its package is not installed
+_TARGET_TRAITS: dict[str, dict[str, Any]] = {
+    "torch": {"extra": [(Target("torch", "meta"), "torch-meta", []),
+                        (Target("torch", "cuda:0"), "torch-cuda", [requires_cuda])]},
+    "array_api_strict": {"id": "strict"},
+    "jax": {"marks": [requires_jax_matrix]},
+    "cupy": {"target": Target("cupy", "cuda:0"), "marks": [requires_cuda]},
+    "dask": {"target": Target("dask", "cpu", chunked=True)},
+}
+
+
+def _targets() -> list[Any]:
+    """One target per registered backend (:data:`xback.backends.KNOWN_BACKENDS`), in the
+    registry's order, with the traits above."""
+    out = []
+    for name, (_module, package, _requirement) in KNOWN_BACKENDS.items():
+        traits = _TARGET_TRAITS.get(name, {})
+        need = pytest.mark.skipif(not _installed(package), reason=f"{package} is not installed")
+        out.append(pytest.param(traits.get("target", Target(name, "cpu")),
+                                id=traits.get("id", name), marks=[need, *traits.get("marks", [])]))
+        for target, ident, marks in traits.get("extra", []):
+            out.append(pytest.param(target, id=ident, marks=[need, *marks]))
+    return out
+
+
+_ALL = _targets()
 TARGETS = _ALL
 DATA_TARGETS = [p for p in _ALL if p.id != "torch-meta"]
 

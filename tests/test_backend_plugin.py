@@ -192,6 +192,27 @@ def test_registered_by_one_line(plug: str) -> None:
         assert method not in vars(PlugBackend), method
 
 
+def test_listed_wherever_backends_are_listed(plug: str) -> None:
+    """The registry line is all it takes to be named, and the Backend defaults answer the
+    front layer's questions (routing: no thread pool, never computing in a forked child;
+    dtypes: NumPy's own)."""
+    from xback import _routing
+
+    with pytest.raises(TypeError, match=r"registered backends \(plug, numpy, torch"):
+        xback.asarray(object())
+    with pytest.raises(ValueError, match=r"available backends: .*\bplug\b"):
+        xback.asarray([1.0], backend="plu")
+    b = _dispatch.load_backend(plug)
+    assert b.cpu_threads() is None and b.dtype_from(np.float32) is None
+    assert not _routing.fork_safe(plug, "sort/1d")
+    assert _routing._threads_fit(b, _dispatch.load_backend("numpy"))
+    assert xback.asarray([1, 2], dtype="float32", backend=plug).dtype == np.float32
+    pytest.importorskip("typer")
+    from xback.cli import info_dict
+
+    assert info_dict()["backends"]["plug"] == "available"
+
+
 def test_sort_contract(plug: str) -> None:
     check_sort_contract(plug, to_plug, xback.to_numpy)
 

@@ -48,7 +48,7 @@ def test_unknown_kind_lists_supported() -> None:
     class Foo:
         pass
 
-    with pytest.raises(TypeError, match=r"numpy\.ndarray.*torch\.Tensor"):
+    with pytest.raises(TypeError, match=r"registered backends \(numpy, torch, .*dask\)"):
         xback.asarray(Foo())
     with pytest.raises(TypeError, match="unsupported array type"):
         xback.backend_of("a string")

@@ -202,12 +202,10 @@ def _classify(tp: type) -> Backend | None:
                 result = load_backend(name)
                 break
         else:
-            supported = ["numpy.ndarray", "numpy scalars", "torch.Tensor"] + [
-                f"{n} arrays" for n in KNOWN_BACKENDS if n not in ("numpy", "torch")
-            ]
             raise TypeError(
                 f"unsupported array type {tp.__module__}.{tp.__qualname__}; xback accepts "
-                f"{', '.join(supported)}, and Python scalars, lists and tuples"
+                f"the arrays of its registered backends ({', '.join(KNOWN_BACKENDS)}), "
+                f"NumPy scalars, and Python scalars, lists and tuples"
             )
     if result is not None and result.converts(tp):
         _CONVERTED[tp] = result

@@ -111,6 +111,21 @@ COMPLEX = DtypeSet([np.complex64, np.complex128])
 _NORMALIZED: dict[Any, np.dtype[Any]] = {}
 
 
+def _library_dtype(dtype: Any) -> np.dtype[Any] | None:
+    """The NumPy dtype for a library's own dtype object (a ``torch.dtype``), asking the
+    backends whose library the caller has imported (:meth:`Backend.dtype_from
+    <xback.backends.Backend.dtype_from>`), or None."""
+    from xback._dispatch import load_backend
+    from xback.backends import KNOWN_BACKENDS
+
+    for name, (_module, package, _requirement) in KNOWN_BACKENDS.items():
+        if package in sys.modules:
+            found = load_backend(name).dtype_from(dtype)
+            if found is not None:
+                return found
+    return None
+
+
 def normalize_dtype(dtype: Any) -> np.dtype[Any]:
     """The NumPy dtype for a ``dtype=`` argument given as a NumPy dtype, a string, a Python or
     NumPy scalar type, or a ``torch.dtype``. Raises ``TypeError`` naming what was given.
@@ -119,13 +134,10 @@ def normalize_dtype(dtype: Any) -> np.dtype[Any]:
         return _NORMALIZED[dtype]
     except (KeyError, TypeError):
         pass
-    torch = sys.modules.get("torch")
     result: np.dtype[Any] | None = None
-    if torch is not None and isinstance(dtype, torch.dtype):
-        from xback.backends.torch import numpy_dtype_of
-
-        result = numpy_dtype_of(dtype)
-    else:
+    if not isinstance(dtype, (str, type, np.dtype)):
+        result = _library_dtype(dtype)
+    if result is None:
         try:
             result = np.dtype(dtype)
         except (TypeError, ValueError):

@@ -373,8 +373,8 @@ def svd(
     if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
         return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
     kb, kx = _svd_kernel(b, xc, shape, "full" if full else "thin")
-    if kb.name != "torch" and b.device_of(xc) != "meta" and not _input_finite(b, xc):
-        # checked first except on torch (which returns NaN): LAPACK's gesdd can loop forever
+    if not kb.svd_nan_on_nonfinite and b.device_of(xc) != "meta" and not _input_finite(b, xc):
+        # checked first unless the kernel returns NaN (torch): LAPACK's gesdd can loop forever
         # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
         # matrix holding one inf; compute_uv=False returns NaN)
         raise _nonfinite("svd")

@@ -65,6 +65,7 @@ __all__ = [
     "MARGIN",
     "TABLE_FORMAT",
     "active_table",
+    "blas_fork_safe",
     "decide",
     "default_table_path",
     "enabled",
@@ -548,17 +549,18 @@ def in_forked_child() -> bool:
 
 
 def fork_safe(target: str, case: str) -> bool:
-    """Whether ``target`` (a library name or :data:`FUSED`) can compute ``case``
-    (``"op/layout"``) in a forked child, whatever the parent did with it.
+    """Whether ``target`` (a backend name or :data:`FUSED`) can compute ``case``
+    (``"op/layout"``) in a forked child, whatever the parent did with it: the backend's
+    rule (:meth:`xback.backends.Backend.fork_safe`).
 
     * torch: no. Its CPU kernels run on an OpenMP pool (GNU libgomp in the official
       builds) that a child cannot use once the parent has: the child's first parallel
       kernel blocks forever. The parent may have used it (a routed call, or the program's
       own torch code), so a child never routes to torch.
     * NumPy: its sorts are single-threaded (always safe); its BLAS and LAPACK only where
-      the BLAS restarts its threads in a child: OpenBLAS built with pthreads (it registers
-      fork handlers), or a sequential one. An OpenMP-threaded or unknown BLAS: no.
+      the BLAS restarts its threads in a child (:func:`blas_fork_safe`).
     * the fused kernel: yes. Its threads are xback's own pool, which a child starts anew.
+    * other backends: no, unless they say otherwise.
 
     Examples
     --------
@@ -568,10 +570,13 @@ def fork_safe(target: str, case: str) -> bool:
     """
     if target == FUSED:
         return True
-    if target != "numpy":
-        return False
-    if case.split("/", 1)[0] in ("sort", "argsort"):
-        return True
+    return load_backend(target).fork_safe(case.split("/", 1)[0])
+
+
+def blas_fork_safe() -> bool:
+    """Whether NumPy's BLAS restarts its threads in a forked child: OpenBLAS built with
+    pthreads (it registers fork handlers), or a sequential one. An OpenMP-threaded or
+    unknown BLAS: no."""
     blas_threads()  # inspects the BLAS once (threadpoolctl)
     ctl = _blas_controller
     if not ctl:
@@ -603,18 +608,15 @@ def blas_threads() -> int | None:
 
 
 def _threads_fit(b: Backend, kb: Backend) -> bool:
-    """Whether running on ``kb`` stays within the threads the caller allowed ``b``."""
-    names = {b.name, kb.name}
-    if names != {"numpy", "torch"}:
+    """Whether running on ``kb`` stays within the threads the caller allowed ``b``: the
+    target's pool no wider than the caller's (:meth:`xback.backends.Backend.cpu_threads`;
+    NumPy -> torch: torch's pool no wider than the BLAS limit the caller set; torch ->
+    NumPy: the BLAS no wider than torch's setting). True where either is unknown."""
+    mine = b.cpu_threads()
+    if mine is None:
         return True
-    torch = sys.modules["torch"]
-    blas = blas_threads()
-    if blas is None:
-        return True
-    t: int = torch.get_num_threads()
-    # NumPy -> torch: torch's pool no wider than the BLAS limit the caller set; torch ->
-    # NumPy: BLAS no wider than torch's setting (NumPy's sorts are single-threaded anyway).
-    return t <= blas if b.name == "numpy" else blas <= t
+    theirs = kb.cpu_threads()
+    return theirs is None or theirs <= mine
 
 
 # -- zero-copy there and back ----------------------------------------------------------------

@@ -152,6 +152,7 @@ def info_dict() -> dict[str, Any]:
 
 def _routing_info() -> dict[str, Any]:
     from xback import _routing
+    from xback._table import LIBRARIES
 
     d = _routing.describe()
     d["routes"] = {
@@ -159,7 +160,7 @@ def _routing_info() -> dict[str, Any]:
             {"op": op, "layout": lay, "dtype": dt, "from_size": lo, "to_size": hi, "to": tgt}
             for op, lay, dt, lo, hi, tgt in _routing.plan_summary(src)
         ]
-        for src in ("numpy", "torch")
+        for src in LIBRARIES  # the routing table's columns: the libraries it measures
     }
     return d
 
@@ -341,13 +342,14 @@ def tune(
     The table records this machine's fingerprint (CPU, cores, instruction sets, library
     versions, thread settings) and is used only where it matches."""
     from xback import _routing
+    from xback._table import LIBRARIES
     from xback.backends import KNOWN_BACKENDS
 
-    for name in ("numpy", "torch"):
+    for name in LIBRARIES:
         _m, pkg, requirement = KNOWN_BACKENDS[name]
         if not _installed(pkg):
             raise UsageFailure(
-                f"xback tune compares numpy and torch, and {pkg} is not installed "
+                f"xback tune compares {' and '.join(LIBRARIES)}, and {pkg} is not installed "
                 f"(pip install '{requirement}'); without it nothing is routed"
             )
     if dry_run and (save or output is not None):
@@ -373,11 +375,13 @@ def tune(
     with _progress(err, 20) as prog:
         prog.add(n_samples(quick), "measuring")
         table = measure_table(quick=quick, progress=prog)
-    counts = {src: len(_routing.plan_summary(src, table)) for src in ("numpy", "torch")}
+    versions = ", ".join(f"{src} {table['libraries'][src]}" for src in LIBRARIES)
+    counts = ", ".join(
+        f"{src} input {len(_routing.plan_summary(src, table))}" for src in LIBRARIES
+    )
     console.print(
         f"measured {len(table['entries'])} cases in {table['tune_seconds']} s "
-        f"(numpy {table['libraries']['numpy']}, torch {table['libraries']['torch']}); "
-        f"routed size ranges: numpy input {counts['numpy']}, torch input {counts['torch']}"
+        f"({versions}); routed size ranges: {counts}"
     )
     if dry_run:
         console.print("--dry-run: nothing written")

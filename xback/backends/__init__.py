@@ -130,6 +130,12 @@ class Backend:
         ``.dtype`` reports it). Raises ``TypeError`` as :meth:`dtype_of` does."""
         return self.dtype_of(_DtypeCarrier(dtype))
 
+    def dtype_from(self, dtype: Any) -> np.dtype[Any] | None:
+        """The NumPy dtype for ``dtype`` if it is one of the library's own dtype objects given
+        as a ``dtype=`` argument (a ``torch.dtype``), else ``None`` (also for library dtypes
+        with no NumPy equivalent). Default: ``None`` (the library uses NumPy's dtypes)."""
+        return None
+
     def native_dtype(self, dtype: np.dtype[Any]) -> Any:
         """The library's own dtype object (an array's ``.dtype``) for NumPy dtype ``dtype``,
         which the backend holds (:meth:`can_hold`); :meth:`astype` accepts it too."""
@@ -163,6 +169,20 @@ class Backend:
         (:mod:`xback._routing`): a plain array in CPU memory that the other library can read
         without a copy, whose result needs nothing this backend adds (autograd history,
         laziness, a transform's wrapper). Called only for large inputs. Default: False."""
+        return False
+
+    def cpu_threads(self) -> int | None:
+        """The width of the CPU thread pool the library's parallel kernels run on, as the
+        caller has set it now (NumPy: its BLAS's thread limit; torch:
+        ``torch.get_num_threads()``), or ``None`` (unknown, or no pool of its own). A call is
+        routed from one library to another only if the target's pool is no wider than the
+        caller's (:mod:`xback._routing`). Default: ``None``."""
+        return None
+
+    def fork_safe(self, op: str) -> bool:
+        """Whether the library can compute operation ``op`` (``"sort"``, ``"svd"``...) in a
+        forked child, whatever the parent did with it (:func:`xback._routing.fork_safe`).
+        Default: False (a child never routes there)."""
         return False
 
     # -- conversion ------------------------------------------------------------------------
@@ -239,6 +259,10 @@ class Backend:
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
     has_autograd: ClassVar[bool] = False
+    #: whether :meth:`svd` returns NaN factors for a matrix holding NaN or inf (torch), so
+    #: that the front layer need not check the input first: LAPACK's ``gesdd`` can loop
+    #: forever on inf (NumPy with OpenBLAS, array-api-strict), so the default is False
+    svd_nan_on_nonfinite: ClassVar[bool] = False
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         """``(U, S, Vh)`` of a stack ``x`` of shape ``(..., M, N)``, ``x`` already of a float32,

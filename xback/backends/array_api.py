@@ -16,17 +16,15 @@ docs/benchmarks.md#dtype-checks-generic-array-api-backend).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from xback.backends import Backend
 
-__all__ = ["LIBRARIES", "ArrayAPIBackend", "make_backend"]
+__all__ = ["LIBRARIES", "ArrayAPIBackend", "CupyBackend", "JaxBackend", "make_backend"]
 
 _DTYPE_NAMES = (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -34,35 +32,11 @@ _DTYPE_NAMES = (
 )  # fmt: skip
 
 
-def _strict_owns(tp: type) -> bool:
-    return tp.__module__.startswith("array_api_strict")
-
-
 def _jax_tracer() -> type | None:
     """JAX's tracer class (the arrays inside ``jax.jit``, ``vmap``, ``grad``), if it has one."""
     core = getattr(sys.modules["jax"], "core", None)
     tracer = getattr(core, "Tracer", None)
     return tracer if isinstance(tracer, type) else None
-
-
-def _jax_owns(tp: type) -> bool:
-    # tracers stand for JAX arrays but do not subclass jax.Array
-    tracer = _jax_tracer()
-    return issubclass(tp, sys.modules["jax"].Array) or (
-        tracer is not None and issubclass(tp, tracer)
-    )
-
-
-def _cupy_owns(tp: type) -> bool:
-    return issubclass(tp, sys.modules["cupy"].ndarray)
-
-
-#: backend name -> (top-level package, ownership test on a type)
-LIBRARIES: dict[str, tuple[str, Callable[[type], bool]]] = {
-    "array_api_strict": ("array_api_strict", _strict_owns),
-    "jax": ("jax", _jax_owns),
-    "cupy": ("cupy", _cupy_owns),
-}
 
 
 def _device_name(d: Any) -> str:
@@ -78,25 +52,25 @@ def _device_name(d: Any) -> str:
 
 
 class ArrayAPIBackend(Backend):
-    """Backend for one Array API library, through its (compat) namespace."""
+    """Backend for one Array API library, through its (compat) namespace.
+
+    The library is the registry entry's package (:data:`xback.backends.KNOWN_BACKENDS`);
+    what differs between libraries is a subclass's (:class:`JaxBackend`,
+    :class:`CupyBackend`), and a library without one needs no code here: it owns the types
+    defined in its package, and ``lib.asarray([0])`` is its probe array.
+    """
 
     respects_readonly = True
 
     def __init__(self, name: str) -> None:
         import array_api_compat
 
-        self.name = name  # type: ignore[misc]
-        package, self._owns = LIBRARIES[name]
-        lib = importlib.import_module(package)
-        if name == "jax":
-            import jax.numpy as jnp
+        from xback.backends import KNOWN_BACKENDS
 
-            with lib.ensure_compile_time_eval():  # a concrete array, even inside jax.jit
-                probe = jnp.zeros(1)
-        elif name == "cupy":
-            probe = lib.zeros(1)
-        else:
-            probe = lib.asarray([0])
+        self.name = name  # type: ignore[misc]
+        self._package = KNOWN_BACKENDS[name][1]
+        lib = importlib.import_module(self._package)
+        probe = self._probe(lib)
         xp = array_api_compat.array_namespace(probe)
         self.xp = xp
         self._info = xp.__array_namespace_info__()
@@ -134,12 +108,21 @@ class ArrayAPIBackend(Backend):
         #: makes a new dtype object for every array)
         self._last_dtype: tuple[Any, np.dtype[Any]] = (None, np.dtype(np.void))
         #: arrays that stand for values during tracing (jax.jit, vmap, grad): never read
-        self._tracer: type | None = _jax_tracer() if name == "jax" else None
-        self._default_device = _device_name(probe.device) if name == "jax" else "cpu"
+        self._tracer: type | None = None
+        self._default_device = self._placed_on(probe)
+
+    def _probe(self, lib: Any) -> Any:
+        """A small concrete array of the library (its namespace, devices and dtypes are
+        read from it)."""
+        return lib.asarray([0])
+
+    def _placed_on(self, probe: Any) -> str:
+        """The device of a traced array (:meth:`device_of`), given the probe array."""
+        return "cpu"
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
     def owns(self, tp: type) -> bool:
-        return self._owns(tp)
+        return tp.__module__.partition(".")[0] == self._package
 
     def normalize_device(self, device: str) -> str:
         if device in self._devices:
@@ -234,11 +217,6 @@ class ArrayAPIBackend(Backend):
         return self.xp.asarray(x, copy=True)
 
     # -- sorting and linear algebra: the Backend defaults on self.xp ----------------------
-    def eager(self) -> Any:
-        if self.name == "jax":
-            return sys.modules["jax"].ensure_compile_time_eval()
-        return contextlib.nullcontext()
-
     def namespace(self, x: Any) -> Any:
         return self.xp
 
@@ -246,6 +224,50 @@ class ArrayAPIBackend(Backend):
         return self._tracer is not None and isinstance(x, self._tracer)
 
 
+class JaxBackend(ArrayAPIBackend):
+    """JAX: its arrays' types live in ``jaxlib``, its tracers (the arrays inside
+    ``jax.jit``, ``vmap``, ``grad``) stand for arrays, and its probe is made eagerly."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._tracer = _jax_tracer()
+
+    def _probe(self, lib: Any) -> Any:
+        import jax.numpy as jnp
+
+        with lib.ensure_compile_time_eval():  # a concrete array, even inside jax.jit
+            return jnp.zeros(1)
+
+    def _placed_on(self, probe: Any) -> str:
+        return _device_name(probe.device)  # a jit tracer: placed on the default device
+
+    def owns(self, tp: type) -> bool:
+        # tracers stand for JAX arrays but do not subclass jax.Array
+        tracer = _jax_tracer()
+        return issubclass(tp, sys.modules["jax"].Array) or (
+            tracer is not None and issubclass(tp, tracer)
+        )
+
+    def eager(self) -> Any:
+        return sys.modules["jax"].ensure_compile_time_eval()
+
+
+class CupyBackend(ArrayAPIBackend):
+    """CuPy: its arrays are ``cupy.ndarray`` (defined in its compiled submodules)."""
+
+    def _probe(self, lib: Any) -> Any:
+        return lib.zeros(1)
+
+    def owns(self, tp: type) -> bool:
+        return issubclass(tp, sys.modules["cupy"].ndarray)
+
+
+#: the libraries whose differences need code (by registry name); any other Array API
+#: library registered with this module is an :class:`ArrayAPIBackend` as it is
+LIBRARIES: dict[str, type[ArrayAPIBackend]] = {"jax": JaxBackend, "cupy": CupyBackend}
+
+
 def make_backend(name: str) -> ArrayAPIBackend:
-    """The generic backend for library ``name`` (one of :data:`LIBRARIES`)."""
-    return ArrayAPIBackend(name)
+    """The generic backend for the registered library ``name``
+    (:data:`xback.backends.KNOWN_BACKENDS`), with its differences (:data:`LIBRARIES`)."""
+    return LIBRARIES.get(name, ArrayAPIBackend)(name)

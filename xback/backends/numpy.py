@@ -56,6 +56,20 @@ class NumpyBackend(HostBackend):
     def routable(self, x: Any) -> bool:
         return type(x) is np.ndarray
 
+    def cpu_threads(self) -> int | None:
+        from xback._routing import blas_threads  # lazily: the front layer imports this module
+
+        return blas_threads()
+
+    def fork_safe(self, op: str) -> bool:
+        # the sorts are single-threaded (always safe); BLAS and LAPACK only where the BLAS
+        # restarts its threads in a child
+        if op in ("sort", "argsort"):
+            return True
+        from xback._routing import blas_fork_safe
+
+        return blas_fork_safe()
+
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:
         return np.asarray(x).astype(dtype)
 

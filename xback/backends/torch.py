@@ -249,6 +249,16 @@ class TorchBackend(Backend):
             and not _functorch_active()
         )
 
+    def dtype_from(self, dtype: Any) -> np.dtype[Any] | None:
+        return numpy_dtype_of(dtype) if isinstance(dtype, torch.dtype) else None
+
+    def cpu_threads(self) -> int | None:
+        return int(torch.get_num_threads())
+
+    # fork_safe: the default (False). torch's CPU kernels run on an OpenMP pool (GNU libgomp
+    # in the official builds) that a forked child cannot use once the parent has: the
+    # child's first parallel kernel blocks forever.
+
     # -- conversion ----------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
         try:
@@ -355,6 +365,7 @@ class TorchBackend(Backend):
 
     # -- linear algebra (xback._linalg) --------------------------------------------------
     has_autograd = True
+    svd_nan_on_nonfinite = True
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = torch.linalg.svd(x, full_matrices=full_matrices)
