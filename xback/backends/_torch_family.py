@@ -26,10 +26,11 @@ What torch 2.13 gives and what is done about it:
   otherwise, and a ``ValueError`` for ``meta`` tensors (the size depends on the data).
 * quantiles: on a plain CPU tensor without autograd and not traced (``_numpy_view``), the
   whole median/quantile on the NumPy backend (small inputs: the generic path's dozen small
-  torch operations cost more than the selection), its selection on a zero-copy view (``_numpy_family.order_statistics``: one SIMD partition,
-  then min/max; measured faster than ``torch.kthvalue``/``torch.median``, see
-  docs/benchmarks.md). Else ``torch.kthvalue`` (a selection; NaN largest) for up to three
-  order statistics, else one sort; never ``torch.quantile`` (2^24-element limit).
+  torch operations cost more than the selection), its selection on a zero-copy view
+  (``_numpy_family.order_statistics``: one SIMD partition, then min/max; measured faster
+  than ``torch.kthvalue``/``torch.median``, see docs/benchmarks.md). Else
+  ``torch.kthvalue`` (a selection; NaN largest) for up to three order statistics, else one
+  sort; never ``torch.quantile`` (2^24-element limit).
 """
 
 from __future__ import annotations
