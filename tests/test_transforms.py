@@ -214,3 +214,42 @@ def test_jax_jit_vmap_grad() -> None:
     bad = mb.at[1, 0, 0].set(jnp.inf)  # traced: NaN for the bad matrix, no host read
     s = jit(jax.vmap(xback.svdvals))(bad)
     assert bool(jnp.isnan(s[1]).all()) and bool(jnp.isfinite(s[0]).all())
+
+
+# -- the sort family under torch.func: the traced, branch-free paths ----------------------
+_FX = torch.from_numpy(np.random.default_rng(3).standard_normal((4, 12)))
+_FX[1, 3] = float("nan")
+_FX[2, :4] = 0.5  # ties
+_FAMILY: dict[str, Callable[[Any], Any]] = {
+    "top_k": lambda v: xback.top_k(v, 3).values,
+    "top_k-smallest-indices": lambda v: xback.top_k(v, 3, largest=False).indices,
+    "median": lambda v: xback.median(v),
+    "nanmedian": lambda v: xback.nanmedian(v),
+    "quantile": lambda v: xback.quantile(v, [0.3, 0.8]),
+    "rankdata": lambda v: xback.rankdata(v),
+}
+
+
+@pytest.mark.parametrize("name", list(_FAMILY))
+def test_sort_family_vmap_equals_the_loop(name: str) -> None:
+    f = _FAMILY[name]
+    got = func.vmap(f)(_FX)
+    want = torch.stack([f(row) for row in _FX])
+    assert got.shape == want.shape
+    # traced rankdata of floats is float64 for every method (docs/compile.md)
+    torch.testing.assert_close(got, want.to(got.dtype), equal_nan=True, rtol=0, atol=0)
+
+
+def test_sort_family_searchsorted_vmap_and_grads() -> None:
+    rng = np.random.default_rng(4)
+    a = torch.sort(torch.from_numpy(rng.standard_normal((4, 6)))).values
+    q = torch.from_numpy(rng.standard_normal((4, 5)))
+    got = func.vmap(lambda s, v: xback.searchsorted(s, v))(a, q)
+    assert torch.equal(got, torch.stack([xback.searchsorted(s, v) for s, v in zip(a, q)]))
+    v = torch.from_numpy(rng.standard_normal(9))
+    for f in (lambda t: xback.top_k(t, 3).values.sum(), lambda t: xback.median(t),
+              lambda t: xback.quantile(t, 0.3)):
+        g = func.grad(f)(v)
+        w = v.clone().requires_grad_()
+        f(w).backward()
+        torch.testing.assert_close(g, w.grad)

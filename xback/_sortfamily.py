@@ -193,12 +193,20 @@ def _last_axis(b: Backend, x: Any, ax: int | None) -> tuple[Any, Any, int]:
     if ax is None:
         return xp, b.reshape(x, (-1,)), 0
     if ax != x.ndim - 1:
-        x = xp.moveaxis(x, ax, -1)
+        x = _move(xp, x, ax, -1)
     return xp, x, ax
 
 
+def _move(xp: Any, x: Any, src: int, dst: int) -> Any:
+    """``moveaxis`` as a ``permute_dims`` (torch.func's ``vmap`` has no batching rule for
+    torch's ``moveaxis``)."""
+    order = list(range(x.ndim))
+    order.insert(dst % x.ndim, order.pop(src % x.ndim))
+    return xp.permute_dims(x, tuple(order))
+
+
 def _restore(xp: Any, r: Any, ax: int, ndim: int) -> Any:
-    return xp.moveaxis(r, -1, ax) if ax != ndim - 1 else r
+    return _move(xp, r, -1, ax) if ax != ndim - 1 else r
 
 
 # -- top_k -----------------------------------------------------------------------------------
@@ -598,7 +606,7 @@ def _finish(b: Backend, xp: Any, r: Any, out: np.dtype[Any], work: np.dtype[Any]
         # ax: the reduced axis comes back in place (before the q axis)
         r = b.reshape(r, (1,) * len(shape) + tail) if ax is None else xp.expand_dims(r, axis=ax)
     if lead:
-        r = xp.moveaxis(r, -1, 0)
+        r = _move(xp, r, -1, 0)
     return xp.asarray(r)  # NumPy's 0-d arithmetic gives scalars: arrays, as elsewhere
 
 
