@@ -228,7 +228,7 @@ def quantile(b: Any, x: Any, q: np.ndarray[Any, Any], method: str, skipna: bool)
     nan = _float(xp, x, math.nan)
     # traced (values unreadable): the sort path below, branch-free; the host arithmetic of
     # the uniform path would be traced as well
-    concrete = b.concrete(x)
+    concrete = b.concrete(x) and not b.traced(x)
     uniform = concrete and (not skipna or not bool(xp.any(isn)))
     if uniform:  # one set of order statistics for every row: a selection
         p, nx, g = quantile_indices(np, np.asarray(float(n)), q, method)
@@ -278,7 +278,7 @@ def median(b: Any, x: Any, skipna: bool) -> Any:
     if n == 0:
         return xp.full(x.shape[:-1], math.nan, dtype=x.dtype, device=dev)
     isn = xp.isnan(x) if skipna else None
-    if not skipna or (b.concrete(x) and not bool(xp.any(isn))):
+    if not skipna or (b.concrete(x) and not b.traced(x) and not bool(xp.any(isn))):
         lo, hi = (n - 1) // 2, n // 2
         kth = sorted({lo, hi, n - 1})
         st = b.order_statistics(x, kth)

@@ -425,7 +425,7 @@ class TorchBackend(Backend):
         return _compat_torch if _compat_torch is not None else _load_compat_torch()
 
     def concrete(self, x: Any) -> bool:
-        return not x.is_meta and not self.traced(x)
+        return not x.is_meta
 
     top_k = staticmethod(_torch_family.top_k)
     searchsorted = staticmethod(_torch_family.searchsorted)
