@@ -31,7 +31,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -41,6 +40,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 import xback  # noqa: E402
+from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
 PEERS = ("xback", "autoray", "array-api-compat")
 
@@ -152,21 +152,8 @@ def measure_row(row: Row, rounds: int, target_s: float) -> dict[str, list[float]
 
 
 def _load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    la = load_average()
+    return " ".join(f"{v:.2f}" for v in la) if la else "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load()
     results = {label: measure_row(row, args.rounds, args.sample_ms / 1e3)
                for label, row in rows.items()}
-    print(f"CPU: {_cpu()}, {os.cpu_count()} CPUs, one thread each; "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs, one thread each; "
           f"load average {load_before} before, {_load()} after")
     print(", ".join(f"{k} {v}" for k, v in versions.items())
           + f"; {args.rounds} interleaved rounds of {args.sample_ms} ms samples")
