@@ -42,6 +42,7 @@ __all__ = [
     "owner",
     "prepare",
     "prepare1",
+    "reraise_layout",
     "resolve",
     "trace_constant",
     "tracing",
@@ -255,6 +256,15 @@ def layout_error(b: Backend, **named: Any) -> TypeError | None:
         if problem is not None:
             return TypeError(problem.format(name=name))
     return None
+
+
+def reraise_layout(b: Backend, exc: Exception, **named: Any) -> None:
+    """On the error path of an operation on arrays of ``b``: raise :func:`layout_error`'s
+    ``TypeError`` from ``exc`` when one of the named inputs has a layout ``b`` cannot
+    compute on; otherwise return (the caller re-raises ``exc``)."""
+    err = layout_error(b, **named)
+    if err is not None:
+        raise err from exc
 
 
 def backend_of(x: Any) -> str:

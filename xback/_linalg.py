@@ -33,8 +33,8 @@ returned as the library computed them.
 
 from __future__ import annotations
 
-import cmath
 import functools
+import math
 import sys
 import types
 from collections.abc import Callable
@@ -49,6 +49,7 @@ from xback._dispatch import (
     nothing_chosen,
     prepare,
     prepare1,
+    reraise_layout,
     trace_constant,
     tracing,
 )
@@ -158,14 +159,10 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 
 
 # -- svd ------------------------------------------------------------------------------------
-def _svd_input(
-    x: Any, backend: str | None, device: Any, fname: str
-) -> tuple[Backend, Any, Any]:
-    """Backend, the input checked (>= 2-D) and cast per the dtype table, and its shape
-    (read once: each array attribute read costs, most after a LAPACK call)."""
-    b, x = prepare1(x, backend, device)
-    if b.layout_problem(x) is not None:  # sparse, nested: two attributes, against an SVD
-        raise layout_error(b, x=x)  # type: ignore[misc]
+def _svd_input(b: Backend, x: Any, fname: str) -> tuple[Any, Any]:
+    """``x`` (an array of ``b``) checked (>= 2-D) and cast per the dtype table, and its
+    shape (read once: each array attribute read costs, most after a LAPACK call). Sparse,
+    nested and quantized tensors fail here or in the kernel: :func:`_svd_call` names them."""
     shape = x.shape
     nd = len(shape)
     if nd < 2:
@@ -178,7 +175,7 @@ def _svd_input(
     cdt = _svd_cast(b, x.dtype, fname)
     if cdt is not None:
         x = b.astype(x, cdt)
-    return b, x, shape
+    return x, shape
 
 
 #: backend -> its dtype object -> :func:`_svd_cast`'s answer, for the libraries whose dtype
@@ -251,26 +248,24 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
-#: up to this many entries, the finiteness of a NumPy matrix is read from the sum of its
-#: entries as Python numbers (docs/benchmarks.md#finiteness-checks)
-SUM_CHECK_MAX = 64
-
-
-def _sums_finite(x: Any) -> bool:
-    """True when ``x`` is a small NumPy array (at most :data:`SUM_CHECK_MAX` entries) whose
-    entries, summed as Python numbers, give a finite number: then every entry is finite (a
-    NaN or an inf makes the sum non-finite). False says nothing (an overflow of finite
-    entries, another kind of array): the caller asks the backend. Cheaper than a reduction."""
-    return (
-        type(x) is np.ndarray
-        and x.size <= SUM_CHECK_MAX
-        and cmath.isfinite(sum(x.reshape(-1).tolist()))
-    )
+def _bounded(b: Backend, x: Any) -> bool:
+    """True when ``x`` is small enough for its values to be read as Python numbers
+    (:meth:`~xback.backends.Backend.small_values`) and its Frobenius norm is finite: then
+    every entry is finite and no singular value can overflow (none exceeds the norm), so the
+    SVD needs no finiteness check, before or after. One C call (``math.hypot``) on the
+    entries, before LAPACK runs (docs/benchmarks.md#finiteness-checks). False says nothing:
+    the caller checks the input and the result."""
+    v = b.small_values(x)
+    if v is None:
+        return False
+    if v and type(v[0]) is complex:
+        v = [p for z in v for p in (z.real, z.imag)]
+    return math.isfinite(math.hypot(*v))
 
 
 def _input_finite(b: Backend, x: Any) -> bool:
     """Whether every entry of ``x`` (of backend ``b``) is finite."""
-    return _sums_finite(x) or b.all_finite(x)
+    return b.all_finite(x)
 
 
 def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
@@ -279,8 +274,6 @@ def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
     values of ``S`` is enough; data-less (meta) arrays are skipped.
     """
-    if _sums_finite(S):
-        return
     if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
         if not _input_finite(b, x):
             raise _nonfinite(fname)
@@ -294,6 +287,45 @@ def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
     raised here as the one ``ValueError``; other failures are left to the caller."""
     if b.device_of(x) != "meta" and not _input_finite(b, x):
         raise _nonfinite(fname) from exc
+
+
+def _svd_call(
+    fname: str, x: Any, backend: str | None, device: Any, variant: str,
+    run: Callable[[Backend, Any], tuple[Any, ...]],
+) -> tuple[Any, ...]:
+    """The one body of :func:`svd` and :func:`svdvals` (``variant`` ``"full"``, ``"thin"``
+    or ``"vals"``): choose the backend, check and cast ``x``, route, and keep the
+    finiteness contract; ``run(kb, a)`` computes the results on backend ``kb`` (``S`` is
+    the second of three, or the only one)."""
+    b, x = prepare1(x, backend, device)
+    try:
+        xc, shape = _svd_input(b, x, fname)
+        if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
+            return b.nan_where_nonfinite(xc, lambda a: run(b, a))
+        kb, kx = _svd_kernel(b, xc, shape, variant)
+        checked = False  # whether x is known to be finite with a finite norm
+        if not kb.svd_nan_on_nonfinite and variant != "vals" and b.device_of(xc) != "meta":
+            # checked first unless the kernel returns NaN (torch; singular values only):
+            # LAPACK's gesdd can loop forever on inf (observed with NumPy 2.4 / OpenBLAS,
+            # and through array-api-strict, on a 6x3 matrix holding one inf; NumPy's
+            # compute_uv=False returns NaN). A small matrix with a finite norm needs no
+            # check of S after (docs/benchmarks.md#finiteness-checks).
+            checked = _bounded(b, xc)
+            if not checked and not _input_finite(b, xc):
+                raise _nonfinite(fname)
+        try:
+            out = run(kb, kx)
+        except Exception as exc:
+            _raise_nonfinite(kb, kx, fname, exc)
+            raise
+        if kb is not b:
+            out = tuple(back(b, kb, r) for r in out)
+        if not checked:
+            _check_finite(b, xc, out[len(out) // 2], fname)
+        return out
+    except Exception as exc:  # a sparse, nested or quantized tensor: the error names it
+        reraise_layout(b, exc, x=x)
+        raise
 
 
 @overload
@@ -367,26 +399,12 @@ def svd(
     >>> bool(np.allclose(U @ np.diag(S) @ Vh, [[3.0, 0.0], [0.0, -4.0]]))
     True
     """
-    b, xc, shape = _svd_input(x, backend, device, "svd")
     full = bool(full_matrices)
     canon = bool(canonical_signs)
-    if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
-        return SVDResult(*b.nan_where_nonfinite(xc, lambda a: b.svd(a, full, canon)))
-    kb, kx = _svd_kernel(b, xc, shape, "full" if full else "thin")
-    if not kb.svd_nan_on_nonfinite and b.device_of(xc) != "meta" and not _input_finite(b, xc):
-        # checked first unless the kernel returns NaN (torch): LAPACK's gesdd can loop forever
-        # on inf (observed with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3
-        # matrix holding one inf; compute_uv=False returns NaN)
-        raise _nonfinite("svd")
-    try:
-        U, S, Vh = kb.svd(kx, full, canon)
-    except Exception as exc:
-        _raise_nonfinite(kb, kx, "svd", exc)
-        raise
-    if kb is not b:
-        U, S, Vh = back(b, kb, U), back(b, kb, S), back(b, kb, Vh)
-    _check_finite(b, xc, S, "svd")
-    return _new_result((U, S, Vh))  # SVDResult(U, S, Vh) without its Python __new__
+    return _new_result(  # SVDResult(U, S, Vh) without its Python __new__
+        _svd_call("svd", x, backend, device, "full" if full else "thin",
+                  lambda kb, a: kb.svd(a, full, canon))
+    )
 
 
 @overload
@@ -435,19 +453,7 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
     array([4., 3.])
     """
-    b, xc, shape = _svd_input(x, backend, device, "svdvals")
-    if b.traced(xc):  # values cannot be read: non-finite input gives NaN
-        return b.nan_where_nonfinite(xc, lambda a: (b.svdvals(a),))[0]
-    kb, kx = _svd_kernel(b, xc, shape, "vals")
-    try:
-        S = kb.svdvals(kx)
-    except Exception as exc:
-        _raise_nonfinite(kb, kx, "svdvals", exc)
-        raise
-    if kb is not b:
-        S = back(b, kb, S)
-    _check_finite(b, xc, S, "svdvals")
-    return S
+    return _svd_call("svdvals", x, backend, device, "vals", lambda kb, a: (kb.svdvals(a),))[0]
 
 
 # -- lstsq_grad -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from xback._dispatch import layout_error, prepare1, trace_constant, tracing
+from xback._dispatch import prepare1, reraise_layout, trace_constant, tracing
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
 from xback._routing import back, kernel_backend, there
 from xback.backends import Backend
@@ -211,13 +211,6 @@ def _collapsed(b: Backend, op: str, x: Any, ax: int, descending: bool, stable: b
     return getattr(b, op)(reshape(three), 1, descending, stable).reshape(shape)
 
 
-def _failed(b: Backend, x: Any, exc: Exception) -> None:
-    """On the error path: the clear ``TypeError`` when ``x`` is a sparse or nested tensor."""
-    err = layout_error(b, x=x)
-    if err is not None:
-        raise err from exc
-
-
 def _layout(x: Any, ax: int | None) -> str:
     """Shape class of a sort for the routing table: one array, or rows of a stack."""
     ndim: int = x.ndim
@@ -270,7 +263,7 @@ def _sort_call(
             return getattr(b, op)(x, ax, descending, stable)
         return _routed(b, kb, op, x, ax, descending, stable)
     except Exception as exc:
-        _failed(b, x, exc)
+        reraise_layout(b, exc, x=x)  # a sparse or nested tensor: the error names it
         raise
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from xback.backends import (
     FINITE_LIST_MAX,
+    SMALL_VALUES_MAX,
     HostBackend,
     _linalg_generic,
     _numpy_family,
@@ -85,10 +86,24 @@ class NumpyBackend(HostBackend):
     # Fast paths only: the shared math is the Backend defaults.
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = np.linalg.svd(x, full_matrices=full_matrices)
-        k = S.shape[-1]
-        if canonical_signs and k:  # U and Vh are fresh arrays: normalised in place
-            ph = _linalg_generic.canonical_phases(self, np, U[..., :k])
-            _linalg_generic.apply_phases(self, np, U, Vh, ph, k, inplace=True)
+        # S's shape is read only when needed: attribute reads cost most after LAPACK
+        if canonical_signs and (k := S.shape[-1]):
+            # the convention of _linalg_generic.canonical_phases with NumPy's C methods (its
+            # namespace spelling costs ~20 µs at 4x3: docs/benchmarks.md#canonical-signs);
+            # U and Vh are fresh arrays: normalised in place
+            Uk = U[..., :k]
+            idx = np.abs(Uk).argmax(axis=-2)  # (..., k): the first entry of largest |u|
+            if Uk.ndim == 2:
+                piv = Uk[idx, np.arange(k)]
+            else:
+                piv = np.take_along_axis(Uk, idx[..., None, :], axis=-2)[..., 0, :]
+            if U.dtype.kind == "c":
+                ph = _linalg_generic.phases_of(self, np, piv)
+                Uk *= ph.conj()[..., None, :]
+            else:
+                ph = np.copysign(1.0, piv)  # +-1 by the sign bit (never 0)
+                Uk *= ph[..., None, :]
+            Vh[..., :k, :] *= ph[..., :, None]
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
@@ -98,6 +113,9 @@ class NumpyBackend(HostBackend):
         if x.ndim == 1 and x.size <= FINITE_LIST_MAX and x.dtype.char in "efdFD":
             return finite_values(x.tolist())  # docs/benchmarks.md#finiteness-checks
         return bool(np.isfinite(x).all())
+
+    def small_values(self, x: Any) -> list[Any] | None:
+        return x.ravel().tolist() if x.size <= SMALL_VALUES_MAX else None
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         if A.ndim == 2 and x.ndim == 1 and A.dtype.kind == "f":

@@ -369,11 +369,22 @@ class TorchBackend(Backend):
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         U, S, Vh = torch.linalg.svd(x, full_matrices=full_matrices)
-        k = S.shape[-1]
-        if canonical_signs and k:  # out of place: torch's svd backward saves U and Vh
-            xp = self.namespace(x)
-            ph = _linalg_generic.canonical_phases(self, xp, U[..., :k])
-            U, Vh = _linalg_generic.apply_phases(self, xp, U, Vh, ph, k)
+        # S's shape is read only when needed: attribute reads cost most after LAPACK
+        if canonical_signs and (k := S.shape[-1]):
+            # the convention of _linalg_generic.canonical_phases with torch's own calls (the
+            # namespace spelling costs 2x: docs/benchmarks.md#canonical-signs); out of
+            # place: torch's svd backward saves U and Vh
+            Uk = U[..., :k]
+            piv = Uk.gather(-2, Uk.abs().argmax(dim=-2, keepdim=True))  # (..., 1, k)
+            if piv.is_complex():
+                ph = _linalg_generic.phases_of(self, self.namespace(x), piv)
+                Uk = Uk * ph.conj()
+            else:
+                ph = torch.copysign(torch.ones_like(piv), piv)  # +-1 by the sign bit
+                Uk = Uk * ph
+            Vk = Vh[..., :k, :] * ph.mT
+            U = Uk if U.shape[-1] == k else torch.cat([Uk, U[..., k:]], dim=-1)
+            Vh = Vk if Vh.shape[-2] == k else torch.cat([Vk, Vh[..., k:, :]], dim=-2)
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
