@@ -3,8 +3,9 @@
 The table of issue 19: for each call, the raw NumPy/torch call and the same call through
 xback, autoray (``autoray.do``) and array-api-compat (``array_namespace(x)`` then the
 namespace's function, what a library author writes with it), with the same guarantees
-(stable sorts, ``full_matrices=False``). Every cell is the median per-call time minus the
-raw call's, in µs.
+(stable sorts, ``full_matrices=False``); the canonical-signs rows compare with the plain raw
+svd (no peer fixes the signs), so they show the cost of the convention too. Every cell is
+the median per-call time minus the raw call's, in µs.
 
 * Inputs are tiny (16 float64 values, a 4x3 matrix) so that the time is dispatch, not work;
   the conversions use 1e6 float64 values (all zero-copy).
@@ -99,6 +100,30 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
             "xback": lambda: xback.svd(T, full_matrices=False),
             "autoray": (lambda: do("linalg.svd", T, full_matrices=False)) if do else None,
             "array-api-compat": lambda: ns(T).linalg.svd(T, full_matrices=False),
+        },
+        "svd 4x3 canonical signs, NumPy": {  # no peer fixes signs: raw is the plain svd
+            "raw": lambda: np.linalg.svd(M, full_matrices=False),
+            "xback": lambda: xback.svd(M, full_matrices=False, canonical_signs=True),
+            "autoray": None,
+            "array-api-compat": None,
+        },
+        "svd 4x3 canonical signs, torch": {
+            "raw": lambda: torch.linalg.svd(T, full_matrices=False),
+            "xback": lambda: xback.svd(T, full_matrices=False, canonical_signs=True),
+            "autoray": None,
+            "array-api-compat": None,
+        },
+        "svdvals 4x3, NumPy": {
+            "raw": lambda: np.linalg.svd(M, compute_uv=False),
+            "xback": lambda: xback.svdvals(M),
+            "autoray": (lambda: do("linalg.svdvals", M)) if do else None,
+            "array-api-compat": lambda: ns(M).linalg.svdvals(M),
+        },
+        "svdvals 4x3, torch": {
+            "raw": lambda: torch.linalg.svdvals(T),
+            "xback": lambda: xback.svdvals(T),
+            "autoray": (lambda: do("linalg.svdvals", T)) if do else None,
+            "array-api-compat": lambda: ns(T).linalg.svdvals(T),
         },
         "to_numpy, 1e6 float64 (torch)": {
             "raw": bigt.numpy,

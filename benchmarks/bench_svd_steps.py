@@ -1,0 +1,103 @@
+"""Where the per-call time of a tiny ``xback.svd`` goes: the front layer's steps added one at
+a time to a loop of raw calls.
+
+Each variant runs the raw ``svd`` of a 4x3 float64 matrix plus a prefix of what
+``xback.svd`` does (choose the backend; check and cast the input; the traced rule's test;
+the routing lookup; the finiteness check; the result tuple), then the public call itself.
+The variants are timed interleaved, one block of calls each per round, and the best block is
+kept. Inside such a loop every step costs several times what it costs alone: the LAPACK call
+before it leaves the caches cold, and the Python code before the next LAPACK call makes that
+call slower too. One thread (set before NumPy is imported).
+
+Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--rounds 9]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import timeit  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import xback  # noqa: E402
+from xback import _linalg  # noqa: E402
+from xback._dispatch import prepare1  # noqa: E402
+from xback.bench._harness import cpu_name, load_average  # noqa: E402
+
+
+def variants(backend: str) -> dict[str, Callable[[], Any]]:
+    """Label -> a call: the raw svd with more and more of xback's steps before/after it."""
+    M = np.random.default_rng(0).standard_normal((4, 3))
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        X: Any = torch.from_numpy(M)
+        raw: Callable[..., Any] = torch.linalg.svd
+    else:
+        X, raw = M, np.linalg.svd
+    b, _ = prepare1(X, None, None)
+
+    def steps(n: int) -> Callable[[], Any]:
+        def call() -> Any:
+            kb, x = prepare1(X, None, None)
+            if n >= 2:
+                x, shape = _linalg._svd_input(kb, x, "svd")
+            if n >= 3:
+                kb.traced(x)
+            if n >= 4:
+                kb, x = _linalg._svd_kernel(kb, x, (4, 3), "thin")
+            # the input check where the kernel needs one (NumPy), else S is checked after
+            checked = n >= 5 and not kb.svd_nan_on_nonfinite and _linalg._bounded(kb, x)
+            out = kb.svd(x, False, False) if n >= 6 else raw(x, full_matrices=False)
+            if n >= 5 and not checked:
+                _linalg._check_finite(kb, x, out[1], "svd")
+            return _linalg._new_result(out) if n >= 6 else out
+
+        return call
+
+    return {
+        "raw svd": lambda: raw(X, full_matrices=False),
+        "+ choose the backend (prepare1)": steps(1),
+        "+ check and cast x": steps(2),
+        "+ the traced test": steps(3),
+        "+ the routing lookup": steps(4),
+        "+ the finiteness check": steps(5),
+        "+ the backend method, SVDResult": steps(6),
+        "xback.svd": lambda: xback.svd(X, full_matrices=False),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=["numpy", "torch"], default="torch")
+    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--calls", type=int, default=2000, help="calls per block")
+    a = p.parse_args(argv)
+    vs = variants(a.backend)
+    best = {k: float("inf") for k in vs}
+    for _ in range(a.rounds):
+        for k, f in vs.items():
+            best[k] = min(best[k], min(timeit.repeat(f, number=a.calls, repeat=3)) / a.calls)
+    la = load_average()
+    print(f"CPU: {cpu_name()}; {a.backend}, 4x3 float64, one thread; best of {a.rounds} "
+          f"rounds of {a.calls}-call blocks; load average {la[0] if la else 'n/a'}")
+    print()
+    print("| variant | µs per call | over raw |")
+    print("|---|---|---|")
+    r = best["raw svd"]
+    for k, t in best.items():
+        print(f"| {k} | {t * 1e6:.2f} | {(t - r) * 1e6:+.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
