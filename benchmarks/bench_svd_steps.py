@@ -1,7 +1,7 @@
 """Where the per-call time of a tiny ``xback.svd`` goes: the front layer's steps added one at
 a time to a loop of raw calls.
 
-Each variant runs the raw ``svd`` of a 4x3 float64 matrix plus a prefix of what
+Each variant runs the raw ``svd`` of a float64 matrix (4x3 unless ``--shape``) plus a prefix of what
 ``xback.svd`` does (choose the backend; check and cast the input; the traced rule's test;
 the routing lookup; the finiteness check; the result tuple), then the public call itself.
 The variants are timed interleaved, one block of calls each per round, and the best block is
@@ -9,7 +9,7 @@ kept. Inside such a loop every step costs several times what it costs alone: the
 before it leaves the caches cold, and the Python code before the next LAPACK call makes that
 call slower too. One thread (set before NumPy is imported).
 
-Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--rounds 9]``
+Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--shape 4x3] [--rounds 9]``
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from xback._dispatch import prepare1  # noqa: E402
 from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
 
-def variants(backend: str) -> dict[str, Callable[[], Any]]:
+def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
     """Label -> a call: the raw svd with more and more of xback's steps before/after it."""
-    M = np.random.default_rng(0).standard_normal((4, 3))
+    M = np.random.default_rng(0).standard_normal(shape)
     if backend == "torch":
         import torch
 
@@ -54,9 +54,11 @@ def variants(backend: str) -> dict[str, Callable[[], Any]]:
             if n >= 3:
                 kb.traced(x)
             if n >= 4:
-                kb, x = _linalg._svd_kernel(kb, x, (4, 3), "thin")
+                kb, x = _linalg._svd_kernel(kb, x, shape, "thin")
             # the input check where the kernel needs one (NumPy), else S is checked after
-            checked = n >= 5 and not kb.svd_nan_on_nonfinite and _linalg._bounded(kb, x)
+            checked = n >= 5 and not kb.svd_nan_on_nonfinite and kb.norm_bounded(x)
+            if n >= 5 and not checked and not kb.svd_nan_on_nonfinite:
+                _linalg._input_finite(kb, x)  # a larger matrix: the backend's check
             out = kb.svd(x, False, False) if n >= 6 else raw(x, full_matrices=False)
             if n >= 5 and not checked:
                 _linalg._check_finite(kb, x, out[1], "svd")
@@ -81,14 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", choices=["numpy", "torch"], default="torch")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=2000, help="calls per block")
+    p.add_argument("--shape", default="4x3", help="the matrix, MxN (default 4x3)")
     a = p.parse_args(argv)
-    vs = variants(a.backend)
+    m, n = (int(v) for v in a.shape.split("x"))
+    vs = variants(a.backend, (m, n))
     best = {k: float("inf") for k in vs}
     for _ in range(a.rounds):
         for k, f in vs.items():
             best[k] = min(best[k], min(timeit.repeat(f, number=a.calls, repeat=3)) / a.calls)
     la = load_average()
-    print(f"CPU: {cpu_name()}; {a.backend}, 4x3 float64, one thread; best of {a.rounds} "
+    print(f"CPU: {cpu_name()}; {a.backend}, {m}x{n} float64, one thread; best of {a.rounds} "
           f"rounds of {a.calls}-call blocks; load average {la[0] if la else 'n/a'}")
     print()
     print("| variant | µs per call | over raw |")

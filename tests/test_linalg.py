@@ -692,7 +692,7 @@ def test_numpy_all_finite(dtype: Any, n: int) -> None:
 @pytest.mark.parametrize(
     "bad", [np.inf, -np.inf, np.nan, complex(np.inf, 0.0), complex(0.0, np.nan)]
 )
-@pytest.mark.parametrize("shape", [(4, 3), (8, 8), (9, 8)])  # at, and past, SMALL_VALUES_MAX
+@pytest.mark.parametrize("shape", [(4, 3), (8, 8), (9, 8)])  # at, and past, numpy.SMALL_VALUES_MAX
 def test_svd_numpy_input_check_sees_each_nonfinite_entry(bad: Any, shape: tuple[int, int]) -> None:
     x = np.ones(shape, dtype=complex if isinstance(bad, complex) else float)
     x[shape[0] - 1, 1] = bad
@@ -705,6 +705,36 @@ def test_svd_numpy_input_check_inf_and_minus_inf_do_not_cancel() -> None:
     x[0, 0], x[1, 1] = np.inf, -np.inf
     with pytest.raises(ValueError, match="non-finite"):
         xback.svd(x, full_matrices=False)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
+def test_singular_values_overflowing_from_finite_input_are_named(fn: Any) -> None:
+    x = np.full((2, 2), 3e38, dtype=np.float32)  # finite; S[0] = 6e38 overflows float32
+    with pytest.raises(ValueError, match="overflowed although x is finite"):
+        fn(x)
+
+
+def test_numpy_norm_bounded_is_a_proof_or_nothing() -> None:
+    """True only for finite entries whose norm cannot overflow the dtype: small matrices by
+    their entries, larger contiguous ones by one dot product; anything else is left to the
+    full checks (False)."""
+    from xback.backends.numpy import BACKEND as nb
+
+    assert nb.norm_bounded(np.ones((4, 3)))
+    assert nb.norm_bounded(np.full((2, 2), 1e200))  # small: the norm itself, 2e200
+    assert not nb.norm_bounded(np.full((20, 20), 1e200))  # the sum of squares overflows
+    assert not nb.norm_bounded(np.full((2, 2), 3e38, dtype=np.float32))
+    assert nb.norm_bounded(np.ones((30, 30), dtype=np.complex64))
+    assert not nb.norm_bounded(np.ones((20, 20))[:, ::2])  # not contiguous: not read
+    for shape in [(4, 3), (20, 20)]:
+        for bad in (np.nan, np.inf, -np.inf):
+            x = np.ones(shape)
+            x[1, 2] = bad
+            assert not nb.norm_bounded(x), (shape, bad)
+        z = np.ones(shape, dtype=complex)
+        z[1, 2] = complex(0.0, np.inf)
+        assert not nb.norm_bounded(z), shape
 
 
 def test_svd_numpy_finite_entries_whose_sum_overflows_are_rechecked() -> None:

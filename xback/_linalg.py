@@ -34,7 +34,6 @@ returned as the library computed them.
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import types
 from collections.abc import Callable
@@ -248,21 +247,6 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
-def _bounded(b: Backend, x: Any) -> bool:
-    """True when ``x`` is small enough for its values to be read as Python numbers
-    (:meth:`~xback.backends.Backend.small_values`) and its Frobenius norm is finite: then
-    every entry is finite and no singular value can overflow (none exceeds the norm), so the
-    SVD needs no finiteness check, before or after. One C call (``math.hypot``) on the
-    entries, before LAPACK runs (docs/benchmarks.md#finiteness-checks). False says nothing:
-    the caller checks the input and the result."""
-    v = b.small_values(x)
-    if v is None:
-        return False
-    if v and type(v[0]) is complex:
-        v = [p for z in v for p in (z.real, z.imag)]
-    return math.isfinite(math.hypot(*v))
-
-
 def _input_finite(b: Backend, x: Any) -> bool:
     """Whether every entry of ``x`` (of backend ``b``) is finite."""
     return b.all_finite(x)
@@ -277,7 +261,7 @@ def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
         if not _input_finite(b, x):
             raise _nonfinite(fname)
-        raise ValueError(  # pragma: no cover - needs entries near the float maximum
+        raise ValueError(
             f"{fname}: the singular values overflowed although x is finite; scale x down"
         )
 
@@ -310,7 +294,7 @@ def _svd_call(
             # and through array-api-strict, on a 6x3 matrix holding one inf; NumPy's
             # compute_uv=False returns NaN). A small matrix with a finite norm needs no
             # check of S after (docs/benchmarks.md#finiteness-checks).
-            checked = _bounded(b, xc)
+            checked = b.norm_bounded(xc)  # then S needs no check either
             if not checked and not _input_finite(b, xc):
                 raise _nonfinite(fname)
         try:

@@ -29,7 +29,6 @@ from xback.backends import _linalg_generic, _sort_generic
 __all__ = [
     "FINITE_LIST_MAX",
     "KNOWN_BACKENDS",
-    "SMALL_VALUES_MAX",
     "Backend",
     "HostBackend",
     "finite_values",
@@ -38,8 +37,6 @@ __all__ = [
 #: a CPU vector of at most this many elements is checked for NaN/inf as Python numbers
 #: (``tolist``), cheaper than the libraries' own checks: docs/benchmarks.md#finiteness-checks
 FINITE_LIST_MAX = 256
-#: the most entries :meth:`Backend.small_values` reads as Python numbers
-SMALL_VALUES_MAX = 64
 
 
 def finite_values(values: list[Any]) -> bool:
@@ -297,14 +294,14 @@ class Backend:
         """Whether every element of ``x`` is finite (never called on data-less arrays)."""
         return _linalg_generic.all_finite(self, x)
 
-    def small_values(self, x: Any) -> list[Any] | None:
-        """The entries of ``x`` as a flat list of Python numbers when ``x`` holds at most
-        :data:`SMALL_VALUES_MAX` of them in host memory, readable now (never called on a
-        traced array); else ``None``. The front layer's cheapest finiteness check, for the
-        small matrices where a reduction's own cost would show
-        (docs/benchmarks.md#finiteness-checks). Default: ``None`` (the array is checked by
-        :meth:`all_finite`)."""
-        return None
+    def norm_bounded(self, x: Any) -> bool:
+        """Whether ``x`` is cheaply known to have finite entries and a Frobenius norm far
+        from overflow in its dtype (never called on a traced array). ``True`` lets
+        ``svd``/``svdvals`` skip their finiteness checks before and after LAPACK: no singular
+        value exceeds the norm. ``False`` says nothing (the checks run). Default: ``False``;
+        NumPy reads a small matrix as Python numbers and a larger contiguous one by one dot
+        product (docs/benchmarks.md#finiteness-checks)."""
+        return False
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         """``2 Aᴴ (A x - y)`` for ``A (..., m, n)`` and either ``x (n,)``, ``y (m,)`` (result

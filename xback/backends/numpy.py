@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from xback.backends import (
     FINITE_LIST_MAX,
-    SMALL_VALUES_MAX,
     HostBackend,
     _linalg_generic,
     _numpy_family,
@@ -17,6 +17,14 @@ from xback.backends import (
 )
 
 __all__ = ["BACKEND", "NumpyBackend"]
+
+#: the most entries :meth:`NumpyBackend.norm_bounded` reads as Python numbers
+SMALL_VALUES_MAX = 64
+#: dtype char -> a Frobenius norm below which no singular value can overflow in that dtype
+#: (half its largest finite value)
+_NORM_LIMIT: dict[str, float] = {
+    c: float(np.finfo(c).max) / 2 for c in "fdFD"
+}
 
 
 class NumpyBackend(HostBackend):
@@ -114,8 +122,21 @@ class NumpyBackend(HostBackend):
             return finite_values(x.tolist())  # docs/benchmarks.md#finiteness-checks
         return bool(np.isfinite(x).all())
 
-    def small_values(self, x: Any) -> list[Any] | None:
-        return x.ravel().tolist() if x.size <= SMALL_VALUES_MAX else None
+    def norm_bounded(self, x: Any) -> bool:
+        limit = _NORM_LIMIT.get(x.dtype.char)
+        if limit is None:
+            return False
+        if x.size <= SMALL_VALUES_MAX:  # as Python numbers: one C call, no temporary array
+            v = x.ravel().tolist()
+            if x.dtype.kind == "c":
+                v = [p for z in v for p in (z.real, z.imag)]
+            return math.hypot(*v) < limit  # False for NaN and inf
+        if x.flags.c_contiguous:
+            # the sum of squares in one BLAS call, in x's precision: finite only when every
+            # entry is and the norm is below the square root of the largest value
+            v = x.reshape(-1)
+            return math.isfinite(abs(np.vdot(v, v)))
+        return False
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
         if A.ndim == 2 and x.ndim == 1 and A.dtype.kind == "f":
