@@ -6,6 +6,8 @@ Imported only when the caller has imported torch or asked for ``backend="torch"`
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from math import nan
 from typing import Any
 
 import numpy as np
@@ -389,6 +391,19 @@ class TorchBackend(Backend):
 
     def svdvals(self, x: Any) -> Any:
         return torch.linalg.svdvals(x)
+
+    def nan_where_nonfinite(
+        self, x: Any, fn: Callable[[Any], tuple[Any, ...]]
+    ) -> tuple[Any, ...]:
+        # the default's rule with torch's own calls: array-api-compat's all() over two axes
+        # traces as movedim, movedim, flatten, all, cast (five graph nodes for one)
+        ok = torch.isfinite(x).all(dim=(-2, -1))  # (...,): one flag per matrix
+        nd = ok.dim()
+        outs = fn(torch.where(ok[..., None, None], x, torch.zeros_like(x)))
+        return tuple(
+            torch.where(ok.reshape(*ok.shape, *(1,) * (o.dim() - nd)), o, torch.full_like(o, nan))
+            for o in outs
+        )
 
     def all_finite(self, x: Any) -> bool:
         # cheaper than torch's isfinite(x).all() on the CPU: a short vector (singular values)
