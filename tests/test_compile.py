@@ -279,3 +279,46 @@ def test_cold_process_fullgraph() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+# -- what xback adds to a compiled graph ------------------------------------------------------
+#: ATen ops that only view or restate a shape (xback's finiteness rule keeps one flag per
+#: matrix of a stack, so it reshapes where a model of one matrix need not)
+_VIEWS = {"aten.unsqueeze.default", "aten.view.default", "aten.expand.default"}
+
+
+def _aten_ops(fn: Callable[..., Any], *args: Any) -> dict[str, int]:
+    """The ATen ops of ``fn``'s compiled forward graph (after AOT autograd's
+    functionalization), views left out, ``all`` over some or all dimensions counted alike."""
+    from collections import Counter
+
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    seen: Counter[str] = Counter()
+
+    def forward(gm: Any, example: Any) -> Any:
+        for node in gm.graph.nodes:
+            name = str(node.target)
+            if node.op == "call_function" and name not in _VIEWS:
+                seen[name.replace("aten.all.dims", "aten.all.default")] += 1
+        return make_boxed_func(gm.forward)
+
+    dynamo.reset()
+    torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=forward))(*args)
+    return dict(seen)
+
+
+def test_compiled_model_is_raw_torch_with_the_same_contract_op_for_op() -> None:
+    """The benchmark's model (``xback bench compile``) written with xback compiles to the same
+    ATen ops as raw torch written with xback's contract by hand (NaN-last descending sort, the
+    traced finiteness rule), views aside: the dispatch layer adds nothing to the graph."""
+    from xback.bench.compile import model_raw_contract, model_xback
+
+    n, k = 64, 4
+    g = np.random.default_rng(1)
+    args = tuple(
+        torch.from_numpy(g.standard_normal(s).astype(np.float32))
+        for s in ((n,), (n // 8, k), (n, k), (k,), (n,))
+    )
+    assert _aten_ops(model_xback, *args) == _aten_ops(model_raw_contract, *args)
