@@ -4,7 +4,8 @@ The model of :mod:`xback.bench.compile` (a top-8 by a descending sort, ``svdvals
 ``lstsq_grad``, arithmetic) is compiled with ``torch.compile(fullgraph=True)`` (inductor) in
 variants that take one part from xback and the rest from raw torch, plus the all-raw and
 all-xback models, and two raw-torch spellings of the traced finiteness rule of ``svdvals``
-(the one xback's torch backend uses, and ``nan_to_num`` with a sum of ``x - x``). All are
+(the one xback's torch backend uses, and ``nan_to_num`` with a sum of ``x - x``), and raw
+torch with xback's whole contract written by hand (``model_raw_contract``). All are
 timed interleaved, round after round, in one process. Prints each variant's median and
 minimum per call and its median over the all-raw model's.
 
@@ -32,7 +33,7 @@ def main() -> None:
     import torch
 
     import xback
-    from xback.bench.compile import TOP_K
+    from xback.bench.compile import TOP_K, model_raw_contract
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -45,9 +46,9 @@ def main() -> None:
     args = (t(n), t(max(2, n // 8), k), t(n, k), t(k), t(n))
 
     def rule_xback(M: Any) -> Any:  # the torch backend's traced rule, written out
-        ok = torch.isfinite(M).all(dim=-1).all(dim=-1)
-        s = torch.linalg.svdvals(torch.where(ok[..., None, None], M, 0))
-        return torch.where(ok.view(*ok.shape, 1), s, float("nan"))
+        ok = torch.isfinite(M).all(dim=(-2, -1))
+        s = torch.linalg.svdvals(torch.where(ok[..., None, None], M, torch.zeros_like(M)))
+        return torch.where(ok.reshape(*ok.shape, 1), s, torch.full_like(s, float("nan")))
 
     def rule_nan_to_num(M: Any) -> Any:
         bad = (M - M).sum(dim=(-2, -1))  # 0 for a finite matrix, NaN otherwise
@@ -72,6 +73,7 @@ def main() -> None:
         "xback (all)": model(True, xback.svdvals, True),
         "raw + rule as xback": model(False, rule_xback, False),
         "raw + rule nan_to_num": model(False, rule_nan_to_num, False),
+        "raw, xback's contract": model_raw_contract,  # NaN-last sort and the rule, by hand
     }
     compiled = {}
     for name, f in variants.items():
