@@ -264,3 +264,27 @@ def test_dispatch_imports_no_front_module() -> None:
     bad = [(m, n) for f, _, m, n, _ in _xback_imports()
            if f == "xback/_dispatch.py" and (m in front or f"{m}.{n}" in front)]
     assert bad == []
+
+
+def test_dtype_sets_keep_lazy_names_through_set_algebra() -> None:
+    """A difference or intersection of dtype sets keeps (or drops) bfloat16 by name, as a
+    union does, without importing ml_dtypes."""
+    code = (
+        "import sys, numpy as np\n"
+        "from xback._dtypes import FLOAT, SIGNED, DtypeSet\n"
+        "f16 = np.dtype(np.float16)\n"
+        "no_half = FLOAT - {f16}\n"
+        "assert type(no_half) is DtypeSet and f16 not in no_half\n"
+        "assert no_half.lazy == {'bfloat16'} and (FLOAT | SIGNED).lazy == {'bfloat16'}\n"
+        "assert (FLOAT - DtypeSet(lazy=['bfloat16'])).lazy == frozenset()\n"
+        "assert (FLOAT & SIGNED).lazy == frozenset() and not (FLOAT & SIGNED)\n"
+        "assert (FLOAT & DtypeSet([np.float32], lazy=['bfloat16'])).lazy == {'bfloat16'}\n"
+        "assert 'ml_dtypes' not in sys.modules\n"
+        "import ml_dtypes\n"
+        "bf = np.dtype(ml_dtypes.bfloat16)\n"
+        "assert bf in no_half and bf not in FLOAT - {bf} and bf in FLOAT & {bf}\n"
+        "print('ok')\n"
+    )
+    r = _run(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ok"]

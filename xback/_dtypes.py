@@ -63,7 +63,7 @@ def _lazy_match(d: Any, names: Iterable[str]) -> str | None:
 class DtypeSet(frozenset[np.dtype[Any]]):
     """A frozenset of NumPy dtypes that also holds the ``ml_dtypes`` dtypes named in
     ``lazy`` (matched by :func:`ml_dtype` when looked up, never importing ``ml_dtypes``).
-    Unions keep both parts."""
+    Unions, differences and intersections keep both parts."""
 
     lazy: frozenset[str]
 
@@ -87,8 +87,22 @@ class DtypeSet(frozenset[np.dtype[Any]]):
 
     __ror__ = __or__
 
+    def __sub__(self, other: frozenset[Any]) -> DtypeSet:  # type: ignore[override]
+        return DtypeSet(frozenset.__sub__(self, other), self.lazy - _names(other))
+
+    def __and__(self, other: frozenset[Any]) -> DtypeSet:  # type: ignore[override]
+        return DtypeSet(frozenset.__and__(self, other), self.lazy & _names(other))
+
+    __rand__ = __and__
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (DtypeSet, (frozenset(self), self.lazy))
+
+
+def _names(dtypes: frozenset[Any]) -> frozenset[str]:
+    """The names a set of dtypes holds: its lazy ``ml_dtypes`` names, and the names of the
+    dtype objects in it (``ml_dtypes``' own objects among them)."""
+    return getattr(dtypes, "lazy", frozenset()) | {getattr(d, "name", str(d)) for d in dtypes}
 
 
 def learn_lazy(table: dict[np.dtype[Any], V], d: Any, lazy: dict[str, V]) -> V | None:
