@@ -312,7 +312,9 @@ def _aten_ops(fn: Callable[..., Any], *args: Any) -> dict[str, int]:
 def test_compiled_model_is_raw_torch_with_the_same_contract_op_for_op() -> None:
     """The benchmark's model (``xback bench compile``) written with xback compiles to the same
     ATen ops as raw torch written with xback's contract by hand (NaN-last descending sort, the
-    traced finiteness rule), views aside: the dispatch layer adds nothing to the graph."""
+    traced finiteness rule), views aside: the dispatch layer adds nothing to the graph. (Its
+    ``_linalg_svd`` asks for the singular values alone, which raw ``svdvals`` does not when
+    compiled: see the next test.)"""
     from xback.bench.compile import model_raw_contract, model_xback
 
     n, k = 64, 4
@@ -322,3 +324,40 @@ def test_compiled_model_is_raw_torch_with_the_same_contract_op_for_op() -> None:
         for s in ((n,), (n // 8, k), (n, k), (k,), (n,))
     )
     assert _aten_ops(model_xback, *args) == _aten_ops(model_raw_contract, *args)
+
+
+def _svd_calls(fn: Callable[..., Any], *args: Any) -> list[tuple[Any, ...]]:
+    """The arguments of each ``_linalg_svd`` in ``fn``'s compiled forward graph."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    calls: list[tuple[Any, ...]] = []
+
+    def forward(gm: Any, example: Any) -> Any:
+        calls.extend(
+            tuple(node.args[1:]) for node in gm.graph.nodes if "_linalg_svd" in str(node.target)
+        )
+        return make_boxed_func(gm.forward)
+
+    dynamo.reset()
+    torch.compile(fn, fullgraph=True, backend=aot_autograd(fw_compiler=forward))(*args)
+    return calls
+
+
+def test_compiled_svdvals_asks_lapack_for_the_values_alone() -> None:
+    """Raw ``torch.linalg.svdvals`` compiles to an SVD that also computes U and V (Dynamo's
+    tracing tensors look differentiable to its decomposition); xback's asks for the values
+    alone when nothing needs a gradient, and keeps torch's path (and its gradient) when the
+    input requires one."""
+    # _linalg_svd(A, full_matrices=False, compute_uv=True): its defaults
+    assert _svd_calls(torch.linalg.svdvals, M) == [()]
+    assert _svd_calls(xback.svdvals, M) == [(False, False)]
+    m = M.clone().requires_grad_()
+    assert _svd_calls(xback.svdvals, m) == [()]
+    got = _compiled(lambda t: xback.svdvals(t).sum(), "inductor")
+    m.grad = None
+    got(m).backward()
+    want = M.clone().requires_grad_()
+    torch.linalg.svdvals(want).sum().backward()
+    torch.testing.assert_close(m.grad, want.grad)
+    torch.testing.assert_close(_compiled(xback.svdvals, "inductor")(M), torch.linalg.svdvals(M))
