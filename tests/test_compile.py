@@ -361,3 +361,10 @@ def test_compiled_svdvals_asks_lapack_for_the_values_alone() -> None:
     torch.linalg.svdvals(want).sum().backward()
     torch.testing.assert_close(m.grad, want.grad)
     torch.testing.assert_close(_compiled(xback.svdvals, "inductor")(M), torch.linalg.svdvals(M))
+    # forward mode needs U and V although nothing requires grad: torch's path is kept
+    t = torch.ones_like(M)
+    got = _compiled(lambda a: torch.func.jvp(xback.svdvals, (a,), (t,))[1])(M)
+    torch.testing.assert_close(got, torch.func.jvp(torch.linalg.svdvals, (M,), (t,))[1])
+    stack = torch.stack([M, 2 * M])
+    got = _compiled(torch.func.vmap(xback.svdvals))(stack)
+    torch.testing.assert_close(got, torch.linalg.svdvals(stack))

@@ -275,17 +275,17 @@ def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
 
 def _svd_call(
     fname: str, x: Any, backend: str | None, device: Any, variant: str,
-    run: Callable[[Backend, Any], tuple[Any, ...]],
+    run: Callable[[Backend, Any, bool], tuple[Any, ...]],
 ) -> tuple[Any, ...]:
     """The one body of :func:`svd` and :func:`svdvals` (``variant`` ``"full"``, ``"thin"``
     or ``"vals"``): choose the backend, check and cast ``x``, route, and keep the
-    finiteness contract; ``run(kb, a)`` computes the results on backend ``kb`` (``S`` is
-    the second of three, or the only one)."""
+    finiteness contract; ``run(kb, a, traced)`` computes the results on backend ``kb``
+    (``S`` is the second of three, or the only one; ``traced``: inside tracing)."""
     b, x = prepare1(x, backend, device)
     try:
         xc, shape = _svd_input(b, x, fname)
         if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
-            return b.nan_where_nonfinite(xc, lambda a: run(b, a))
+            return b.nan_where_nonfinite(xc, lambda a: run(b, a, True))
         kb, kx = _svd_kernel(b, xc, shape, variant)
         checked = False  # whether x is known to be finite with a finite norm
         if not kb.svd_nan_on_nonfinite and variant != "vals" and b.device_of(xc) != "meta":
@@ -298,7 +298,7 @@ def _svd_call(
             if not checked and not _input_finite(b, xc):
                 raise _nonfinite(fname)
         try:
-            out = run(kb, kx)
+            out = run(kb, kx, False)
         except Exception as exc:
             _raise_nonfinite(kb, kx, fname, exc)
             raise
@@ -387,7 +387,7 @@ def svd(
     canon = bool(canonical_signs)
     return _new_result(  # SVDResult(U, S, Vh) without its Python __new__
         _svd_call("svd", x, backend, device, "full" if full else "thin",
-                  lambda kb, a: kb.svd(a, full, canon))
+                  lambda kb, a, traced: kb.svd(a, full, canon))
     )
 
 
@@ -437,7 +437,10 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
     array([4., 3.])
     """
-    return _svd_call("svdvals", x, backend, device, "vals", lambda kb, a: (kb.svdvals(a),))[0]
+    return _svd_call(
+        "svdvals", x, backend, device, "vals",
+        lambda kb, a, traced: (kb.svdvals_traced(a) if traced else kb.svdvals(a),),
+    )[0]
 
 
 # -- lstsq_grad -----------------------------------------------------------------------------

@@ -290,6 +290,12 @@ class Backend:
         Default: the namespace's ``linalg.svdvals``, else ``S`` of :meth:`svd`."""
         return _linalg_generic.svdvals(self, x)
 
+    def svdvals_traced(self, x: Any) -> Any:
+        """:meth:`svdvals` inside tracing (``torch.compile``, ``torch.func`` transforms,
+        ``jax.jit``), where a library may compute more than the values. Default:
+        :meth:`svdvals`."""
+        return self.svdvals(x)
+
     def all_finite(self, x: Any) -> bool:
         """Whether every element of ``x`` is finite (never called on data-less arrays)."""
         return _linalg_generic.all_finite(self, x)

@@ -390,13 +390,18 @@ class TorchBackend(Backend):
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
-        if _is_compiling() and not x.requires_grad:
-            # torch.compile decomposes linalg.svdvals into _linalg_svd with compute_uv=True
-            # (its tracing tensors count as tensors that may need a gradient): U and V are
-            # computed and dropped, 2-2.5x eager's time at 128x64. Without a gradient to keep,
-            # LAPACK is asked for the values alone (docs/benchmarks.md#torchcompile).
-            return torch.ops.aten._linalg_svd(x, False, False)[1]
         return torch.linalg.svdvals(x)
+
+    def svdvals_traced(self, x: Any) -> Any:
+        # Under torch.compile, linalg.svdvals decomposes into _linalg_svd with compute_uv=True
+        # (fake tensors count as ones that may need a gradient): U and V are computed and
+        # dropped, 2-2.5x the eager time at 128x64. With no gradient to keep (no
+        # requires_grad, no torch.func transform: jvp's tensors need U and V without
+        # requiring grad), LAPACK is asked for the values alone, as eager svdvals does
+        # (docs/benchmarks.md#torchcompile).
+        if not _is_compiling() or x.requires_grad or _functorch_active():
+            return torch.linalg.svdvals(x)
+        return torch.ops.aten._linalg_svd(x, False, False)[1]
 
     def nan_where_nonfinite(
         self, x: Any, fn: Callable[[Any], tuple[Any, ...]]
