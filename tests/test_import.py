@@ -72,6 +72,14 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _runs_clean(code: str) -> None:
+    """``code`` (whose asserts are the test, ending in ``print('ok')``) passes in a fresh
+    process."""
+    r = _run(code + "print('ok')\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ok"]
+
+
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, list[str]]:
     r = _run(_PROBE)
@@ -210,11 +218,8 @@ def test_routing_without_threadpoolctl() -> None:
         "assert _routing.blas_threads() is None\n"
         "x = np.arange(5000.0)[::-1].copy()\n"
         "assert (xback.sort(x) == np.arange(5000.0)).all()\n"
-        "print('ok')\n"
     )
-    r = _run(code)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["ok"]
+    _runs_clean(code)
 
 
 def _xback_imports() -> list[tuple[str, int, str, str, bool]]:
@@ -283,8 +288,5 @@ def test_dtype_sets_keep_lazy_names_through_set_algebra() -> None:
         "import ml_dtypes\n"
         "bf = np.dtype(ml_dtypes.bfloat16)\n"
         "assert bf in no_half and bf not in FLOAT - {bf} and bf in FLOAT & {bf}\n"
-        "print('ok')\n"
     )
-    r = _run(code)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["ok"]
+    _runs_clean(code)
