@@ -247,11 +247,6 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
-def _input_finite(b: Backend, x: Any) -> bool:
-    """Whether every entry of ``x`` (of backend ``b``) is finite."""
-    return b.all_finite(x)
-
-
 def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     """Raise ``ValueError`` when the result shows non-finite input (cheap: looks at ``S``).
 
@@ -259,7 +254,7 @@ def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
     values of ``S`` is enough; data-less (meta) arrays are skipped.
     """
     if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
-        if not _input_finite(b, x):
+        if not b.all_finite(x):
             raise _nonfinite(fname)
         raise ValueError(
             f"{fname}: the singular values overflowed although x is finite; scale x down"
@@ -269,7 +264,7 @@ def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
 def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
     """On a failed SVD: NumPy raises LinAlgError and torch a RuntimeError for NaN input,
     raised here as the one ``ValueError``; other failures are left to the caller."""
-    if b.device_of(x) != "meta" and not _input_finite(b, x):
+    if b.device_of(x) != "meta" and not b.all_finite(x):
         raise _nonfinite(fname) from exc
 
 
@@ -287,15 +282,15 @@ def _svd_call(
         if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
             return b.nan_where_nonfinite(xc, lambda a: run(b, a, True))
         kb, kx = _svd_kernel(b, xc, shape, variant)
-        checked = False  # whether x is known to be finite with a finite norm
+        checked = False  # x proven finite, with a norm no singular value can overflow
         if not kb.svd_nan_on_nonfinite and variant != "vals" and b.device_of(xc) != "meta":
             # checked first unless the kernel returns NaN (torch; singular values only):
             # LAPACK's gesdd can loop forever on inf (observed with NumPy 2.4 / OpenBLAS,
             # and through array-api-strict, on a 6x3 matrix holding one inf; NumPy's
-            # compute_uv=False returns NaN). A small matrix with a finite norm needs no
-            # check of S after (docs/benchmarks.md#finiteness-checks).
-            checked = b.norm_bounded(xc)  # then S needs no check either
-            if not checked and not _input_finite(b, xc):
+            # compute_uv=False returns NaN). Where the backend proves the norm bounded, S
+            # needs no check after (docs/benchmarks.md#finiteness-checks).
+            checked = b.norm_bounded(xc)
+            if not checked and not b.all_finite(xc):
                 raise _nonfinite(fname)
         try:
             out = run(kb, kx, False)
