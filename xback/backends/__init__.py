@@ -26,13 +26,7 @@ import numpy as np
 
 from xback.backends import _linalg_generic, _sort_generic
 
-__all__ = [
-    "FINITE_LIST_MAX",
-    "KNOWN_BACKENDS",
-    "Backend",
-    "HostBackend",
-    "finite_values",
-]
+__all__ = ["FINITE_LIST_MAX", "KNOWN_BACKENDS", "Backend", "HostBackend", "finite_values"]
 
 #: a CPU vector of at most this many elements is checked for NaN/inf as Python numbers
 #: (``tolist``), cheaper than the libraries' own checks: docs/benchmarks.md#finiteness-checks

@@ -22,9 +22,7 @@ __all__ = ["BACKEND", "NumpyBackend"]
 SMALL_VALUES_MAX = 64
 #: dtype char -> a Frobenius norm below which no singular value can overflow in that dtype
 #: (half its largest finite value)
-_NORM_LIMIT: dict[str, float] = {
-    c: float(np.finfo(c).max) / 2 for c in "fdFD"
-}
+_NORM_LIMIT: dict[str, float] = {c: float(np.finfo(c).max) / 2 for c in "fdFD"}
 
 
 class NumpyBackend(HostBackend):
