@@ -253,3 +253,40 @@ def test_sort_family_searchsorted_vmap_and_grads() -> None:
         w = v.clone().requires_grad_()
         f(w).backward()
         torch.testing.assert_close(g, w.grad)
+
+
+def _svd_args(call: Callable[[], Any]) -> list[tuple[Any, ...]]:
+    """The arguments after the matrix of each ``_linalg_svd`` that ``call`` dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls: list[tuple[Any, ...]] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(
+            self, fn: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            if "_linalg_svd" in str(fn):
+                calls.append(tuple(args[1:]))
+            return fn(*args, **(kwargs or {}))
+
+    with Record():
+        call()
+    return calls
+
+
+def test_svdvals_under_vmap_computes_the_values_alone() -> None:
+    """Under vmap, torch.linalg.svdvals also computes U and V (its decomposition sees a
+    batched tensor as one that may need a gradient); xback's asks LAPACK for the values
+    alone, and keeps torch's path wherever a derivative needs U and V (grad, jvp, a grad
+    around the vmap)."""
+    assert _svd_args(lambda: func.vmap(torch.linalg.svdvals)(MB)) == [()]  # compute_uv=True
+    assert _svd_args(lambda: func.vmap(xback.svdvals)(MB)) == [(False, False)]
+    torch.testing.assert_close(func.vmap(xback.svdvals)(MB), torch.linalg.svdvals(MB))
+    for call in (
+        lambda: func.jvp(xback.svdvals, (M,), (torch.ones_like(M),)),
+        lambda: func.grad(lambda a: func.vmap(xback.svdvals)(a).sum())(MB),
+        lambda: func.vmap(func.grad(lambda a: xback.svdvals(a).sum()))(MB),
+    ):
+        assert _svd_args(call) == [()]
+    g = func.grad(lambda a: func.vmap(xback.svdvals)(a).sum())(MB)
+    torch.testing.assert_close(g, func.grad(lambda a: torch.linalg.svdvals(a).sum())(MB))

@@ -108,6 +108,22 @@ _functorch_active = torch._C._are_functorch_transforms_active  # inside vmap/gra
 _is_compiling = torch.compiler.is_compiling  # dynamo tracing: the tensors are fake
 
 
+def _values_alone_ok() -> bool:
+    """Whether traced code may compute singular values without U and V: under torch.compile
+    with no torch.func transform, or eagerly inside vmap alone (no grad, jvp or
+    functionalize level, whose derivatives need U and V)."""
+    if _is_compiling():  # first: constant under Dynamo, which does not trace the rest
+        return not _functorch_active()
+    try:  # the transforms active now (a private listing: any failure keeps torch's path)
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+        levels = retrieve_all_functorch_interpreters()
+        return bool(levels) and all(lv.key() == TransformType.Vmap for lv in levels)
+    except Exception:
+        return False
+
+
 def _device_str(d: torch.device) -> str:
     try:
         return _DEVICE_STR[d]
@@ -393,13 +409,13 @@ class TorchBackend(Backend):
         return torch.linalg.svdvals(x)
 
     def svdvals_traced(self, x: Any) -> Any:
-        # Under torch.compile, linalg.svdvals decomposes into _linalg_svd with compute_uv=True
-        # (fake tensors count as ones that may need a gradient): U and V are computed and
-        # dropped, 2-2.5x the eager time at 128x64. With no gradient to keep (no
-        # requires_grad, no torch.func transform: jvp's tensors need U and V without
-        # requiring grad), LAPACK is asked for the values alone, as eager svdvals does
-        # (docs/benchmarks.md#torchcompile).
-        if not _is_compiling() or x.requires_grad or _functorch_active():
+        # Traced, linalg.svdvals decomposes into _linalg_svd with compute_uv=True (fake
+        # tensors and vmap's batched tensors count as ones that may need a gradient): U and
+        # V are computed and dropped, 2-2.5x the eager time at 128x64. With no gradient to
+        # keep (no requires_grad, and no torch.func transform but vmap: jvp's tensors need U
+        # and V without requiring grad), LAPACK is asked for the values alone, as eager
+        # svdvals does (docs/benchmarks.md#torchcompile).
+        if x.requires_grad or not _values_alone_ok():
             return torch.linalg.svdvals(x)
         return torch.ops.aten._linalg_svd(x, False, False)[1]
 
