@@ -276,6 +276,27 @@ def test_verdict_programs_judges_only_programs_with_routed_calls() -> None:
     assert line.ok is None and "no call was routed" in line.answer
 
 
+def test_verdict_compile_judges_raw_and_reports_the_contract_model() -> None:
+    def row(n: int, impl: str, vs_raw: float | None, vs_contract: float | None) -> dict[str, Any]:
+        return _row(n=n, impl=impl, mode="compiled", vs_raw=vs_raw, vs_contract=vs_contract,
+                    graph_breaks=0, median_s=1e-3, candidate=f"compiled {impl}")
+
+    rows = [row(1024, "xback", 1.01, 0.99), row(4096, "xback", 0.90, 1.04),
+            row(1024, "raw-contract", 1.02, None), row(1024, "raw", None, None)]
+    doc = {"environment": ENV, "benchmarks": {"compile": {"results": rows}}}
+    judged, contract = verdict(doc)
+    assert judged.ok is True and judged.value == pytest.approx(1.01) and "n = 1024" in judged.answer
+    assert contract.ok is None and contract.value == pytest.approx(1.04)  # no target
+    assert "n = 4096" in contract.answer and "contract" in contract.question
+    rows[0]["vs_raw"], rows[0]["graph_breaks"] = 1.03, 0
+    assert verdict(doc)[0].ok is False
+    rows[0]["vs_raw"], rows[1]["graph_breaks"] = 1.0, 2
+    assert verdict(doc)[0].ok is False and "2 graph break(s)" in verdict(doc)[0].answer
+    for r in rows:
+        r.pop("vs_contract")
+    assert len(verdict(doc)) == 1  # a run without the contract candidate: one line
+
+
 def _family_doc() -> dict[str, Any]:
     """sort-family rows as xback.bench.sort_family writes them, with known numbers."""
     n = 10_000_000
