@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 import xback  # noqa: E402
 from xback import _linalg  # noqa: E402
 from xback._dispatch import prepare1  # noqa: E402
+from xback._routing import kernel_target, there  # noqa: E402
+from xback.backends import Backend  # noqa: E402
 from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
 
@@ -47,21 +49,30 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
     b, _ = prepare1(X, None, None)
 
     def steps(n: int) -> Callable[[], Any]:
-        def call() -> Any:
+        def call() -> Any:  # the steps of xback._linalg._svd_call, in its order
             kb, x = prepare1(X, None, None)
             if n >= 2:
-                x, shape = _linalg._svd_input(kb, x, "svd")
+                shape = x.shape
+                if not 2 <= len(shape) <= _linalg.MAX_NDIM:
+                    raise ValueError(shape)
+                cdt = _linalg._svd_cast(kb, x.dtype, "svd")
+                if cdt is not None:
+                    x = kb.astype(x, cdt)
             if n >= 3:
                 kb.traced(x)
             if n >= 4:
-                kb, x = _linalg._svd_kernel(kb, x, shape, "thin")
+                m, k = shape
+                layout = "tall" if m >= 2 * k else "square" if m >= k else "wide"
+                t = kernel_target(f"svd/thin-{layout}", kb, x)
+                if isinstance(t, Backend) and (shared := there(kb, t, x)) is not None:
+                    kb, x = t, shared[0]
             # the input check where the kernel needs one (NumPy), else S is checked after
             checked = n >= 5 and not kb.svd_nan_on_nonfinite and kb.norm_bounded(x)
             if n >= 5 and not checked and not kb.svd_nan_on_nonfinite:
                 kb.all_finite(x)  # not proven: the backend's check
             out = kb.svd(x, False, False) if n >= 6 else raw(x, full_matrices=False)
-            if n >= 5 and not checked:
-                _linalg._check_finite(kb, x, out[1], "svd")
+            if n >= 5 and not checked and not kb.all_finite(out[1]):
+                raise ValueError("non-finite")
             return _linalg._new_result(out) if n >= 6 else out
 
         return call

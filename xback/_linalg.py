@@ -53,7 +53,7 @@ from xback._dispatch import (
     tracing,
 )
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
-from xback._routing import back, kernel_backend, kernel_target, there
+from xback._routing import back, kernel_target, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -158,23 +158,15 @@ def _prepare3(backend: str | None, device: Any, A: Any, x: Any, y: Any) -> tuple
 
 
 # -- svd ------------------------------------------------------------------------------------
-def _svd_input(b: Backend, x: Any, fname: str) -> tuple[Any, Any]:
-    """``x`` (an array of ``b``) checked (>= 2-D) and cast per the dtype table, and its
-    shape (read once: each array attribute read costs, most after a LAPACK call). Sparse,
-    nested and quantized tensors fail here or in the kernel: :func:`_svd_call` names them."""
-    shape = x.shape
+def _svd_ndim_error(fname: str, shape: Any) -> ValueError:
+    """The error for an input of fewer than 2 or more than ``MAX_NDIM`` dimensions."""
     nd = len(shape)
     if nd < 2:
-        raise ValueError(
+        return ValueError(
             f"{fname} needs a matrix or a stack of matrices (..., M, N): x has shape "
-            f"{tuple(x.shape)}"
+            f"{tuple(shape)}"
         )
-    if nd > MAX_NDIM:
-        raise ValueError(_too_many_dims(fname, "x", nd))
-    cdt = _svd_cast(b, x.dtype, fname)
-    if cdt is not None:
-        x = b.astype(x, cdt)
-    return x, shape
+    return ValueError(_too_many_dims(fname, "x", nd))
 
 
 #: backend -> its dtype object -> :func:`_svd_cast`'s answer, for the libraries whose dtype
@@ -217,22 +209,6 @@ _SVD_CASES = {
 }
 
 
-def _svd_kernel(b: Backend, x: Any, shape: Any, variant: str) -> tuple[Backend, Any]:
-    """The backend whose kernel computes this SVD (:mod:`xback._routing`) and ``x`` (of
-    shape ``shape``) as its array: routed for single tall (M >= 2N) and square-ish
-    (N <= M < 2N) matrices, as measured; stacks and wide matrices stay on ``b``."""
-    if len(shape) != 2:
-        return b, x
-    m, n = shape
-    layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
-    kb = kernel_backend(_SVD_CASES[variant, layout], b, x)
-    if kb is not None:
-        shared = there(b, kb, x)
-        if shared is not None:
-            return kb, shared[0]
-    return b, x
-
-
 def _too_many_dims(fname: str, name: str, nd: int) -> str:
     return (
         f"{fname}: {name} has {nd} dimensions; at most {MAX_NDIM} are supported (NumPy's "
@@ -247,24 +223,20 @@ def _nonfinite(fname: str) -> ValueError:
     )
 
 
-def _check_finite(b: Backend, x: Any, S: Any, fname: str) -> None:
-    """Raise ``ValueError`` when the result shows non-finite input (cheap: looks at ``S``).
-
-    A NaN or inf anywhere in a matrix makes its singular values NaN, so checking the K
-    values of ``S`` is enough; data-less (meta) arrays are skipped.
-    """
-    if (b.concrete(S) or b.device_of(S) != "meta") and not b.all_finite(S):
-        if not b.all_finite(x):
-            raise _nonfinite(fname)
-        raise ValueError(
-            f"{fname}: the singular values overflowed although x is finite; scale x down"
-        )
+def _nonfinite_result(b: Backend, x: Any, fname: str) -> ValueError:
+    """The error when the singular values of ``x`` are not all finite: NaN or inf in ``x``
+    makes them NaN; else they overflowed."""
+    if not b.all_finite(x):
+        return _nonfinite(fname)
+    return ValueError(
+        f"{fname}: the singular values overflowed although x is finite; scale x down"
+    )
 
 
 def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
     """On a failed SVD: NumPy raises LinAlgError and torch a RuntimeError for NaN input,
     raised here as the one ``ValueError``; other failures are left to the caller."""
-    if b.device_of(x) != "meta" and not b.all_finite(x):
+    if not b.all_finite(x):
         raise _nonfinite(fname) from exc
 
 
@@ -277,20 +249,32 @@ def _svd_call(
     finiteness contract; ``run(kb, a, traced)`` computes the results on backend ``kb``
     (``S`` is the second of three, or the only one; ``traced``: inside tracing)."""
     b, x = prepare1(x, backend, device)
-    try:
-        xc, shape = _svd_input(b, x, fname)
-        if b.traced(xc):  # values cannot be read: non-finite input gives NaN factors
-            return b.nan_where_nonfinite(xc, lambda a: run(b, a, True))
-        kb, kx = _svd_kernel(b, xc, shape, variant)
+    try:  # in one frame: each call on the way costs, most after LAPACK
+        shape = x.shape  # read once
+        nd = len(shape)
+        if nd < 2 or nd > MAX_NDIM:
+            raise _svd_ndim_error(fname, shape)
+        cdt = _svd_cast(b, x.dtype, fname)
+        if cdt is not None:
+            x = b.astype(x, cdt)
+        if b.traced(x):  # values cannot be read: non-finite input gives NaN factors
+            return b.nan_where_nonfinite(x, lambda a: run(b, a, True))
+        kb, kx = b, x
+        if nd == 2:  # a single matrix may be routed (tall: M >= 2N; square-ish: N <= M < 2N)
+            m, n = shape
+            layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
+            t = kernel_target(_SVD_CASES[variant, layout], b, x)
+            if isinstance(t, Backend) and (shared := there(b, t, x)) is not None:
+                kb, kx = t, shared[0]
         checked = False  # x proven finite, with a norm no singular value can overflow
-        if not kb.svd_nan_on_nonfinite and variant != "vals" and b.device_of(xc) != "meta":
+        if not kb.svd_nan_on_nonfinite and variant != "vals":
             # checked first unless the kernel returns NaN (torch; singular values only):
             # LAPACK's gesdd can loop forever on inf (observed with NumPy 2.4 / OpenBLAS,
             # and through array-api-strict, on a 6x3 matrix holding one inf; NumPy's
             # compute_uv=False returns NaN). Where the backend proves the norm bounded, S
             # needs no check after (docs/benchmarks.md#finiteness-checks).
-            checked = b.norm_bounded(xc)
-            if not checked and not b.all_finite(xc):
+            checked = b.norm_bounded(x)
+            if not checked and not b.all_finite(x):
                 raise _nonfinite(fname)
         try:
             out = run(kb, kx, False)
@@ -299,8 +283,9 @@ def _svd_call(
             raise
         if kb is not b:
             out = tuple(back(b, kb, r) for r in out)
-        if not checked:
-            _check_finite(b, xc, out[len(out) // 2], fname)
+        # S checked: NaN or inf anywhere in a matrix makes its singular values NaN
+        if not checked and not b.all_finite(out[len(out) // 2]):
+            raise _nonfinite_result(b, x, fname)
         return out
     except Exception as exc:  # a sparse, nested or quantized tensor: the error names it
         reraise_layout(b, exc, x=x)

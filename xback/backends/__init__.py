@@ -291,7 +291,8 @@ class Backend:
         return self.svdvals(x)
 
     def all_finite(self, x: Any) -> bool:
-        """Whether every element of ``x`` is finite (never called on data-less arrays)."""
+        """Whether every element of ``x`` is finite; ``True`` for an array with no values to
+        read (torch's meta tensors). Lazy arrays (Dask) are computed."""
         return _linalg_generic.all_finite(self, x)
 
     def norm_bounded(self, x: Any) -> bool:
