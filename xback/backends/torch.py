@@ -392,17 +392,21 @@ class TorchBackend(Backend):
             # the convention of _linalg_generic.canonical_phases with torch's own calls (the
             # namespace spelling costs 2x: docs/benchmarks.md#canonical-signs); out of
             # place: torch's svd backward saves U and Vh
-            Uk = U[..., :k]
+            # (each torch call costs µs at this size: no slice where U, Vh are thin)
+            thin_u, thin_v = U.shape[-1] == k, Vh.shape[-2] == k
+            Uk = U if thin_u else U[..., :k]
             piv = Uk.gather(-2, Uk.abs().argmax(dim=-2, keepdim=True))  # (..., 1, k)
             if piv.is_complex():
                 ph = _linalg_generic.phases_of(self, self.namespace(x), piv)
                 Uk = Uk * ph.conj()
             else:
-                ph = torch.copysign(torch.ones_like(piv), piv)  # +-1 by the sign bit
+                # +-1 by the sign bit, the rule's copysign(1, piv) in one call: piv, the
+                # largest entry of a unit column, is never 0 (non-finite input fails later)
+                ph = piv.sign()
                 Uk = Uk * ph
-            Vk = Vh[..., :k, :] * ph.mT
-            U = Uk if U.shape[-1] == k else torch.cat([Uk, U[..., k:]], dim=-1)
-            Vh = Vk if Vh.shape[-2] == k else torch.cat([Vk, Vh[..., k:, :]], dim=-2)
+            Vk = (Vh if thin_v else Vh[..., :k, :]) * ph.mT
+            U = Uk if thin_u else torch.cat([Uk, U[..., k:]], dim=-1)
+            Vh = Vk if thin_v else torch.cat([Vk, Vh[..., k:, :]], dim=-2)
         return U, S, Vh
 
     def svdvals(self, x: Any) -> Any:
