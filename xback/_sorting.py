@@ -16,16 +16,18 @@ The contract, identical on NumPy, torch CPU, torch meta and CUDA:
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import types
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 
 from xback._dispatch import prepare1, reraise_layout, trace_constant, tracing
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
-from xback._routing import back, kernel_backend, there
+from xback._routing import back, kernel_target, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -220,51 +222,71 @@ def _layout(x: Any, ax: int | None) -> str:
 
 
 def _routed(
-    b: Backend, kb: Backend, op: str, x: Any, ax: int | None, descending: bool, stable: bool
+    b: Backend, kb: Any, op: str, x: Any, ax: int | None, descending: bool, stable: bool
 ) -> Any:
-    """Sort on ``kb``'s kernel (zero-copy there and back); on ``b`` if sharing fails."""
-    shared = there(b, kb, x)
+    """Sort on ``kb``'s kernel (:func:`xback._routing.kernel_target`'s answer, not None;
+    zero-copy there and back); on ``b`` if sharing fails or ``kb`` is not a library (the
+    fused kernel computes no sort)."""
+    shared = there(b, kb, x) if isinstance(kb, Backend) else None
     if shared is None:
         return getattr(b, op)(x, ax, descending, stable)
     return back(b, kb, getattr(kb, op)(shared[0], ax, descending, stable))
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 #: the routing cases of the common call (last axis): one array, rows of a stack
 _FAST_CASES = {"sort": ("sort/rows", "sort/1d"), "argsort": ("argsort/rows", "argsort/1d")}
 
 
-def _sort_call(
-    op: str, x: Any, axis: Any, dim: Any, descending: Any, stable: Any, backend: Any,
-    device: Any,
-) -> Any:
-    """The one body of :func:`sort` and :func:`argsort` (``op``): choose the backend, check
-    the arguments (the common call's checks first, the full ones otherwise), route, run."""
-    b, x = prepare1(x, backend, device)
-    try:
-        if (
-            axis is _AXIS_DEFAULT
-            and dim is None
-            and (descending is False or descending is True)
-            and (stable is True or stable is False)
-            and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
-        ):
-            ndim: int = x.ndim
-            if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools, a
-                # dtype seen before; only stable sorts are routed (their result is unique)
-                kb = kernel_backend(_FAST_CASES[op][ndim == 1], b, x, dt) if stable else None
-                if kb is None:
-                    return getattr(b, op)(x, ndim - 1, descending, stable)
-                return _routed(b, kb, op, x, ndim - 1, descending, stable)
-        ax, descending, stable = _validate(b, x, axis, dim, descending, stable, op)
-        if ax is not None and x.ndim > MAX_AXIS_NDIM:
-            return _collapsed(b, op, x, ax, descending, stable)
-        kb = kernel_backend(f"{op}/{_layout(x, ax)}", b, x) if stable else None
-        if kb is None:
-            return getattr(b, op)(x, ax, descending, stable)
-        return _routed(b, kb, op, x, ax, descending, stable)
-    except Exception as exc:
-        reraise_layout(b, exc, x=x)  # a sparse or nested tensor: the error names it
-        raise
+def _one_body(documented: _F) -> _F:
+    """:func:`sort` or :func:`argsort` (named by ``documented``, the public signature and
+    docstring) as the one body they share. The operation is a closure constant, so a call
+    runs this body directly: no frame in between, which costs most on tiny inputs."""
+    op = documented.__name__
+    cases = _FAST_CASES[op]
+
+    def fn(
+        x: Any,
+        /,
+        *,
+        axis: Any = _AXIS_DEFAULT,
+        descending: Any = False,
+        stable: Any = True,
+        backend: Any = None,
+        device: Any = None,
+        dim: Any = None,
+    ) -> Any:
+        # choose the backend, check the arguments (the common call's checks first, the full
+        # ones otherwise), route, run
+        b, x = prepare1(x, backend, device)
+        try:
+            if (
+                axis is _AXIS_DEFAULT
+                and dim is None
+                and (descending is False or descending is True)
+                and (stable is True or stable is False)
+                and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
+            ):
+                ndim: int = x.ndim
+                if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools,
+                    # a dtype seen before; only stable sorts are routed (a unique result)
+                    kb = kernel_target(cases[ndim == 1], b, x, dt) if stable else None
+                    if kb is None:
+                        return getattr(b, op)(x, ndim - 1, descending, stable)
+                    return _routed(b, kb, op, x, ndim - 1, descending, stable)
+            ax, descending, stable = _validate(b, x, axis, dim, descending, stable, op)
+            if ax is not None and x.ndim > MAX_AXIS_NDIM:
+                return _collapsed(b, op, x, ax, descending, stable)
+            kb = kernel_target(f"{op}/{_layout(x, ax)}", b, x) if stable else None
+            if kb is None:
+                return getattr(b, op)(x, ax, descending, stable)
+            return _routed(b, kb, op, x, ax, descending, stable)
+        except Exception as exc:
+            reraise_layout(b, exc, x=x)  # a sparse or nested tensor: the error names it
+            raise
+
+    return cast(_F, functools.update_wrapper(fn, documented))  # its name, doc, signature
 
 
 @overload
@@ -281,6 +303,7 @@ def sort(
 def sort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
 @overload
 def sort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
+@_one_body
 def sort(
     x: Any,
     /,
@@ -348,7 +371,6 @@ def sort(
     array([[0, 1, 2],
            [3, 5, 4]])
     """
-    return _sort_call("sort", x, axis, dim, descending, stable, backend, device)
 
 
 @overload
@@ -367,6 +389,7 @@ def argsort(
 def argsort(x: Any, /, *, backend: Literal["torch"], **kw: Unpack[SortOptions]) -> torch.Tensor: ...
 @overload
 def argsort(x: Any, /, *, backend: str | None = ..., **kw: Unpack[SortOptions]) -> Any: ...
+@_one_body
 def argsort(
     x: Any,
     /,
@@ -429,4 +452,3 @@ def argsort(
     >>> xback.argsort(np.array([1.0, np.nan, 2.0, 1.0]), descending=True)
     array([2, 0, 3, 1])
     """
-    return _sort_call("argsort", x, axis, dim, descending, stable, backend, device)
