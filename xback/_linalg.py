@@ -242,12 +242,11 @@ def _raise_nonfinite(b: Backend, x: Any, fname: str, exc: Exception) -> None:
 
 def _svd_call(
     fname: str, x: Any, backend: str | None, device: Any, variant: str,
-    run: Callable[[Backend, Any, bool], tuple[Any, ...]],
+    canonical_signs: bool = False,
 ) -> tuple[Any, ...]:
     """The one body of :func:`svd` and :func:`svdvals` (``variant`` ``"full"``, ``"thin"``
-    or ``"vals"``): choose the backend, check and cast ``x``, route, and keep the
-    finiteness contract; ``run(kb, a, traced)`` computes the results on backend ``kb``
-    (``S`` is the second of three, or the only one; ``traced``: inside tracing)."""
+    or ``"vals"``): choose the backend, check and cast ``x``, route, compute, and keep the
+    finiteness contract. Returns ``(U, S, Vh)``, or ``(S,)`` for ``"vals"``."""
     b, x = prepare1(x, backend, device)
     try:  # in one frame: each call on the way costs, most after LAPACK
         shape = x.shape  # read once
@@ -258,7 +257,10 @@ def _svd_call(
         if cdt is not None:
             x = b.astype(x, cdt)
         if b.traced(x):  # values cannot be read: non-finite input gives NaN factors
-            return b.nan_where_nonfinite(x, lambda a: run(b, a, True))
+            if variant == "vals":
+                return b.nan_where_nonfinite(x, lambda a: (b.svdvals_traced(a),))
+            full = variant == "full"
+            return b.nan_where_nonfinite(x, lambda a: b.svd(a, full, canonical_signs))
         kb, kx = b, x
         if nd == 2:  # a single matrix may be routed (tall: M >= 2N; square-ish: N <= M < 2N)
             m, n = shape
@@ -277,7 +279,10 @@ def _svd_call(
             if not checked and not b.all_finite(x):
                 raise _nonfinite(fname)
         try:
-            out = run(kb, kx, False)
+            out = (
+                (kb.svdvals(kx),) if variant == "vals"
+                else kb.svd(kx, variant == "full", canonical_signs)
+            )
         except Exception as exc:
             _raise_nonfinite(kb, kx, fname, exc)
             raise
@@ -363,11 +368,9 @@ def svd(
     >>> bool(np.allclose(U @ np.diag(S) @ Vh, [[3.0, 0.0], [0.0, -4.0]]))
     True
     """
-    full = bool(full_matrices)
-    canon = bool(canonical_signs)
     return _new_result(  # SVDResult(U, S, Vh) without its Python __new__
-        _svd_call("svd", x, backend, device, "full" if full else "thin",
-                  lambda kb, a, traced: kb.svd(a, full, canon))
+        _svd_call("svd", x, backend, device, "full" if full_matrices else "thin",
+                  bool(canonical_signs))
     )
 
 
@@ -417,10 +420,7 @@ def svdvals(x: Any, /, *, backend: str | None = None, device: Any = None) -> Any
     >>> xback.svdvals(np.array([[3, 0], [0, -4]]))
     array([4., 3.])
     """
-    return _svd_call(
-        "svdvals", x, backend, device, "vals",
-        lambda kb, a, traced: (kb.svdvals_traced(a) if traced else kb.svdvals(a),),
-    )[0]
+    return _svd_call("svdvals", x, backend, device, "vals")[0]
 
 
 # -- lstsq_grad -----------------------------------------------------------------------------
