@@ -16,6 +16,8 @@ the median per-call time minus the raw call's, in µs.
   compared, so machine load hits every candidate alike. A second table compares the best
   samples, which a busy machine disturbs less (short samples are often not preempted at
   all). ``-``: the peer has no such call.
+* ``+1 call``: the raw call behind one more Python function that does nothing else, the
+  floor of any layer written in Python (every peer adds at least that).
 
 Benchmark-only dependencies: ``pip install "xback[bench,torch]"`` (autoray; array-api-compat
 is a dependency of xback)::
@@ -43,7 +45,7 @@ import numpy as np  # noqa: E402
 import xback  # noqa: E402
 from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
-PEERS = ("xback", "autoray", "array-api-compat")
+PEERS = ("xback", "autoray", "array-api-compat", "+1 call")
 
 #: row label -> {"raw": call, peer: call or None (no such call)}, plus a note per peer
 Row = dict[str, Callable[[], Any] | None]
@@ -138,6 +140,8 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
             "array-api-compat": lambda: compat_torch.asarray(big),
         },
     }
+    for row in rows.values():  # the floor of any Python layer: one function, no work in it
+        row["+1 call"] = _one_call_more(row["raw"])
     notes = {("sort descending, 16, torch", "array-api-compat"): "NaN first"}
     versions = {
         "numpy": np.__version__,
@@ -146,6 +150,16 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
         "array-api-compat": sys.modules["array_api_compat"].__version__,
     }
     return rows, notes, versions
+
+
+def _one_call_more(raw: Callable[[], Any] | None) -> Callable[[], Any]:
+    """``raw`` behind one more Python function that does nothing else."""
+    assert raw is not None
+
+    def forward() -> Any:
+        return raw()
+
+    return forward
 
 
 def _per_call(fn: Callable[[], Any], n: int) -> float:
