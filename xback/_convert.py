@@ -145,11 +145,13 @@ def to_numpy(x: Any, /, *, copy: bool | None = None) -> npt.NDArray[Any]:
     array([1, 2])
     """
     k = cached_kind(type(x))
-    if k is None:  # a Python object, or a type not seen yet or converted first
-        k, x, foreign = _resolve_array_like(x)
-        if foreign:
-            _check_copy(copy)
-            return _foreign_to_numpy(x, None, copy)
+    if k is not None:  # the hot path: an array of a type seen before
+        return k.to_numpy(x, copy)
+    # a Python object, or a type not seen yet or converted first
+    k, x, foreign = _resolve_array_like(x)
+    if foreign:
+        _check_copy(copy)
+        return _foreign_to_numpy(x, None, copy)
     if k is not None:
         return k.to_numpy(x, copy)
     _check_copy(copy)
