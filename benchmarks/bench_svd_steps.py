@@ -9,7 +9,8 @@ kept. Inside such a loop every step costs several times what it costs alone: the
 before it leaves the caches cold, and the Python code before the next LAPACK call makes that
 call slower too. One thread (set before NumPy is imported).
 
-Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--shape 4x3] [--rounds 9]``
+Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--shape 4x3] [--rounds 9]``;
+``--checks`` times ways of checking torch's ``S`` after the raw call instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import cmath  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import timeit  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -89,21 +92,51 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
     }
 
 
+def check_variants(shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
+    """Label -> the raw torch svd followed by one way of checking that ``S`` is finite."""
+    import torch
+
+    torch.set_num_threads(1)
+    X = torch.from_numpy(np.random.default_rng(0).standard_normal(shape))
+    svd = torch.linalg.svd
+    isfinite = cmath.isfinite
+
+    def after(check: Callable[[Any], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            out = svd(X, full_matrices=False)
+            check(out[1])
+            return out
+
+        return call
+
+    return {
+        "raw svd": lambda: svd(X, full_matrices=False),
+        "S as Python numbers (xback)": after(lambda S: all(map(isfinite, S.tolist()))),
+        "sum of S as a Python number": after(lambda S: math.isfinite(sum(S.tolist()))),
+        "S.max().item()": after(lambda S: math.isfinite(S.max().item())),
+        "S.sum().item()": after(lambda S: math.isfinite(S.sum().item())),
+        "isfinite(S).all()": after(lambda S: bool(torch.isfinite(S).all())),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=["numpy", "torch"], default="torch")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=2000, help="calls per block")
     p.add_argument("--shape", default="4x3", help="the matrix, MxN (default 4x3)")
+    p.add_argument("--checks", action="store_true",
+                   help="instead: ways of checking torch's S after the raw svd")
     a = p.parse_args(argv)
     m, n = (int(v) for v in a.shape.split("x"))
-    vs = variants(a.backend, (m, n))
+    vs = check_variants((m, n)) if a.checks else variants(a.backend, (m, n))
     best = {k: float("inf") for k in vs}
     for _ in range(a.rounds):
         for k, f in vs.items():
             best[k] = min(best[k], min(timeit.repeat(f, number=a.calls, repeat=3)) / a.calls)
     la = load_average()
-    print(f"CPU: {cpu_name()}; {a.backend}, {m}x{n} float64, one thread; best of {a.rounds} "
+    lib = "torch" if a.checks else a.backend
+    print(f"CPU: {cpu_name()}; {lib}, {m}x{n} float64, one thread; best of {a.rounds} "
           f"rounds of {a.calls}-call blocks; load average {la[0] if la else 'n/a'}")
     print()
     print("| variant | µs per call | over raw |")
