@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import xback.backends.numpy as numpy_backend
 from xback import _routing
 from xback._dispatch import load_backend
 
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.skipif(
 _SCRIPT = r"""
 import multiprocessing as mp
 import numpy as np, torch, xback
+import xback.backends.numpy as numpy_backend
 from xback import _routing
 from xback._dispatch import load_backend
 
@@ -156,7 +158,7 @@ def test_child_routes_to_numpy_where_fork_safe(
         def get_num_threads(self) -> int:
             return 1
 
-    monkeypatch.setattr(_routing, "_blas_controller", OpenMPBlas())
+    monkeypatch.setattr(numpy_backend, "_blas_controller", OpenMPBlas())
     assert not _routing.fork_safe("numpy", "svd/vals-tall")
     assert _routing.kernel_target("svd/vals-tall", b, m) is None
     assert _routing.kernel_target("sort/1d", b, t) is nb

@@ -136,7 +136,7 @@ def machine() -> dict[str, Any]:
 
 
 def _blas_threads() -> int | None:
-    from xback._routing import blas_threads
+    from xback.backends.numpy import blas_threads
 
     return blas_threads()
 

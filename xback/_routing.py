@@ -65,7 +65,6 @@ __all__ = [
     "MARGIN",
     "TABLE_FORMAT",
     "active_table",
-    "blas_fork_safe",
     "decide",
     "default_table_path",
     "enabled",
@@ -558,7 +557,8 @@ def fork_safe(target: str, case: str) -> bool:
       kernel blocks forever. The parent may have used it (a routed call, or the program's
       own torch code), so a child never routes to torch.
     * NumPy: its sorts are single-threaded (always safe); its BLAS and LAPACK only where
-      the BLAS restarts its threads in a child (:func:`blas_fork_safe`).
+      the BLAS restarts its threads in a child
+      (:func:`xback.backends.numpy.blas_fork_safe`).
     * the fused kernel: yes. Its threads are xback's own pool, which a child starts anew.
     * other backends: no, unless they say otherwise.
 
@@ -573,40 +573,7 @@ def fork_safe(target: str, case: str) -> bool:
     return load_backend(target).fork_safe(case.split("/", 1)[0])
 
 
-def blas_fork_safe() -> bool:
-    """Whether NumPy's BLAS restarts its threads in a forked child: OpenBLAS built with
-    pthreads (it registers fork handlers), or a sequential one. An OpenMP-threaded or
-    unknown BLAS: no."""
-    blas_threads()  # inspects the BLAS once (threadpoolctl)
-    ctl = _blas_controller
-    if not ctl:
-        return False
-    layer = str(getattr(ctl, "threading_layer", "")).lower()
-    api = str(getattr(ctl, "internal_api", "")).lower()
-    return layer in ("sequential", "disabled") or (api == "openblas" and layer == "pthreads")
-
-
 # -- threads --------------------------------------------------------------------------------
-_blas_controller: Any = None
-
-
-def blas_threads() -> int | None:
-    """The thread limit of NumPy's BLAS right now (``threadpoolctl``), or None if unknown."""
-    global _blas_controller
-    if _blas_controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            ctl = ThreadpoolController().select(user_api="blas")
-            _blas_controller = ctl.lib_controllers[0] if ctl.lib_controllers else False
-        except Exception:  # threadpoolctl missing or unable to inspect: unknown
-            _blas_controller = False
-    if _blas_controller is False:
-        return None
-    n: int = _blas_controller.get_num_threads()
-    return n
-
-
 def _threads_fit(b: Backend, kb: Backend) -> bool:
     """Whether running on ``kb`` stays within the threads the caller allowed ``b``: the
     target's pool no wider than the caller's (:meth:`xback.backends.Backend.cpu_threads`;

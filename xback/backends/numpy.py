@@ -16,13 +16,63 @@ from xback.backends import (
     finite_values,
 )
 
-__all__ = ["BACKEND", "NumpyBackend"]
+__all__ = ["BACKEND", "NumpyBackend", "blas_fork_safe", "blas_threads"]
 
 #: the most entries :meth:`NumpyBackend.norm_bounded` reads as Python numbers
 SMALL_VALUES_MAX = 64
 #: dtype char -> a Frobenius norm below which no singular value can overflow in that dtype
 #: (half its largest finite value)
 _NORM_LIMIT: dict[str, float] = {c: float(np.finfo(c).max) / 2 for c in "fdFD"}
+
+
+# -- NumPy's BLAS (threadpoolctl, imported when first asked) --------------------------------
+#: threadpoolctl's controller of NumPy's BLAS, once inspected (False: none, or unknown)
+_blas_controller: Any = None
+
+
+def blas_threads() -> int | None:
+    """The thread limit of NumPy's BLAS right now (``threadpoolctl``), or None if unknown.
+
+    Examples
+    --------
+    >>> from xback.backends.numpy import blas_threads
+    >>> n = blas_threads()
+    >>> n is None or n >= 1
+    True
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            ctl = ThreadpoolController().select(user_api="blas")
+            _blas_controller = ctl.lib_controllers[0] if ctl.lib_controllers else False
+        except Exception:  # threadpoolctl missing or unable to inspect: unknown
+            _blas_controller = False
+    if _blas_controller is False:
+        return None
+    n: int = _blas_controller.get_num_threads()
+    return n
+
+
+def blas_fork_safe() -> bool:
+    """Whether NumPy's BLAS restarts its threads in a forked child: OpenBLAS built with
+    pthreads (it registers fork handlers), or a sequential one. An OpenMP-threaded or
+    unknown BLAS: no.
+
+    Examples
+    --------
+    >>> from xback.backends.numpy import blas_fork_safe
+    >>> isinstance(blas_fork_safe(), bool)
+    True
+    """
+    blas_threads()  # inspects the BLAS once (threadpoolctl)
+    ctl = _blas_controller
+    if not ctl:
+        return False
+    layer = str(getattr(ctl, "threading_layer", "")).lower()
+    api = str(getattr(ctl, "internal_api", "")).lower()
+    return layer in ("sequential", "disabled") or (api == "openblas" and layer == "pthreads")
 
 
 class NumpyBackend(HostBackend):
@@ -64,8 +114,8 @@ class NumpyBackend(HostBackend):
         return type(x) is np.ndarray
 
     def cpu_threads(self) -> int | None:
-        from xback._routing import blas_threads  # lazily: the front layer imports this module
-
+        # no import statement here: routing asks on every routed call, and one cost ~2 % of
+        # a 640x64 float32 svd routed to torch (docs/benchmarks.md#routed-calls-per-call)
         return blas_threads()
 
     def fork_safe(self, op: str) -> bool:
@@ -73,8 +123,6 @@ class NumpyBackend(HostBackend):
         # restarts its threads in a child
         if op in ("sort", "argsort"):
             return True
-        from xback._routing import blas_fork_safe
-
         return blas_fork_safe()
 
     def astype(self, x: Any, dtype: np.dtype[Any]) -> Any:

@@ -34,13 +34,13 @@ from xback._routing import (
     MARGIN,
     TABLE_FORMAT,
     back,
-    blas_threads,
     decide,
     now_iso,
     route_allowed,
     there,
 )
 from xback.backends import Backend
+from xback.backends.numpy import blas_threads
 from xback.bench._harness import Candidate, Progress, cpu_name, measure, warm_seconds
 
 __all__ = ["Case", "cases", "switching_penalty", "tune"]
