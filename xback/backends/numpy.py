@@ -114,8 +114,8 @@ class NumpyBackend(HostBackend):
         return type(x) is np.ndarray
 
     def cpu_threads(self) -> int | None:
-        # no import statement here: routing asks on every routed call, and one cost ~2 % of
-        # a 640x64 float32 svd routed to torch (docs/benchmarks.md#routed-calls-per-call)
+        # no import statement here: routing asks on every routed call, where one was
+        # measurable (docs/benchmarks.md#routed-calls-per-call)
         return blas_threads()
 
     def fork_safe(self, op: str) -> bool:
