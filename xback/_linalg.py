@@ -53,7 +53,7 @@ from xback._dispatch import (
     tracing,
 )
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED, bfloat16, learn_lazy
-from xback._routing import back, kernel_target, there
+from xback._routing import back, kernel_target, plans_of, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -248,11 +248,10 @@ def _svd_call(
     or ``"vals"``): choose the backend, check and cast ``x``, route, compute, and keep the
     finiteness contract. Returns ``(U, S, Vh)``, or ``(S,)`` for ``"vals"``."""
     b, x = prepare1(x, backend, device)
-    try:  # in one frame: each call on the way costs, most after LAPACK
-        shape = x.shape  # read once
-        nd = len(shape)
+    try:  # in one frame, reading little: each step costs most after LAPACK
+        nd: int = x.ndim
         if nd < 2 or nd > MAX_NDIM:
-            raise _svd_ndim_error(fname, shape)
+            raise _svd_ndim_error(fname, x.shape)
         cdt = _svd_cast(b, x.dtype, fname)
         if cdt is not None:
             x = b.astype(x, cdt)
@@ -262,8 +261,8 @@ def _svd_call(
             full = variant == "full"
             return b.nan_where_nonfinite(x, lambda a: b.svd(a, full, canonical_signs))
         kb, kx = b, x
-        if nd == 2:  # a single matrix may be routed (tall: M >= 2N; square-ish: N <= M < 2N)
-            m, n = shape
+        if nd == 2 and plans_of(b, True):  # a single matrix may be routed (tall: M >= 2N;
+            m, n = x.shape  # square-ish: N <= M < 2N)
             layout = "tall" if m >= 2 * n else "square" if m >= n else "wide"
             t = kernel_target(_SVD_CASES[variant, layout], b, x)
             if isinstance(t, Backend) and (shared := there(b, t, x)) is not None:

@@ -74,6 +74,7 @@ __all__ = [
     "kernel_target",
     "load_table",
     "plan_summary",
+    "plans_of",
     "reload",
     "route",
     "route_allowed",
@@ -195,6 +196,11 @@ _Plan = tuple[Callable[[Any], int], list[str | None]]
 #: [target backend name or None per size bucket]). Backends with nothing routed map to an
 #: empty dict, so that their dtype objects are never hashed (array-api-strict's are slow).
 _PLANS: dict[Backend, dict[str, dict[Any, _Plan]]] = {}
+#: ``plans_of(b, True)``: falsy only when the active table routes nothing from backend ``b``
+#: (its plans are built, and empty); then :func:`kernel_target` need not be asked. The dict's
+#: own ``get`` (no Python frame): the front layer's lookups cost most right after a LAPACK
+#: call (docs/benchmarks.md#third-pass-2026-12-06-1712-utc).
+plans_of: Callable[..., Any] = _PLANS.get
 #: source backend -> the libraries left out of its plans because they were not imported
 #: when the plans were built (rebuilt when another backend's plans are built after that)
 _DEFERRED: dict[Backend, frozenset[str]] = {}

@@ -27,7 +27,7 @@ import numpy as np
 
 from xback._dispatch import prepare1, reraise_layout, trace_constant, tracing
 from xback._dtypes import BOOL, COMPLEX, FLOAT, SIGNED, UNSIGNED
-from xback._routing import back, kernel_target, there
+from xback._routing import back, kernel_target, plans_of, there
 from xback.backends import Backend
 
 if TYPE_CHECKING:  # static types only: importing xback never imports torch
@@ -271,7 +271,8 @@ def _one_body(documented: _F) -> _F:
                 ndim: int = x.ndim
                 if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools,
                     # a dtype seen before; only stable sorts are routed (a unique result)
-                    kb = kernel_target(cases[ndim == 1], b, x, dt) if stable else None
+                    kb = (kernel_target(cases[ndim == 1], b, x, dt)
+                          if stable and plans_of(b, True) else None)
                     if kb is None:
                         return getattr(b, op)(x, ndim - 1, descending, stable)
                     return _routed(b, kb, op, x, ndim - 1, descending, stable)
