@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import xback  # noqa: E402
 from xback import _linalg  # noqa: E402
 from xback._dispatch import prepare1  # noqa: E402
-from xback._routing import kernel_target, there  # noqa: E402
+from xback._routing import kernel_target, plans_of, there  # noqa: E402
 from xback.backends import Backend  # noqa: E402
 from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
@@ -55,16 +55,16 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
         def call() -> Any:  # the steps of xback._linalg._svd_call, in its order
             kb, x = prepare1(X, None, None)
             if n >= 2:
-                shape = x.shape
-                if not 2 <= len(shape) <= _linalg.MAX_NDIM:
-                    raise ValueError(shape)
+                nd = x.ndim
+                if not 2 <= nd <= _linalg.MAX_NDIM:
+                    raise ValueError(nd)
                 cdt = _linalg._svd_cast(kb, x.dtype, "svd")
                 if cdt is not None:
                     x = kb.astype(x, cdt)
             if n >= 3:
                 kb.traced(x)
-            if n >= 4:
-                m, k = shape
+            if n >= 4 and nd == 2 and plans_of(kb, True):
+                m, k = x.shape
                 layout = "tall" if m >= 2 * k else "square" if m >= k else "wide"
                 t = kernel_target(f"svd/thin-{layout}", kb, x)
                 if isinstance(t, Backend) and (shared := there(kb, t, x)) is not None:
