@@ -697,10 +697,10 @@ def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any =
     if method == "fused":
         g = _fused.TARGET.grad(b, A, x, y)
         return g if g is not None else b.lstsq_grad(A, x, y, "auto")
-    if method != "auto" or len(A.shape) != 2:
+    if method != "auto" or A.ndim != 2 or not plans_of(b, True):  # nothing routed from b
         return b.lstsq_grad(A, x, y, method)
-    vector = len(x.shape) == 1
-    if not vector and (len(x.shape) > 2 or len(y.shape) > 2 or x.shape[-1] > _fused.AUTO_MAX_K):
+    vector = x.ndim == 1
+    if not vector and (x.ndim > 2 or y.ndim > 2 or x.shape[-1] > _fused.AUTO_MAX_K):
         return b.lstsq_grad(A, x, y, "auto")  # batched or wide right-hand sides: BLAS
     kb = kernel_target("lstsq_grad/vec", b, A, dtype)
     if kb is None:
