@@ -442,7 +442,7 @@ def test_env_var_turns_routing_off(tmp_path: Path) -> None:
         "from xback import _routing\n"
         "from xback._dispatch import load_backend\n"
         "print(_routing.enabled(), "
-        "_routing.kernel_backend('sort/1d', load_backend('numpy'), np.arange(10)))\n"
+        "_routing.kernel_target('sort/1d', load_backend('numpy'), np.arange(10)))\n"
     )
     off = _run(code, XBACK_CACHE_DIR=cache, XBACK_ROUTE="0")
     assert off.returncode == 0, off.stderr

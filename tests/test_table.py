@@ -51,7 +51,7 @@ def test_a_foreign_table_is_not_applied(
     r = xback.sort(BIG)
     assert calls == {"numpy.sort": 1}, "a route of a foreign table ran"
     np.testing.assert_array_equal(r, np.arange(1, 5001))
-    assert _routing.kernel_backend("sort/1d", load_backend("numpy"), BIG) is None
+    assert _routing.kernel_target("sort/1d", load_backend("numpy"), BIG) is None
     assert _routing.plan_summary("numpy") == []
     # xback info says so, why, and what to run
     d = xback.cli.info_dict()["routing"]
@@ -203,7 +203,7 @@ def test_numpy_plans_built_before_torch_was_imported_are_rebuilt(
     nb = load_backend("numpy")
     with monkeypatch.context() as m:
         m.delitem(sys.modules, "torch")  # as if the program had not imported torch yet
-        assert _routing.kernel_backend("sort/1d", nb, BIG) is None
+        assert _routing.kernel_target("sort/1d", nb, BIG) is None
     xback.sort(BIG)
     assert calls == {"numpy.sort": 1}  # plans built without torch: until they are rebuilt
     xback.sort(torch.from_numpy(BIG.copy()))  # torch's plans are built: numpy's rebuilt

@@ -70,13 +70,11 @@ __all__ = [
     "enabled",
     "fork_safe",
     "in_forked_child",
-    "kernel_backend",
     "kernel_target",
     "load_table",
     "plan_summary",
     "plans_of",
     "reload",
-    "route",
     "route_allowed",
     "save_table",
     "user_table_path",
@@ -516,15 +514,6 @@ def route_allowed(b: Backend, target: Backend | _fused.FusedTarget | str, x: Any
     return _fused.TARGET.applies(b, x)
 
 
-def kernel_backend(case: str, b: Backend, x: Any, dtype: Any = None) -> Backend | None:
-    """The backend that should compute a call with input ``x`` of backend ``b``, or
-    ``None`` when ``b`` computes it itself: :func:`kernel_target` for the cases that only
-    libraries compute (every case but ``"lstsq_grad/vec"``, the only one with a fused
-    column)."""
-    kb = kernel_target(case, b, x, dtype)
-    return kb if isinstance(kb, Backend) else None
-
-
 # -- fork --------------------------------------------------------------------------------
 #: ``{"child": True}`` in a process forked from the one that imported xback (set by an
 #: ``os.register_at_fork`` handler, so also in a child of a child)
@@ -600,20 +589,6 @@ def there(b: Backend, kb: Backend, *xs: Any) -> tuple[Any, ...] | None:
         return tuple(kb.from_numpy(b.to_numpy(x, False), "cpu", False) for x in xs)
     except (ValueError, TypeError):
         return None
-
-
-def route(
-    case: str, b: Backend, *xs: Any, dtype: Any = None
-) -> tuple[Backend, tuple[Any, ...]]:
-    """The backend that computes ``case`` and the inputs ``xs`` as its arrays: ``(kb, shared
-    inputs)`` when :func:`kernel_backend` routes the call and every input can be shared,
-    else ``(b, xs)``. ``xs[0]`` is the input the table's size refers to."""
-    kb = kernel_backend(case, b, xs[0], dtype)
-    if kb is not None:
-        shared = there(b, kb, *xs)
-        if shared is not None:
-            return kb, shared
-    return b, xs
 
 
 def back(b: Backend, kb: Backend, out: Any) -> Any:
