@@ -7,6 +7,7 @@ call with ``route=False``, and for sorting also NumPy's stable sort.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -79,7 +80,20 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
                 return _orig(*args)
 
             monkeypatch.setattr(b, op, spy)
+        # the common sort call's direct kernels, counted as the method they stand for
+        spied = {}
+        for dt, kernels in b.last_axis_sorts.items():
+            spied[dt] = tuple(
+                functools.partial(_counted, counts, f"{name}.{'argsort' if i >= 2 else 'sort'}", f)
+                for i, f in enumerate(kernels)
+            )
+        monkeypatch.setattr(b, "last_axis_sorts", spied)
     return counts
+
+
+def _counted(counts: dict[str, int], key: str, fn: Any, *args: Any) -> Any:
+    counts[key] = counts.get(key, 0) + 1
+    return fn(*args)
 
 
 def kind(backend: str, a: np.ndarray) -> Any:

@@ -74,8 +74,10 @@ def check_against_oracle(
 ) -> None:
     x = target.make(a)
     before = bits(a.copy())
-    idx = xback.argsort(x, axis=axis, descending=descending, stable=stable)
-    val = xback.sort(x, axis=axis, descending=descending, stable=stable)
+    # axis -1 as the common call spells it (no axis: the backends' last-axis kernels)
+    kw: dict[str, Any] = {} if axis == -1 else {"axis": axis}
+    idx = xback.argsort(x, descending=descending, stable=stable, **kw)
+    val = xback.sort(x, descending=descending, stable=stable, **kw)
     got_idx, got_val = target.numpy(idx), target.numpy(val)
     ref_idx = oracle_argsort(a, axis, descending)
     flat = a.reshape(-1) if axis is None else a
@@ -160,6 +162,18 @@ def test_matches_stable_sorted_oracle(data_target: Target, case: Any, descending
 def test_unstable_is_correctly_ordered(data_target: Target, case: Any, descending: bool) -> None:
     a, axis = case
     check_against_oracle(data_target, a, axis, descending, stable=False)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+@pytest.mark.parametrize("descending", [False, True])
+def test_common_call_every_dtype(data_target: Target, dtype: np.dtype, descending: bool) -> None:
+    """The common call (no axis, stable) of every dtype: the backends' last-axis kernels
+    (``Backend.last_axis_sorts``) against the oracle, on rows holding every special value
+    of the dtype twice (ties, NaN, -0.0, extremes)."""
+    p = pool(dtype) * 2
+    rows = np.random.default_rng(5).permuted(np.array([p, p[::-1], p], dtype=dtype), axis=1)
+    for a in (rows, rows[0]):
+        check_against_oracle(data_target, a, -1, descending)
 
 
 # -- the NaN rule, pinned ---------------------------------------------------------------------
@@ -302,17 +316,18 @@ def test_python_inputs_and_scalars() -> None:
 
 # -- torch specifics -----------------------------------------------------------------------------
 @requires_torch
+@pytest.mark.parametrize("axis", [{"axis": 1}, {}], ids=["axis=1", "common call"])
 @pytest.mark.parametrize("descending", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
-def test_autograd(descending: bool, dtype: str) -> None:
+def test_autograd(descending: bool, dtype: str, axis: dict[str, int]) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 5, generator=g, dtype=torch.float64).to(getattr(torch, dtype))
     x.requires_grad_(True)
     w = torch.randn(4, 5, generator=g, dtype=torch.float64)
-    v = xback.sort(x, axis=1, descending=descending)
+    v = xback.sort(x, descending=descending, **axis)
     assert v.requires_grad
     v.real.mul(w).sum().backward()
-    idx = xback.argsort(x, axis=1, descending=descending)
+    idx = xback.argsort(x, descending=descending, **axis)
     assert not idx.requires_grad and idx.dtype == torch.int64
     expected = torch.zeros(4, 5, dtype=torch.float64).scatter(1, idx, w)
     assert x.grad is not None

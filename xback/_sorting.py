@@ -245,6 +245,7 @@ def _one_body(documented: _F) -> _F:
     runs this body directly, with no wrapper frame (a tiny sort pays for every call)."""
     op = documented.__name__
     cases = _FAST_CASES[op]
+    slot = 2 if op == "argsort" else 0  # in Backend.last_axis_sorts' tuples
 
     def fn(
         x: Any,
@@ -261,6 +262,16 @@ def _one_body(documented: _F) -> _F:
         # ones otherwise), route, run
         b, x = prepare1(x, backend, device)
         try:
+            if (  # the common call with the backend's direct kernel, nothing routed
+                axis is _AXIS_DEFAULT
+                and dim is None
+                and stable is True
+                and (descending is False or descending is True)
+                and (k := b.last_axis_sorts.get(x.dtype)) is not None
+                and 0 < x.ndim <= MAX_AXIS_NDIM
+                and not plans_of(b, True)
+            ):
+                return k[slot + descending](x)
             if (
                 axis is _AXIS_DEFAULT
                 and dim is None

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import cmath
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -255,6 +256,15 @@ class Backend:
         """``int64`` indices that sort ``x`` along ``axis`` (same arguments and order as
         :meth:`sort`)."""
         return _sort_generic.argsort(self, x, axis, descending, stable)
+
+    #: the common sort call's kernels: the backend's own dtype object -> ``(sort, sort
+    #: descending, argsort, argsort descending)``, each ``f(x)`` the stable :meth:`sort` /
+    #: :meth:`argsort` along the last axis of an ``x`` of 1 to 32 dimensions. Only for
+    #: dtypes whose direct call skips the general method's steps (a tiny sort pays for
+    #: each); every other call takes the methods. Default: none.
+    last_axis_sorts: ClassVar[Mapping[Any, tuple[Callable[[Any], Any], ...]]] = (
+        MappingProxyType({})
+    )
 
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``

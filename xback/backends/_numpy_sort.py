@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
-__all__ = ["argsort", "sort"]
+__all__ = ["argsort", "last_axis_sorts", "sort"]
 
 _INT64 = np.dtype(np.int64)
 _FLOAT32 = np.dtype(np.float32)
@@ -53,18 +54,14 @@ def _flat(x: Any) -> Any:
     return np.reshape(x, -1)  # C order, an ndarray even for NumPy scalars; never written to
 
 
-def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
-    kind: Any = "stable" if stable else None
+def _values(x: Any, axis: int = -1, kind: Any = "stable") -> Any:
+    out = x.copy()  # what np.sort does, minus its dispatch layer
+    out.sort(axis, kind)
+    return out
+
+
+def _values_desc(x: Any, axis: int = -1, kind: Any = "stable") -> Any:
     dt = x.dtype
-    if axis is None:
-        x, axis = _flat(x), 0
-    if dt.kind == "V":  # bfloat16 (the only void-kind dtype the front layer lets through)
-        idx = argsort(x, axis, descending, stable)
-        return np.take_along_axis(x, idx, axis)
-    if not descending:
-        out = x.copy()  # what np.sort does, minus its dispatch layer
-        out.sort(axis, kind)
-        return out
     k = dt.kind
     if _NATIVE_DESC[k]:
         return _NP.sort(x, axis=axis, kind=kind, descending=True)
@@ -73,6 +70,42 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     keys.sort(axis=axis, kind=kind)
     neg(keys, out=keys)
     return keys if dt.isnative else keys.astype(dt)  # ufuncs return native byte order
+
+
+def _indices(x: Any, axis: int = -1, kind: Any = "stable") -> Any:
+    idx = x.argsort(axis, kind)
+    return idx if idx.dtype == _INT64 else idx.astype(_INT64)
+
+
+def _indices_desc(x: Any, axis: int = -1, kind: Any = "stable") -> Any:
+    k = x.dtype.kind
+    if _NATIVE_DESC[k]:
+        idx = _NP.argsort(x, axis=axis, kind=kind, descending=True)
+        return idx if idx.dtype == _INT64 else idx.astype(_INT64)
+    return _indices(_NEG[k](x), axis, kind)
+
+
+def _last_axis_sorts() -> dict[Any, tuple[Any, ...]]:
+    """:attr:`xback.backends.Backend.last_axis_sorts`: the common call (last axis, stable)
+    without the general functions' branches, for every native dtype but bfloat16 (sorted
+    through keys); the argsort of ascending order is the array's own method where NumPy's
+    indices are int64 already."""
+    asc = _indices
+    if np.dtype(np.intp) == _INT64:
+        asc = functools.partial(np.ndarray.argsort, kind="stable")
+    names = "?bhilqBHILQefdFD"  # bool, the integers, float16/32/64, complex64/128
+    return {np.dtype(c): (_values, _values_desc, asc, _indices_desc) for c in names}
+
+
+def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
+    kind: Any = "stable" if stable else None
+    dt = x.dtype
+    if axis is None:
+        x, axis = _flat(x), 0
+    if dt.kind == "V":  # bfloat16 (the only void-kind dtype the front layer lets through)
+        idx = argsort(x, axis, descending, stable)
+        return np.take_along_axis(x, idx, axis)
+    return _values_desc(x, axis, kind) if descending else _values(x, axis, kind)
 
 
 def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
@@ -85,10 +118,9 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
         if descending:
             np.negative(x, out=x)
     elif descending:
-        k = dt.kind
-        if _NATIVE_DESC[k]:
-            idx = _NP.argsort(x, axis=axis, kind=kind, descending=True)
-            return idx if idx.dtype == _INT64 else idx.astype(_INT64)
-        x = _NEG[k](x)
-    idx = x.argsort(axis, kind)
-    return idx if idx.dtype == _INT64 else idx.astype(_INT64)
+        return _indices_desc(x, axis, kind)
+    return _indices(x, axis, kind)
+
+
+#: :attr:`xback.backends.Backend.last_axis_sorts` of the NumPy backend
+last_axis_sorts = _last_axis_sorts()

@@ -16,11 +16,12 @@ What torch 2.13 gives and what is done about it:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
-__all__ = ["argsort", "sort"]
+__all__ = ["argsort", "last_axis_sorts", "sort"]
 
 _FLOATS = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 _COMPLEX = frozenset({torch.complex64, torch.complex128})
@@ -40,6 +41,41 @@ def _complex_argsort(x: Any, axis: int, descending: bool) -> Any:
     return perm.gather(axis, step)
 
 
+def _float_desc_values(x: Any, dim: int = -1, stable: bool = True) -> Any:
+    """Floats sorted descending, NaN last: ascending on ``-x``, negated back (exact)."""
+    v = torch.sort(torch.neg(x), dim=dim, stable=stable)[0]
+    return torch.neg(v) if v.requires_grad else v.neg_()
+
+
+def _float_desc_indices(x: Any, dim: int = -1, stable: bool = True) -> Any:
+    if x.requires_grad:  # argsort records no graph; the negation would (detach costs)
+        x = x.detach()
+    return torch.argsort(torch.neg(x), dim=dim, stable=stable)
+
+
+def _values(x: Any) -> Any:
+    return torch.sort(x, stable=True)[0]
+
+
+def _values_desc(x: Any) -> Any:  # integers and bool: torch's own order is the contract's
+    return torch.sort(x, descending=True, stable=True)[0]
+
+
+def _last_axis_sorts() -> dict[Any, tuple[Any, ...]]:
+    """:attr:`xback.backends.Backend.last_axis_sorts`: the common call (last axis, stable)
+    as direct torch calls, for the dtypes whose general branch is one or two torch calls:
+    the floats, signed integers and bool (not the unsigned integers and complex numbers,
+    which need keys)."""
+    argsort_asc = functools.partial(torch.argsort, stable=True)
+    argsort_desc = functools.partial(torch.argsort, descending=True, stable=True)
+    table: dict[Any, tuple[Any, ...]] = {
+        dt: (_values, _float_desc_values, argsort_asc, _float_desc_indices) for dt in _FLOATS
+    }
+    for dt in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool):
+        table[dt] = (_values, _values_desc, argsort_asc, argsort_desc)
+    return table
+
+
 def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if axis is None:
         x, axis = x.reshape(-1), 0
@@ -47,8 +83,7 @@ def sort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if dt in _FLOATS:
         if not descending:
             return torch.sort(x, dim=axis, stable=stable)[0]
-        v = torch.sort(torch.neg(x), dim=axis, stable=stable)[0]
-        return torch.neg(v) if v.requires_grad else v.neg_()
+        return _float_desc_values(x, axis, stable)
     if dt in _COMPLEX:
         return x.gather(axis, _complex_argsort(x.detach(), axis, descending))
     if dt == torch.uint64:
@@ -66,9 +101,9 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     if axis is None:
         x, axis = x.reshape(-1), 0
     dt = x.dtype
-    if dt in _FLOATS:  # argsort records no graph; only the negation would
+    if dt in _FLOATS:
         if descending:
-            x = torch.neg(x.detach())
+            return _float_desc_indices(x, axis, stable)
         return torch.argsort(x, dim=axis, stable=stable)
     if dt in _COMPLEX:
         return _complex_argsort(x.detach(), axis, descending)
@@ -80,3 +115,7 @@ def argsort(x: Any, axis: int | None, descending: bool, stable: bool) -> Any:
     elif dt == torch.uint16:
         x = x.to(torch.int32)
     return torch.argsort(x, dim=axis, descending=descending, stable=stable)
+
+
+#: :attr:`xback.backends.Backend.last_axis_sorts` of the torch backend
+last_axis_sorts = _last_axis_sorts()

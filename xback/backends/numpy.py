@@ -135,6 +135,7 @@ class NumpyBackend(HostBackend):
     # plain functions (no self): one call frame less on the hot path
     sort = staticmethod(_numpy_sort.sort)
     argsort = staticmethod(_numpy_sort.argsort)
+    last_axis_sorts = _numpy_sort.last_axis_sorts
 
     # -- linear algebra (xback._linalg; defaults in _linalg_generic) ----------------------
     # Fast paths only: the shared math is the Backend defaults.

@@ -380,6 +380,7 @@ class TorchBackend(Backend):
     # plain functions (no self): one call frame less on the hot path
     sort = staticmethod(_torch_sort.sort)
     argsort = staticmethod(_torch_sort.argsort)
+    last_axis_sorts = _torch_sort.last_axis_sorts
 
     # -- linear algebra (xback._linalg) --------------------------------------------------
     has_autograd = True
