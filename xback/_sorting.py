@@ -267,9 +267,9 @@ def _one_body(documented: _F) -> _F:
                 and dim is None
                 and stable is True
                 and (descending is False or descending is True)
+                and not plans_of(b, True)
                 and (k := b.last_axis_sorts.get(x.dtype)) is not None
                 and 0 < x.ndim <= MAX_AXIS_NDIM
-                and not plans_of(b, True)
             ):
                 return k[slot + descending](x)
             if (
