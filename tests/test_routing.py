@@ -7,11 +7,13 @@ call with ``route=False``, and for sorting also NumPy's stable sort.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -366,16 +368,88 @@ def test_unshareable_input_stays(table: Callable[..., Path], calls: dict[str, in
 def test_threads_never_exceed_the_callers_limit(
     table: Callable[..., Path], calls: dict[str, int]
 ) -> None:
+    """A route never computes on more threads than the caller allowed its own library:
+    torch input with torch on one thread stays off NumPy's BLAS of two; NumPy input with
+    BLAS on one thread may go to torch, which computes a routed call on one thread."""
     from threadpoolctl import threadpool_limits
 
+    old = torch.get_num_threads()
+    A = np.random.default_rng(0).standard_normal((60, 8))
+    try:
+        torch.set_num_threads(1)
+        table(make_table("numpy"))
+        with threadpool_limits(limits=2, user_api="blas"):
+            xback.svdvals(torch.from_numpy(A))
+        assert calls == {"torch.svdvals": 1}
+        torch.set_num_threads(2)
+        table(make_table("torch"))
+        xback.svdvals(A)  # the plans are built with the settings the table was measured with
+        with threadpool_limits(limits=1, user_api="blas"):
+            xback.svdvals(A)  # then the caller limits its BLAS: torch computes on one thread
+        assert calls == {"torch.svdvals": 3}
+    finally:
+        torch.set_num_threads(old)
+
+
+def _threads_seen(monkeypatch: pytest.MonkeyPatch, seen: list[int], delay: float = 0.0) -> None:
+    """torch's sort records ``torch.get_num_threads()`` as it computes (after ``delay``)."""
+    tb = load_backend("torch")
+    orig = tb.sort
+
+    def spy(*args: Any) -> Any:
+        if delay:
+            time.sleep(delay)
+        seen.append(torch.get_num_threads())
+        return orig(*args)
+
+    monkeypatch.setattr(tb, "sort", spy)
+
+
+def test_a_routed_call_leaves_no_torch_threads_behind(
+    table: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call routed to torch computes on one torch thread (libgomp's workers would spin
+    after it on the cores the caller's next calls need), and the caller's setting is back
+    after it, also when the kernel raises; torch's own calls keep the caller's setting."""
     table(make_table("torch"))
+    seen: list[int] = []
+    _threads_seen(monkeypatch, seen)
     a = np.arange(100, 0, -1, dtype=np.int64)
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        with threadpool_limits(limits=1, user_api="blas"):
-            xback.sort(a)  # torch would use 2 threads where the caller allowed BLAS 1
-        assert calls == {"numpy.sort": 1}
+        np.testing.assert_array_equal(xback.sort(a, axis=0), np.arange(1, 101))
+        assert seen == [1] and torch.get_num_threads() == 2
+        xback.sort(torch.from_numpy(a), axis=0)  # torch's own call: not routed
+        assert seen == [1, 2] and torch.get_num_threads() == 2
+
+        def boom(*args: Any) -> Any:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(load_backend("torch"), "sort", boom)
+        with pytest.raises(RuntimeError, match="boom"):
+            xback.sort(a, axis=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_concurrent_routed_calls_restore_the_callers_threads(
+    table: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's thread setting is process-wide: routed calls overlapping in several threads
+    all compute on one thread, and the setting is the caller's again when the last ends."""
+    table(make_table("torch"))
+    seen: list[int] = []
+    _threads_seen(monkeypatch, seen, delay=0.002)
+    a = np.arange(100, 0, -1, dtype=np.int64)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: xback.sort(a, axis=0), range(40)))
+        assert all((r == np.arange(1, 101)).all() for r in results)
+        assert seen == [1] * 40 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
 

@@ -72,7 +72,11 @@ def test_the_same_table_with_this_machines_fingerprint_applies(
     assert calls == {"torch.sort": 1}
 
 
-@pytest.mark.parametrize("fields", [{"torch": "0.1.0"}, {"torch_threads": 999}])
+@pytest.mark.parametrize(
+    "fields",
+    [{"torch": "0.1.0"}, {"torch_threads": 999},
+     {"torch_routed_threads": None}],  # an older tune: routes timed on torch's own threads
+)
 def test_a_column_measured_with_other_settings_is_left_out(
     table: Callable[..., Path], calls: dict[str, int], fields: dict[str, Any],  # noqa: F811
 ) -> None:
@@ -168,6 +172,7 @@ def test_fingerprint_fields() -> None:
     assert isinstance(fp["cpu"], str) and fp["cpu"]
     assert fp["cores"] == os.cpu_count() and fp["numpy"] == np.__version__
     assert fp["torch"] == torch.__version__ and fp["torch_threads"] == torch.get_num_threads()
+    assert fp["torch_routed_threads"] == 1  # how a routed call computes on torch
     assert fp["isa"] is None or set(fp["isa"]) <= {"avx", "avx2", "fma", "avx512f", "asimd",
                                                    "sve"}
     assert _machine.machine() is _machine.machine()  # read once per process

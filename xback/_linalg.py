@@ -278,10 +278,16 @@ def _svd_call(
             if not checked and not b.all_finite(x):
                 raise _nonfinite(fname)
         try:
-            out = (
-                (kb.svdvals(kx),) if variant == "vals"
-                else kb.svd(kx, variant == "full", canonical_signs)
-            )
+            if kb is b:
+                out = (
+                    (kb.svdvals(kx),) if variant == "vals"
+                    else kb.svd(kx, variant == "full", canonical_signs)
+                )
+            else:  # routed
+                out = (
+                    (kb.routed(kb.svdvals, kx),) if variant == "vals"
+                    else kb.routed(kb.svd, kx, variant == "full", canonical_signs)
+                )
         except Exception as exc:
             _raise_nonfinite(kb, kx, fname, exc)
             raise
@@ -712,7 +718,7 @@ def _lstsq_grad_on(b: Backend, A: Any, x: Any, y: Any, method: str, dtype: Any =
     if shared is None:
         return b.lstsq_grad(A, x, y, "auto")
     kA, kx, ky = shared
-    return back(b, kb, kb.lstsq_grad(kA, kx, ky, "auto"))
+    return back(b, kb, kb.routed(kb.lstsq_grad, kA, kx, ky, "auto"))
 
 
 def lstsq_grad_fn(

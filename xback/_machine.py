@@ -43,11 +43,12 @@ MACHINE_FIELDS = ("cpu", "cores", "isa", "numpy")
 #: the fields each column of a table depends on (besides :data:`MACHINE_FIELDS`)
 COLUMN_FIELDS: dict[str, tuple[str, ...]] = {
     "numpy": ("blas_threads",),
-    "torch": ("torch", "torch_threads"),
+    "torch": ("torch", "torch_threads", "torch_routed_threads"),
     "fused": ("numba",),
 }
 #: every field of a fingerprint, in the order they are reported
-FIELDS = (*MACHINE_FIELDS, "blas_threads", "torch", "torch_threads", "numba")
+FIELDS = (*MACHINE_FIELDS, "blas_threads", "torch", "torch_threads", "torch_routed_threads",
+          "numba")
 
 #: the instruction-set features that change which kernel is faster (as /proc/cpuinfo names
 #: them on x86-64 and on 64-bit ARM)
@@ -161,8 +162,13 @@ def column_values(column: str) -> dict[str, Any]:
     if column == "torch":
         torch = sys.modules.get("torch")
         if torch is None:
-            return {"torch": None, "torch_threads": None}
-        return {"torch": str(torch.__version__), "torch_threads": int(torch.get_num_threads())}
+            return {"torch": None, "torch_threads": None, "torch_routed_threads": None}
+        from xback.backends.torch import TorchBackend  # torch is imported already
+
+        return {"torch": str(torch.__version__), "torch_threads": int(torch.get_num_threads()),
+                # how a routed call computes on torch (TorchBackend.routed): a table timed
+                # otherwise (an older xback tune) does not describe what runs now
+                "torch_routed_threads": TorchBackend.routed_threads}
     if column == "fused":
         numba = sys.modules.get("numba")
         version = getattr(numba, "__version__", None) if numba is not None else None

@@ -571,13 +571,14 @@ def fork_safe(target: str, case: str) -> bool:
 # -- threads --------------------------------------------------------------------------------
 def _threads_fit(b: Backend, kb: Backend) -> bool:
     """Whether running on ``kb`` stays within the threads the caller allowed ``b``: the
-    target's pool no wider than the caller's (:meth:`xback.backends.Backend.cpu_threads`;
-    NumPy -> torch: torch's pool no wider than the BLAS limit the caller set; torch ->
-    NumPy: the BLAS no wider than torch's setting). True where either is unknown."""
+    threads a routed call computes with on ``kb`` (:attr:`~xback.backends.Backend.routed_threads`,
+    else its pool, :meth:`~xback.backends.Backend.cpu_threads`) no more than the caller's
+    (NumPy -> torch: one thread, always within; torch -> NumPy: the BLAS no wider than
+    torch's setting). True where either is unknown."""
     mine = b.cpu_threads()
     if mine is None:
         return True
-    theirs = kb.cpu_threads()
+    theirs = kb.routed_threads or kb.cpu_threads()  # what a routed call computes with
     return theirs is None or theirs <= mine
 
 

@@ -230,7 +230,7 @@ def _routed(
     shared = there(b, kb, x) if isinstance(kb, Backend) else None
     if shared is None:
         return getattr(b, op)(x, ax, descending, stable)
-    return back(b, kb, getattr(kb, op)(shared[0], ax, descending, stable))
+    return back(b, kb, kb.routed(getattr(kb, op), shared[0], ax, descending, stable))
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -198,7 +198,7 @@ def _fingerprint(v: Any) -> dict[str, Any]:
     for key in ("torch", "numba"):
         x = fp.get(key)
         out[key] = None if x is None else str(_str(x, f"fingerprint.{key}"))
-    for key in ("blas_threads", "torch_threads"):
+    for key in ("blas_threads", "torch_threads", "torch_routed_threads"):
         x = fp.get(key)
         out[key] = None if x is None else _int(x, f"fingerprint.{key}", 1, 1 << 20)
     return out

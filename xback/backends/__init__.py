@@ -186,6 +186,18 @@ class Backend:
         Default: False (a child never routes there)."""
         return False
 
+    #: the threads a call routed to this library computes with (:meth:`routed`), recorded
+    #: in a table's fingerprint with the column (``xback tune`` times routes that way);
+    #: ``None``: the library's own setting
+    routed_threads: ClassVar[int | None] = None
+
+    def routed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``: one of this backend's kernels computing a call routed here from
+        another library (:mod:`xback._routing`; ``xback tune`` times routes through it),
+        run so that it leaves none of this library's threads spinning for the caller's next
+        calls. Default: as it is."""
+        return fn(*args)
+
     # -- conversion ------------------------------------------------------------------------
     def to_device(self, x: Any, device: str) -> Any:
         """Move ``x`` to ``device`` (different from its current one)."""

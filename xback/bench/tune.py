@@ -151,7 +151,7 @@ def _routed_call(case: Case, b: Backend, kb: Backend, data: list[Any]) -> Callab
         route_allowed(b, kb, xs[0])  # the front layer's checks, timed (the answer aside)
         shared = there(b, kb, *xs)
         assert shared is not None  # the tune's arrays are all shareable
-        out = _call(case, kb, list(shared))()
+        out = kb.routed(_call(case, kb, list(shared)))
         if isinstance(out, tuple):
             return tuple(back(b, kb, o) for o in out)
         return back(b, kb, out)
