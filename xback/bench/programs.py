@@ -14,6 +14,9 @@ threads:
 * ``numpy dedup and rank``: sorting int64 ids to drop duplicates, ranking float scores;
 * ``torch training loop``: per step a sort of the scores, ``lstsq_grad`` and the user's own
   torch products (torch input);
+* ``numpy batch PCA``: per batch of (640, 64) float32 rows, ``xback.svd``, then the user's
+  own Gram matrix of the batch and its projection onto the first 8 right singular vectors
+  (BLAS right after the SVD: where the other library's threads, left spinning, cost most);
 * ``fused-size gradient``: ``lstsq_grad`` on a float32 ``A`` of 32 MB, the sizes where
   xback's fused kernel can win (only when Numba is installed).
 
@@ -124,6 +127,23 @@ def _torch_loop(quick: bool) -> Program:
     return program
 
 
+def _batch_pca(quick: bool) -> Program:
+    rng = np.random.default_rng(6)
+    m, n, k, batches = (160, 16, 4, 3) if quick else (640, 64, 8, 10)
+    X = [rng.standard_normal((m, n), dtype=np.float32) for _ in range(batches)]
+
+    def program() -> Any:
+        total = 0.0
+        for Xb in X:
+            _, S, Vh = xback.svd(Xb, full_matrices=False)
+            G = Xb.T @ Xb  # the user's own BLAS right after: the batch's Gram matrix,
+            Z = Xb @ Vh[:k].T  # the projection onto the leading directions
+            total += float(S[0]) + float(G[0, 0]) + float(Z[0, 0])
+        return total
+
+    return program
+
+
 def _fused_size(quick: bool) -> Program:
     rng = np.random.default_rng(5)
     m, n, steps = (640, 64, 2) if quick else (8192, 1024, 8)
@@ -147,6 +167,7 @@ PROGRAMS: dict[str, tuple[Callable[[bool], Program], str, bool]] = {
     "numpy pipeline": (_pipeline, "numpy", False),
     "numpy dedup and rank": (_dedup_rank, "numpy", False),
     "torch training loop": (_torch_loop, "torch", False),
+    "numpy batch PCA": (_batch_pca, "numpy", False),
     "fused-size gradient": (_fused_size, "numpy", True),
 }
 
