@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -437,19 +438,29 @@ def test_a_routed_call_leaves_no_torch_threads_behind(
 def test_concurrent_routed_calls_restore_the_callers_threads(
     table: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """torch's thread setting is process-wide: routed calls overlapping in several threads
-    all compute on one thread, and the setting is the caller's again when the last ends."""
+    """Routed calls overlapping in several threads each compute on one torch thread (the
+    setting is the calling thread's), and afterwards the caller's setting holds: in this
+    thread and for a thread started later (the setting is also the new threads' default).
+    The threads have called torch before (a thread whose first torch call falls inside a
+    routed call starts on one thread: docs/routing.md), and the plans are built first."""
     table(make_table("torch"))
     seen: list[int] = []
-    _threads_seen(monkeypatch, seen, delay=0.002)
     a = np.arange(100, 0, -1, dtype=np.int64)
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
+        xback.sort(a, axis=0)  # the plans, built with this thread's settings
+        _threads_seen(monkeypatch, seen, delay=0.002)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            ready = threading.Barrier(4)
+            started = [pool.submit(lambda: (torch.get_num_threads(), ready.wait())[0])
+                       for _ in range(4)]
+            assert [f.result() for f in started] == [2] * 4  # every worker's own setting
             results = list(pool.map(lambda _: xback.sort(a, axis=0), range(40)))
         assert all((r == np.arange(1, 101)).all() for r in results)
         assert seen == [1] * 40 and torch.get_num_threads() == 2
+        with concurrent.futures.ThreadPoolExecutor(1) as fresh:
+            assert fresh.submit(torch.get_num_threads).result() == 2
     finally:
         torch.set_num_threads(old)
 

@@ -5,7 +5,6 @@ Imported only when the caller has imported torch or asked for ``backend="torch"`
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable
 from math import nan
@@ -107,9 +106,6 @@ _NUMPY_MAX_NDIM = 64  # NPY_MAXDIMS of NumPy 2 (torch tensors may have more)
 _torch_from_numpy = torch.from_numpy
 _functorch_active = torch._C._are_functorch_transforms_active  # inside vmap/grad/jacrev...
 _is_compiling = torch.compiler.is_compiling  # dynamo tracing: the tensors are fake
-#: the routed calls in flight (TorchBackend.routed) and the caller's thread setting to restore
-_ROUTED = {"depth": 0, "threads": 1}
-_ROUTED_LOCK = threading.Lock()
 
 
 def _values_alone_ok() -> bool:
@@ -283,21 +279,17 @@ class TorchBackend(Backend):
         # on one thread: after a parallel region, libgomp's workers spin (GOMP_SPINCOUNT,
         # read once at load) on the cores the caller's own next BLAS calls need, and a
         # NumPy program ran slower with routing on than off (docs/routing.md, "The switching
-        # penalty"). torch's setting is process-wide: nested and concurrent routed calls
-        # share one change, and the last to finish restores the caller's setting.
-        with _ROUTED_LOCK:
-            if _ROUTED["depth"] == 0:
-                _ROUTED["threads"] = n = torch.get_num_threads()
-                if n > 1:
-                    torch.set_num_threads(1)
-            _ROUTED["depth"] += 1
+        # penalty"). torch's setting belongs to the calling thread (OpenMP's per-thread
+        # setting; also the default of threads that have not called torch yet, and MKL's):
+        # this thread's own is restored after the call
+        n = torch.get_num_threads()
+        if n == 1:
+            return fn(*args)
+        torch.set_num_threads(1)
         try:
             return fn(*args)
         finally:
-            with _ROUTED_LOCK:
-                _ROUTED["depth"] -= 1
-                if _ROUTED["depth"] == 0 and _ROUTED["threads"] > 1:
-                    torch.set_num_threads(_ROUTED["threads"])
+            torch.set_num_threads(n)
 
     # fork_safe: the default (False). torch's CPU kernels run on an OpenMP pool (GNU libgomp
     # in the official builds) that a forked child cannot use once the parent has: the

@@ -213,22 +213,26 @@ def _confirm(
 
 
 #: the caller's own next calls that :func:`switching_penalty` times after each call: a
-#: matrix-vector product (BLAS, every core) of this shape, float64, and a stable sort
-#: (float64) of this many elements
+#: matrix-vector product (BLAS, every core) of this shape, float64, the Gram matrix
+#: ``Q.T @ Q`` (a threaded matrix-matrix product, where a spinning thread costs most) of a
+#: float64 ``Q`` of the second shape, and a stable sort (float64) of this many elements
 PROBE_BLAS = (2048, 512)
+PROBE_GEMM = (640, 64)
 PROBE_SORT = 1 << 15
 
 
 def _probes(b: Backend, rng: np.random.Generator) -> Callable[[], Any]:
-    """The caller's own library's next calls after a routed one: a BLAS call and a sort,
+    """The caller's own library's next calls after a routed one: two BLAS calls and a sort,
     on ``b``'s own arrays."""
     P = b.from_numpy(rng.standard_normal(PROBE_BLAS), "cpu", False)
     v = b.from_numpy(rng.standard_normal(PROBE_BLAS[1]), "cpu", False)
+    Q = b.from_numpy(rng.standard_normal(PROBE_GEMM), "cpu", False)
     s = b.from_numpy(rng.standard_normal(PROBE_SORT), "cpu", False)
     sort = b.sort
 
     def probe() -> Any:
         P @ v
+        Q.T @ Q
         return sort(s, 0, False, True)
 
     return probe
