@@ -262,31 +262,26 @@ def _one_body(documented: _F) -> _F:
         # ones otherwise), route, run
         b, x = prepare1(x, backend, device)
         try:
-            if (  # the common call with the backend's direct kernel, nothing routed
-                axis is _AXIS_DEFAULT
-                and dim is None
-                and stable is True
-                and (descending is False or descending is True)
-                and not plans_of(b, True)
-                and (k := b.last_axis_sorts.get(x.dtype)) is not None
-                and 0 < x.ndim <= MAX_AXIS_NDIM
-            ):
-                return k[slot + descending](x)
-            if (
-                axis is _AXIS_DEFAULT
-                and dim is None
-                and (descending is False or descending is True)
-                and (stable is True or stable is False)
-                and ((dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x))
-            ):
-                ndim: int = x.ndim
-                if 0 < ndim <= MAX_AXIS_NDIM:  # the common call: last axis, flags as bools,
-                    # a dtype seen before; only stable sorts are routed (a unique result)
-                    kb = (kernel_target(cases[ndim == 1], b, x, dt)
-                          if stable and plans_of(b, True) else None)
-                    if kb is None:
-                        return getattr(b, op)(x, ndim - 1, descending, stable)
-                    return _routed(b, kb, op, x, ndim - 1, descending, stable)
+            if axis is _AXIS_DEFAULT and dim is None and (descending is False
+                                                          or descending is True):
+                if (  # the common call: the backend's direct kernel, nothing routed
+                    stable is True
+                    and not plans_of(b, True)
+                    and (k := b.last_axis_sorts.get(x.dtype)) is not None
+                    and 0 < x.ndim <= MAX_AXIS_NDIM
+                ):
+                    return k[slot + descending](x)
+                if (stable is True or stable is False) and (
+                    (dt := x.dtype) in _SORTABLE_SEEN.get(b, _NONE) or _dtype_ok(b, x)
+                ):
+                    ndim: int = x.ndim
+                    if 0 < ndim <= MAX_AXIS_NDIM:  # last axis, flags as bools, a dtype seen
+                        # before; only stable sorts are routed (their result is unique)
+                        kb = (kernel_target(cases[ndim == 1], b, x, dt)
+                              if stable and plans_of(b, True) else None)
+                        if kb is None:
+                            return getattr(b, op)(x, ndim - 1, descending, stable)
+                        return _routed(b, kb, op, x, ndim - 1, descending, stable)
             ax, descending, stable = _validate(b, x, axis, dim, descending, stable, op)
             if ax is not None and x.ndim > MAX_AXIS_NDIM:
                 return _collapsed(b, op, x, ax, descending, stable)
