@@ -18,6 +18,10 @@ the median per-call time minus the raw call's, in µs.
   all). ``-``: the peer has no such call.
 * ``+1 call``: the raw call behind one more Python function that does nothing else, the
   floor of any layer written in Python (every peer adds at least that).
+* The last rows give every candidate xback's answer where the first rows' raw call and
+  peers give another: ``svd``/``svdvals`` raising ``ValueError`` on NaN or inf (the input
+  checked first with the library's own ``isfinite``/``all``), and a descending sort with
+  NaN last (``-sort(-x)``), each spelled as a library author would with that library.
 
 Benchmark-only dependencies: ``pip install "xback[bench,torch]"`` (autoray; array-api-compat
 is a dependency of xback)::
@@ -34,6 +38,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -140,6 +145,7 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
             "array-api-compat": lambda: compat_torch.asarray(big),
         },
     }
+    rows.update(_same_answer_rows(M, T, t, do, ns))
     for row in rows.values():  # the floor of any Python layer: one function, no work in it
         row["+1 call"] = _one_call_more(row["raw"])
     notes = {("sort descending, 16, torch", "array-api-compat"): "NaN first"}
@@ -150,6 +156,73 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
         "array-api-compat": sys.modules["array_api_compat"].__version__,
     }
     return rows, notes, versions
+
+
+def _same_answer_rows(M: Any, T: Any, t: Any, do: Any, ns: Any) -> dict[str, Row]:
+    """The rows above whose raw call and peers give a different answer than xback, with each
+    spelling written to give xback's answer, as a library author would write it with that
+    library: ``svd``/``svdvals`` that raise ``ValueError`` on NaN or inf input (the input
+    checked first, which NumPy needs: its LAPACK can hang on inf), and a descending sort
+    with NaN last (negated, sorted ascending, negated back). autoray's torch ``sort`` takes
+    no ``stable=``, and an unstable sort may order -0.0 and 0.0 differently: ``-``."""
+    import torch
+
+    Fn = Callable[[Any], Any]
+
+    def checked(all_finite: Fn, svd: Fn) -> Fn:
+        def call(x: Any) -> Any:
+            if not all_finite(x):
+                raise ValueError("x contains non-finite values")
+            return svd(x)
+
+        return call
+
+    def np_all(x: Any) -> Any:
+        return np.isfinite(x).all()
+
+    def torch_all(x: Any) -> Any:
+        return bool(torch.isfinite(x).all())
+
+    def ar_all(x: Any) -> Any:
+        return bool(do("all", do("isfinite", x)))
+
+    def ns_all(x: Any) -> Any:
+        xp = ns(x)
+        return bool(xp.all(xp.isfinite(x)))
+
+    def thin(svd: Callable[..., Any]) -> Callable[[Any], Any]:
+        return lambda x: svd(x, full_matrices=False)
+
+    np_svd, t_svd = thin(np.linalg.svd), thin(torch.linalg.svd)
+    libs = (
+        ("NumPy", M, np_all, np_svd, lambda x: np.linalg.svd(x, compute_uv=False)),
+        ("torch", T, torch_all, t_svd, torch.linalg.svdvals),
+    )
+    rows: dict[str, Row] = {}
+    for lib, X, fin, svd, vals in libs:
+        rows[f"svd 4x3 raising on NaN/inf, {lib}"] = {
+            "raw": functools.partial(checked(fin, svd), X),
+            "xback": lambda X=X: xback.svd(X, full_matrices=False),
+            "autoray": (functools.partial(checked(ar_all, thin(functools.partial(
+                do, "linalg.svd"))), X) if do else None),
+            "array-api-compat": functools.partial(
+                checked(ns_all, lambda x: ns(x).linalg.svd(x, full_matrices=False)), X),
+        }
+        rows[f"svdvals 4x3 raising on NaN/inf, {lib}"] = {
+            "raw": functools.partial(checked(fin, vals), X),
+            "xback": lambda X=X: xback.svdvals(X),
+            "autoray": (functools.partial(checked(ar_all, functools.partial(
+                do, "linalg.svdvals")), X) if do else None),
+            "array-api-compat": functools.partial(
+                checked(ns_all, lambda x: ns(x).linalg.svdvals(x)), X),
+        }
+    rows["sort descending NaN last, 16, torch"] = {
+        "raw": lambda: -torch.sort(-t, stable=True).values,
+        "xback": lambda: xback.sort(t, descending=True),
+        "autoray": None,  # no stable= for torch's sort (see the docstring)
+        "array-api-compat": lambda: -ns(t).sort(-t, stable=True),
+    }
+    return rows
 
 
 def _one_call_more(raw: Callable[[], Any] | None) -> Callable[[], Any]:
