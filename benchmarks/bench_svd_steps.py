@@ -10,7 +10,9 @@ before it leaves the caches cold, and the Python code before the next LAPACK cal
 call slower too. One thread (set before NumPy is imported).
 
 Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--shape 4x3] [--rounds 9]``;
-``--checks`` times ways of checking torch's ``S`` after the raw call instead.
+``--checks`` times ways of checking torch's ``S`` after the raw call instead; ``--after``
+times the same Python loop (10 and 100 steps of float arithmetic) after torch's svd, after
+NumPy's and alone: what the LAPACK call adds to Python code run after it.
 """
 
 from __future__ import annotations
@@ -123,6 +125,37 @@ def check_variants(shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
     }
 
 
+def after_variants(shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
+    """Label -> a raw svd (or nothing) followed by a Python loop that reads no array."""
+    import torch
+
+    torch.set_num_threads(1)
+    M = np.random.default_rng(0).standard_normal(shape)
+    X = torch.from_numpy(M.copy())
+    floats = [1.0, 2.0, 3.0]
+
+    def work(n: int) -> float:
+        s = 0.0
+        for i in range(n):
+            s += floats[i % 3] * 1.5
+        return s
+
+    def then(first: Callable[[], Any], n: int) -> Callable[[], Any]:
+        def call() -> Any:
+            first()
+            return work(n)
+
+        return call
+
+    firsts: dict[str, Callable[[], Any]] = {
+        "nothing": lambda: None,
+        "NumPy svd": lambda: np.linalg.svd(M, full_matrices=False),
+        "torch svd": lambda: torch.linalg.svd(X, full_matrices=False),
+    }
+    return {f"{name}, then {n} steps": then(f, n)
+            for n in (0, 10, 100) for name, f in firsts.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=["numpy", "torch"], default="torch")
@@ -131,18 +164,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", default="4x3", help="the matrix, MxN (default 4x3)")
     p.add_argument("--checks", action="store_true",
                    help="instead: ways of checking torch's S after the raw svd")
+    p.add_argument("--after", action="store_true",
+                   help="instead: a Python loop after torch's svd, NumPy's, or nothing")
     a = p.parse_args(argv)
     m, n = (int(v) for v in a.shape.split("x"))
-    vs = check_variants((m, n)) if a.checks else variants(a.backend, (m, n))
+    vs = (after_variants((m, n)) if a.after else check_variants((m, n)) if a.checks
+          else variants(a.backend, (m, n)))
     best = {k: float("inf") for k in vs}
     for _ in range(a.rounds):
         for k, f in vs.items():
             best[k] = min(best[k], min(timeit.repeat(f, number=a.calls, repeat=3)) / a.calls)
     la = load_average()
-    lib = "torch" if a.checks else a.backend
+    lib = "torch" if a.checks else "NumPy and torch" if a.after else a.backend
     print(f"CPU: {cpu_name()}; {lib}, {m}x{n} float64, one thread; best of {a.rounds} "
           f"rounds of {a.calls}-call blocks; load average {la[0] if la else 'n/a'}")
     print()
+    if a.after:  # the loop's own time: each variant less the same first call alone
+        print("| first | µs per call | 10 steps after it | 100 steps after it |")
+        print("|---|---|---|---|")
+        for first in ("nothing", "NumPy svd", "torch svd"):
+            t0 = best[f"{first}, then 0 steps"]
+            cells = [f"{(best[f'{first}, then {k} steps'] - t0) * 1e6:.2f}" for k in (10, 100)]
+            print(f"| {first} | {t0 * 1e6:.2f} | " + " | ".join(cells) + " |")
+        return 0
     print("| variant | µs per call | over raw |")
     print("|---|---|---|")
     r = best["raw svd"]
