@@ -198,31 +198,61 @@ def _same_answer_rows(M: Any, T: Any, t: Any, do: Any, ns: Any) -> dict[str, Row
         ("NumPy", M, np_all, np_svd, lambda x: np.linalg.svd(x, compute_uv=False)),
         ("torch", T, torch_all, t_svd, torch.linalg.svdvals),
     )
-    rows: dict[str, Row] = {}
+    # label -> (the input, the bad inputs, candidate -> a function of the input or None)
+    cases: dict[str, tuple[Any, list[Any], dict[str, Fn | None]]] = {}
     for lib, X, fin, svd, vals in libs:
-        rows[f"svd 4x3 raising on NaN/inf, {lib}"] = {
-            "raw": functools.partial(checked(fin, svd), X),
-            "xback": lambda X=X: xback.svd(X, full_matrices=False),
-            "autoray": (functools.partial(checked(ar_all, thin(functools.partial(
-                do, "linalg.svd"))), X) if do else None),
-            "array-api-compat": functools.partial(
-                checked(ns_all, lambda x: ns(x).linalg.svd(x, full_matrices=False)), X),
-        }
-        rows[f"svdvals 4x3 raising on NaN/inf, {lib}"] = {
-            "raw": functools.partial(checked(fin, vals), X),
-            "xback": lambda X=X: xback.svdvals(X),
-            "autoray": (functools.partial(checked(ar_all, functools.partial(
-                do, "linalg.svdvals")), X) if do else None),
-            "array-api-compat": functools.partial(
-                checked(ns_all, lambda x: ns(x).linalg.svdvals(x)), X),
-        }
-    rows["sort descending NaN last, 16, torch"] = {
-        "raw": lambda: -torch.sort(-t, stable=True).values,
-        "xback": lambda: xback.sort(t, descending=True),
+        bad = [X * np.nan, X * np.inf]
+        cases[f"svd 4x3 raising on NaN/inf, {lib}"] = (X, bad, {
+            "raw": checked(fin, svd),
+            "xback": thin(xback.svd),
+            "autoray": checked(ar_all, thin(functools.partial(do, "linalg.svd"))) if do else None,
+            "array-api-compat": checked(
+                ns_all, lambda x: ns(x).linalg.svd(x, full_matrices=False)),
+        })
+        cases[f"svdvals 4x3 raising on NaN/inf, {lib}"] = (X, bad, {
+            "raw": checked(fin, vals),
+            "xback": xback.svdvals,
+            "autoray": checked(ar_all, functools.partial(do, "linalg.svdvals")) if do else None,
+            "array-api-compat": checked(ns_all, lambda x: ns(x).linalg.svdvals(x)),
+        })
+    cases["sort descending NaN last, 16, torch"] = (t, [], {
+        "raw": lambda x: -torch.sort(-x, stable=True).values,
+        "xback": functools.partial(xback.sort, descending=True),
         "autoray": None,  # no stable= for torch's sort (see the docstring)
-        "array-api-compat": lambda: -ns(t).sort(-t, stable=True),
-    }
-    return rows
+        "array-api-compat": lambda x: -ns(x).sort(-x, stable=True),
+    })
+    v = torch.tensor([0.0, np.nan, -0.0, 2.0, -np.inf, 0.0, np.nan], dtype=torch.float64)
+    _check_same_answers(cases, v)
+    return {label: {k: None if f is None else functools.partial(f, x) for k, f in fns.items()}
+            for label, (x, _, fns) in cases.items()}
+
+
+def _check_same_answers(cases: dict[str, tuple[Any, list[Any], dict[str, Any]]], v: Any) -> None:
+    """Refuse to time a same-answer row whose candidates do not all give xback's answer: the
+    svds raise ``ValueError`` on every bad input and give xback's singular values of the
+    row's input; the sorts agree with xback bit for bit on ``v`` (NaN, -0.0, ties)."""
+    import torch
+
+    for label, (x, bad, fns) in cases.items():
+        for name, f in fns.items():
+            if f is None:
+                continue
+            for b in bad:
+                try:
+                    f(b)
+                except ValueError:
+                    continue
+                raise AssertionError(f"{label}: {name} does not raise ValueError on {b!r}")
+            if not bad:  # the sort: xback's bits on a vector of NaN, -0.0 and ties
+                got, want = f(v), fns["xback"](v)
+                if not torch.equal(got.view(torch.int64), want.view(torch.int64)):
+                    raise AssertionError(f"{label}: {name} gives {got}, xback {want}")
+                continue
+            got, want = f(x), fns["xback"](x)  # the singular values of the finite input
+            if isinstance(want, tuple):
+                got, want = got[1], want[1]
+            if not np.allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=0):
+                raise AssertionError(f"{label}: {name} gives {got}, xback {want}")
 
 
 def _one_call_more(raw: Callable[[], Any] | None) -> Callable[[], Any]:
