@@ -707,6 +707,30 @@ def test_svd_numpy_input_check_inf_and_minus_inf_do_not_cancel() -> None:
         xback.svd(x, full_matrices=False)
 
 
+@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
+@pytest.mark.parametrize("shape", [(4, 3), (3, 4), (60, 20), (20, 60)])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_numpy_nonfinite_input_stops_before_lapack_prints(
+    fn: Any, shape: tuple[int, int], layout: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """NaN/inf input is refused before LAPACK runs: for inf, LAPACK's scaling prints "On entry
+    to DLASCL parameter number 4 had an illegal value" on stdout (svdvals included, whose
+    kernel would return NaN), which xback's users must not see."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    for bad in (np.inf, -np.inf, np.nan):
+        for where in (np.s_[:, :], np.s_[-1, -1], np.s_[:, 0]):  # where LAPACK printed
+            x = np.random.default_rng(0).standard_normal((shape[0], 2 * shape[1]))
+            x = x[:, ::2] if layout == "strided" else np.ascontiguousarray(x[:, ::2])
+            x[where] = bad
+            with pytest.raises(ValueError, match="non-finite"):
+                fn(x)
+    libc.fflush(None)  # LAPACK writes with C's buffered stdio
+    out, err = capfd.readouterr()
+    assert "DLASCL" not in out + err and "illegal value" not in out + err
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
 def test_singular_values_overflowing_from_finite_input_are_named(fn: Any) -> None:

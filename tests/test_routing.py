@@ -234,6 +234,28 @@ def test_routed_svd_still_rejects_nonfinite(
         xback.svdvals(kind(backend, a))
 
 
+def test_routed_numpy_svdvals_checks_its_input_first(
+    table: Callable[..., Path], calls: dict[str, int], every_route: None,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A NumPy input routed to torch keeps NumPy's rule (Backend.svd_checked_first): inf is
+    refused before any kernel runs, so MKL prints nothing on stdout."""
+    import ctypes
+
+    table(make_table("torch"))
+    a = np.random.default_rng(0).standard_normal((6, 3))
+    assert calls.pop("torch.svdvals", 0) == 0
+    xback.svdvals(a)
+    assert calls.pop("torch.svdvals", 0) == 1  # the route is taken
+    a[:] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svdvals(a)
+    assert calls == {}  # no kernel ran
+    ctypes.CDLL(None).fflush(None)
+    out, err = capfd.readouterr()
+    assert "LASCL" not in out + err
+
+
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_routed_lstsq_grad_matches(

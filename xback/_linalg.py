@@ -268,12 +268,13 @@ def _svd_call(
             if isinstance(t, Backend) and (shared := there(b, t, x)) is not None:
                 kb, kx = t, shared[0]
         checked = False  # x proven finite, with a norm no singular value can overflow
-        if not kb.svd_nan_on_nonfinite and variant != "vals":
-            # checked first unless the kernel returns NaN (torch; singular values only):
-            # LAPACK's gesdd can loop forever on inf (observed with NumPy 2.4 / OpenBLAS,
-            # and through array-api-strict, on a 6x3 matrix holding one inf; NumPy's
-            # compute_uv=False returns NaN). Where the backend proves the norm bounded, S
-            # needs no check after (docs/benchmarks.md#finiteness-checks).
+        if variant in b.svd_checked_first or variant in kb.svd_checked_first:
+            # checked first where the input's backend or the kernel's asks for it
+            # (Backend.svd_checked_first): LAPACK's gesdd can loop forever on inf (observed
+            # with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3 matrix
+            # holding one inf), and prints on stdout for some inf input. Where the backend
+            # proves the norm bounded, S needs no check after
+            # (docs/benchmarks.md#finiteness-checks).
             checked = b.norm_bounded(x)
             if not checked and not b.all_finite(x):
                 raise _nonfinite(fname)

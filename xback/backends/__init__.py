@@ -281,10 +281,12 @@ class Backend:
     # -- linear algebra (xback._linalg) ---------------------------------------------------
     #: whether :meth:`lstsq_grad` accepts ``method="autograd"``
     has_autograd: ClassVar[bool] = False
-    #: whether :meth:`svd` returns NaN factors for a matrix holding NaN or inf (torch), so
-    #: that the front layer need not check the input first: LAPACK's ``gesdd`` can loop
-    #: forever on inf (NumPy with OpenBLAS, array-api-strict), so the default is False
-    svd_nan_on_nonfinite: ClassVar[bool] = False
+    #: the variants (``"full"``, ``"thin"``: :meth:`svd`; ``"vals"``: :meth:`svdvals`) whose
+    #: input the front layer checks for NaN and inf before the kernel; the singular values
+    #: of the others are checked after it. Default: the factorizations, since LAPACK's
+    #: ``gesdd`` can loop forever on inf (NumPy with OpenBLAS, array-api-strict); singular
+    #: values alone come back NaN (Dask: checking first would compute the input twice)
+    svd_checked_first: ClassVar[frozenset[str]] = frozenset({"full", "thin"})
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         """``(U, S, Vh)`` of a stack ``x`` of shape ``(..., M, N)``, ``x`` already of a float32,
