@@ -72,8 +72,9 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
                 if isinstance(t, Backend) and (shared := there(kb, t, x)) is not None:
                     kb, x = t, shared[0]
             # the input check where the kernel needs one (NumPy), else S is checked after
-            checked = n >= 5 and not kb.svd_nan_on_nonfinite and kb.norm_bounded(x)
-            if n >= 5 and not checked and not kb.svd_nan_on_nonfinite:
+            first = n >= 5 and "thin" in kb.svd_checked_first
+            checked = first and kb.norm_bounded(x)
+            if first and not checked:
                 kb.all_finite(x)  # not proven: the backend's check
             out = kb.svd(x, False, False) if n >= 6 else raw(x, full_matrices=False)
             if n >= 5 and not checked and not kb.all_finite(out[1]):
