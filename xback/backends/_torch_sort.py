@@ -41,16 +41,22 @@ def _complex_argsort(x: Any, axis: int, descending: bool) -> Any:
     return perm.gather(axis, step)
 
 
+# dim=-1 is torch's default and is not passed: a keyword costs ~0.25 µs per call at 16 values
+# (docs/benchmarks.md#sixth-pass-the-descending-float-kernels-2026-12-06-2045-utc)
 def _float_desc_values(x: Any, dim: int = -1, stable: bool = True) -> Any:
-    """Floats sorted descending, NaN last: ascending on ``-x``, negated back (exact)."""
-    v = torch.sort(torch.neg(x), dim=dim, stable=stable)[0]
-    return torch.neg(v) if v.requires_grad else v.neg_()
+    """Floats sorted descending, NaN last: ascending on ``-x``, negated back (exact; in
+    place, also under autograd: sort's backward reads its indices, not its values)."""
+    nx = torch.neg(x)
+    s = torch.sort(nx, stable=stable) if dim == -1 else torch.sort(nx, dim=dim, stable=stable)
+    return s[0].neg_()
 
 
 def _float_desc_indices(x: Any, dim: int = -1, stable: bool = True) -> Any:
     if x.requires_grad:  # argsort records no graph; the negation would (detach costs)
         x = x.detach()
-    return torch.argsort(torch.neg(x), dim=dim, stable=stable)
+    nx = torch.neg(x)
+    return (torch.argsort(nx, stable=stable) if dim == -1
+            else torch.argsort(nx, dim=dim, stable=stable))
 
 
 def _values(x: Any) -> Any:
