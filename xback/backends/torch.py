@@ -403,8 +403,8 @@ class TorchBackend(Backend):
     # -- linear algebra (xback._linalg) --------------------------------------------------
     has_autograd = True
     # torch raises on NaN and returns NaN factors for inf: checked after (cheaper on the CPU,
-    # docs/benchmarks.md#finiteness-checks). Its CPU svdvals of inf input prints MKL's DLASCL
-    # complaint on stdout before xback raises; a check first would cost ~3 µs per 4x3 call.
+    # docs/benchmarks.md#finiteness-checks). Its CPU svdvals of some inf input prints MKL's
+    # DLASCL complaint on stdout before xback raises; a check first costs more (same page).
     svd_checked_first = frozenset[str]()
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
