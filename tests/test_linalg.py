@@ -667,6 +667,37 @@ def test_torch_all_finite(dtype: str, n: int) -> None:
                 assert not tb.all_finite(torch._neg_view(y)), (bad, where)
 
 
+@requires_torch
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 5, 300])  # past FINITE_LIST_MAX too: S is read whole
+def test_torch_singular_values_finite(dtype: str, n: int) -> None:
+    """The torch backend's check of S (svd/svdvals): NaN, +inf and -inf anywhere in one
+    matrix's S or a stack's are found; a meta tensor has no values (True)."""
+    from xback._dispatch import load_backend
+
+    tb = load_backend("torch")
+    S = torch.linspace(5, 1, n, dtype=getattr(torch, dtype))
+    assert tb.singular_values_finite(S) and tb.singular_values_finite(S.expand(3, n))
+    assert tb.singular_values_finite(torch.empty(n, device="meta"))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for where in (0, n - 1):
+            y = S.clone()
+            y[where] = bad
+            assert not tb.singular_values_finite(y), (bad, where)
+            assert not tb.singular_values_finite(torch.stack([S, y])), (bad, where)
+
+
+@requires_torch
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
+def test_torch_singular_values_overflowing_from_finite_input_are_named(fn: Any) -> None:
+    x = torch.full((2, 2), 3e38, dtype=torch.float32)  # finite; S[0] = 6e38 overflows
+    with pytest.raises(ValueError, match="overflowed although x is finite"):
+        fn(x)
+    with pytest.raises(ValueError, match="overflowed although x is finite"):
+        fn(x.expand(2, 2, 2))  # a stack: S is 2-D
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex64", "complex128",
                                    ml_dtypes.bfloat16])
 @pytest.mark.parametrize("n", [5, 257])  # Python numbers / NumPy's isfinite

@@ -268,7 +268,7 @@ def _svd_call(
             if isinstance(t, Backend) and (shared := there(b, t, x)) is not None:
                 kb, kx = t, shared[0]
         checked = False  # x proven finite, with a norm no singular value can overflow
-        if variant in b.svd_checked_first or variant in kb.svd_checked_first:
+        if variant in b.svd_checked_first or (kb is not b and variant in kb.svd_checked_first):
             # checked first where the input's backend or the kernel's asks for it
             # (Backend.svd_checked_first): LAPACK's gesdd can loop forever on inf (observed
             # with NumPy 2.4 / OpenBLAS, and through array-api-strict, on a 6x3 matrix
@@ -295,7 +295,7 @@ def _svd_call(
         if kb is not b:
             out = tuple(back(b, kb, r) for r in out)
         # S checked: NaN or inf anywhere in a matrix makes its singular values NaN
-        if not checked and not b.all_finite(out[len(out) // 2]):
+        if not checked and not b.singular_values_finite(out[len(out) // 2]):
             raise _nonfinite_result(b, x, fname)
         return out
     except Exception as exc:  # a sparse, nested or quantized tensor: the error names it

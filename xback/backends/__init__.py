@@ -314,6 +314,13 @@ class Backend:
         :meth:`svdvals`."""
         return self.svdvals(x)
 
+    def singular_values_finite(self, S: Any) -> bool:
+        """Whether the singular values ``S`` (shape ``(..., K)``, real, fresh from
+        :meth:`svd` or :meth:`svdvals`) are all finite. ``S`` is small next to the
+        decomposition that made it, so a backend may read it whole, at any length, as Python
+        numbers. Default: :meth:`all_finite`."""
+        return self.all_finite(S)
+
     def all_finite(self, x: Any) -> bool:
         """Whether every element of ``x`` is finite; ``True`` for an array with no values to
         read (torch's meta tensors). Lazy arrays (Dask) are computed."""

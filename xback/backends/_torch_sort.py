@@ -42,7 +42,7 @@ def _complex_argsort(x: Any, axis: int, descending: bool) -> Any:
 
 
 # dim=-1 is torch's default and is not passed: each keyword costs torch's argument parser
-# time (docs/benchmarks.md#sixth-pass-the-descending-float-kernels-2026-12-06-2045-utc)
+# time (docs/benchmarks.md#sixth-pass-the-descending-float-kernels-2026-12-06-2030-utc)
 def _float_desc_values(x: Any, dim: int = -1, stable: bool = True) -> Any:
     """Floats sorted descending, NaN last: ascending on ``-x``, negated back (exact; in
     place, also under autograd: sort's backward reads its indices, not its values)."""
