@@ -18,10 +18,14 @@ the median per-call time minus the raw call's, in µs.
   all). ``-``: the peer has no such call.
 * ``+1 call``: the raw call behind one more Python function that does nothing else, the
   floor of any layer written in Python (every peer adds at least that).
-* The last rows give every candidate xback's answer where the first rows' raw call and
+* The later rows give every candidate xback's answer where the first rows' raw call and
   peers give another: ``svd``/``svdvals`` raising ``ValueError`` on NaN or inf (the input
   checked first with the library's own ``isfinite``/``all``), and a descending sort with
   NaN last (``-sort(-x)``), each spelled as a library author would with that library.
+* The ``program`` rows time a whole program around such calls, once per candidate: 25
+  orthogonal Procrustes fits of 8x3 point sets (the svd of ``A.T @ B``, the rotation, the
+  residual as a Python float) and the fits ranked by ``argsort``; their cells are µs per
+  program (25 svd calls and one argsort among 150 operations of the user's own).
 
 Benchmark-only dependencies: ``pip install "xback[bench,torch]"`` (autoray; array-api-compat
 is a dependency of xback)::
@@ -146,6 +150,7 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
         },
     }
     rows.update(_same_answer_rows(M, T, t, do, ns))
+    rows.update(_program_rows(do, ns))
     for row in rows.values():  # the floor of any Python layer: one function, no work in it
         row["+1 call"] = _one_call_more(row["raw"])
     notes = {("sort descending, 16, torch", "array-api-compat"): "NaN first"}
@@ -225,6 +230,96 @@ def _same_answer_rows(M: Any, T: Any, t: Any, do: Any, ns: Any) -> dict[str, Row
     _check_same_answers(cases, v)
     return {label: {k: None if f is None else functools.partial(f, x) for k, f in fns.items()}
             for label, (x, _, fns) in cases.items()}
+
+
+def _program_rows(do: Any, ns: Any) -> dict[str, Row]:
+    """Whole programs (see the module docstring), checked like the same-answer rows: every
+    candidate ranks the fits alike and raises ``ValueError`` when a point set holds NaN."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    pairs = [(rng.standard_normal((8, 3)), rng.standard_normal((8, 3))) for _ in range(25)]
+    Fn = Callable[[Any], Any]
+
+    def program(svd: Fn, argsort: Fn, asarray: Fn) -> Fn:
+        def run(data: list[tuple[Any, Any]]) -> Any:
+            errs = []
+            for A, B in data:
+                U, S, Vh = svd(A.T @ B)
+                D = A @ (U @ Vh) - B
+                errs.append(float((D * D).sum()))
+            return argsort(asarray(errs))
+
+        return run
+
+    def checked(all_finite: Fn, svd: Fn) -> Fn:
+        def call(x: Any) -> Any:
+            if not all_finite(x):
+                raise ValueError("x contains non-finite values")
+            return svd(x)
+
+        return call
+
+    def ns_finite(x: Any) -> bool:
+        xp = ns(x)
+        return bool(xp.all(xp.isfinite(x)))
+
+    def ar_finite(x: Any) -> bool:
+        return bool(do("all", do("isfinite", x)))
+
+    xb_svd = functools.partial(xback.svd, full_matrices=False)
+    libs: dict[str, tuple[list[tuple[Any, Any]], dict[str, Fn | None]]] = {
+        "NumPy": (pairs, {
+            "raw": program(checked(lambda x: bool(np.isfinite(x).all()),
+                                   functools.partial(np.linalg.svd, full_matrices=False)),
+                           functools.partial(np.argsort, kind="stable"), np.asarray),
+            "xback": program(xb_svd, xback.argsort, np.asarray),
+            "autoray": program(
+                checked(ar_finite, functools.partial(do, "linalg.svd", full_matrices=False)),
+                functools.partial(do, "argsort", kind="stable"), np.asarray) if do else None,
+            "array-api-compat": program(
+                checked(ns_finite, lambda x: ns(x).linalg.svd(x, full_matrices=False)),
+                lambda e: ns(e).argsort(e, stable=True), np.asarray),
+        }),
+    }
+    t_pairs = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs]
+
+    def t_asarray(e: list[float]) -> Any:
+        return torch.tensor(e, dtype=torch.float64)
+
+    libs["torch"] = (t_pairs, {
+        "raw": program(checked(lambda x: bool(torch.isfinite(x).all()),
+                               functools.partial(torch.linalg.svd, full_matrices=False)),
+                       functools.partial(torch.argsort, stable=True), t_asarray),
+        "xback": program(xb_svd, xback.argsort, t_asarray),
+        "autoray": program(
+            checked(ar_finite, functools.partial(do, "linalg.svd", full_matrices=False)),
+            functools.partial(do, "argsort", stable=True), t_asarray) if do else None,
+        "array-api-compat": program(
+            checked(ns_finite, lambda x: ns(x).linalg.svd(x, full_matrices=False)),
+            lambda e: ns(e).argsort(e, stable=True), t_asarray),
+    })
+    rows: dict[str, Row] = {}
+    for lib, (data, fns) in libs.items():
+        xb = fns["xback"]
+        assert xb is not None
+        want = np.asarray(xb(data))
+        bad = [(A * np.nan if i == 3 else A, B) for i, (A, B) in enumerate(data)]
+        for name, f in fns.items():
+            if f is None:
+                continue
+            if not np.array_equal(np.asarray(f(data)), want):
+                raise AssertionError(f"program, {lib}: {name} ranks the fits differently")
+            try:
+                f(bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"program, {lib}: {name} does not raise on NaN")
+        rows[f"program: 25 Procrustes fits 8x3, {lib} (µs per program)"] = {
+            k: None if f is None else functools.partial(f, data) for k, f in fns.items()
+        }
+    return rows
 
 
 def _check_same_answers(cases: dict[str, tuple[Any, list[Any], dict[str, Any]]], v: Any) -> None:
