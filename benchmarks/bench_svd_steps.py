@@ -10,7 +10,9 @@ before it leaves the caches cold, and the Python code before the next LAPACK cal
 call slower too. One thread (set before NumPy is imported).
 
 Run: ``python benchmarks/bench_svd_steps.py [--backend numpy|torch] [--shape 4x3] [--rounds 9]``;
-``--checks`` times ways of checking torch's ``S`` after the raw call instead; ``--after``
+``--program`` runs each variant inside a program of 25 Procrustes fits of 8x3 point sets
+(``--calls`` then counts programs); ``--checks`` times ways of checking torch's ``S`` after
+the raw call instead; ``--after``
 times the same Python loop (10 and 100 steps of float arithmetic) after torch's svd, after
 NumPy's and alone: what the LAPACK call adds to Python code run after it.
 """
@@ -24,6 +26,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import cmath  # noqa: E402
+import functools  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import timeit  # noqa: E402
@@ -40,8 +43,12 @@ from xback.backends import Backend  # noqa: E402
 from xback.bench._harness import cpu_name, load_average  # noqa: E402
 
 
-def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
-    """Label -> a call: the raw svd with more and more of xback's steps before/after it."""
+def variants(
+    backend: str, shape: tuple[int, int], program: bool = False
+) -> dict[str, Callable[[], Any]]:
+    """Label -> a call: the raw svd with more and more of xback's steps before/after it;
+    with ``program``, each inside a program of 25 Procrustes fits of 8x3 point sets (the
+    program of ``bench_peers.py``), with the raw library's own input check as one more row."""
     M = np.random.default_rng(0).standard_normal(shape)
     if backend == "torch":
         import torch
@@ -53,8 +60,8 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
         X, raw = M, np.linalg.svd
     b, _ = prepare1(X, None, None)
 
-    def steps(n: int) -> Callable[[], Any]:
-        def call() -> Any:  # the steps of xback._linalg._svd_call, in its order
+    def steps(n: int) -> Callable[[Any], Any]:
+        def call(X: Any) -> Any:  # the steps of xback._linalg._svd_call, in its order
             kb, x = prepare1(X, None, None)
             if n >= 2:
                 nd = x.ndim
@@ -83,16 +90,42 @@ def variants(backend: str, shape: tuple[int, int]) -> dict[str, Callable[[], Any
 
         return call
 
-    return {
-        "raw svd": lambda: raw(X, full_matrices=False),
+    fns: dict[str, Callable[[Any], Any]] = {
+        "raw svd": lambda x: raw(x, full_matrices=False),
         "+ choose the backend (prepare1)": steps(1),
         "+ check and cast x": steps(2),
         "+ the traced test": steps(3),
         "+ the routing lookup": steps(4),
         "+ the finiteness check": steps(5),
         "+ the backend method, SVDResult": steps(6),
-        "xback.svd": lambda: xback.svd(X, full_matrices=False),
+        "xback.svd": lambda x: xback.svd(x, full_matrices=False),
     }
+    if not program:
+        return {k: functools.partial(f, X) for k, f in fns.items()}
+
+    def raw_checked(x: Any) -> Any:  # the raw library's own spelling of the contract
+        if not bool((torch.isfinite(x) if backend == "torch" else np.isfinite(x)).all()):
+            raise ValueError("non-finite")
+        return raw(x, full_matrices=False)
+
+    fns["raw svd, input checked with isfinite(x).all()"] = raw_checked
+    rng = np.random.default_rng(1)
+    pairs = [(rng.standard_normal((8, 3)), rng.standard_normal((8, 3))) for _ in range(25)]
+    if backend == "torch":
+        pairs = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs]
+
+    def in_program(svd: Callable[[Any], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            errs = []
+            for A, B in pairs:
+                U, S, Vh = svd(A.T @ B)
+                D = A @ (U @ Vh) - B
+                errs.append(float((D * D).sum()))
+            return errs
+
+        return run
+
+    return {k: in_program(f) for k, f in fns.items()}
 
 
 def check_variants(shape: tuple[int, int]) -> dict[str, Callable[[], Any]]:
@@ -165,18 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shape", default="4x3", help="the matrix, MxN (default 4x3)")
     p.add_argument("--checks", action="store_true",
                    help="instead: ways of checking torch's S after the raw svd")
+    p.add_argument("--program", action="store_true",
+                   help="each variant inside a program of 25 Procrustes fits (8x3)")
     p.add_argument("--after", action="store_true",
                    help="instead: a Python loop after torch's svd, NumPy's, or nothing")
     a = p.parse_args(argv)
     m, n = (int(v) for v in a.shape.split("x"))
     vs = (after_variants((m, n)) if a.after else check_variants((m, n)) if a.checks
-          else variants(a.backend, (m, n)))
+          else variants(a.backend, (m, n), a.program))
     best = {k: float("inf") for k in vs}
     for _ in range(a.rounds):
         for k, f in vs.items():
             best[k] = min(best[k], min(timeit.repeat(f, number=a.calls, repeat=3)) / a.calls)
     la = load_average()
     lib = "torch" if a.checks else "NumPy and torch" if a.after else a.backend
+    if a.program:
+        lib += ", in a program of 25 Procrustes fits of 8x3 point sets"
+        m = n = 3  # the svd's input, A.T @ B
     print(f"CPU: {cpu_name()}; {lib}, {m}x{n} float64, one thread; best of {a.rounds} "
           f"rounds of {a.calls}-call blocks; load average {la[0] if la else 'n/a'}")
     print()
@@ -188,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{(best[f'{first}, then {k} steps'] - t0) * 1e6:.2f}" for k in (10, 100)]
             print(f"| {first} | {t0 * 1e6:.2f} | " + " | ".join(cells) + " |")
         return 0
-    print("| variant | µs per call | over raw |")
+    per = 25 if a.program else 1  # µs per fit of the program (one svd each)
+    print(f"| variant | µs per {'fit' if a.program else 'call'} | over raw |")
     print("|---|---|---|")
     r = best["raw svd"]
     for k, t in best.items():
-        print(f"| {k} | {t * 1e6:.2f} | {(t - r) * 1e6:+.2f} |")
+        print(f"| {k} | {t * 1e6 / per:.2f} | {(t - r) * 1e6 / per:+.2f} |")
     return 0
 
 
