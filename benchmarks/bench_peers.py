@@ -163,6 +163,38 @@ def _rows() -> tuple[dict[str, Row], dict[tuple[str, str], str], dict[str, str]]
     return rows, notes, versions
 
 
+Fn = Callable[[Any], Any]
+
+
+def _raising(all_finite: Fn, svd: Fn) -> Fn:
+    """``svd`` that first raises ``ValueError`` where ``all_finite(x)`` is false: xback's
+    finiteness contract, spelled with another library's calls."""
+
+    def call(x: Any) -> Any:
+        if not all_finite(x):
+            raise ValueError("x contains non-finite values")
+        return svd(x)
+
+    return call
+
+
+def _finite_checks(do: Any, ns: Any) -> dict[str, Any]:
+    """Each spelling of "every entry of x is finite": NumPy's, torch's, autoray's (None when
+    it is not installed) and array-api-compat's."""
+    import torch
+
+    def ns_all(x: Any) -> bool:
+        xp = ns(x)
+        return bool(xp.all(xp.isfinite(x)))
+
+    return {
+        "numpy": lambda x: bool(np.isfinite(x).all()),
+        "torch": lambda x: bool(torch.isfinite(x).all()),
+        "autoray": (lambda x: bool(do("all", do("isfinite", x)))) if do else None,
+        "array-api-compat": ns_all,
+    }
+
+
 def _same_answer_rows(M: Any, T: Any, t: Any, do: Any, ns: Any) -> dict[str, Row]:
     """The rows above whose raw call and peers give a different answer than xback, with each
     spelling written to give xback's answer, as a library author would write it with that
@@ -172,28 +204,10 @@ def _same_answer_rows(M: Any, T: Any, t: Any, do: Any, ns: Any) -> dict[str, Row
     no ``stable=``, and an unstable sort may order -0.0 and 0.0 differently: ``-``."""
     import torch
 
-    Fn = Callable[[Any], Any]
-
-    def checked(all_finite: Fn, svd: Fn) -> Fn:
-        def call(x: Any) -> Any:
-            if not all_finite(x):
-                raise ValueError("x contains non-finite values")
-            return svd(x)
-
-        return call
-
-    def np_all(x: Any) -> Any:
-        return np.isfinite(x).all()
-
-    def torch_all(x: Any) -> Any:
-        return bool(torch.isfinite(x).all())
-
-    def ar_all(x: Any) -> Any:
-        return bool(do("all", do("isfinite", x)))
-
-    def ns_all(x: Any) -> Any:
-        xp = ns(x)
-        return bool(xp.all(xp.isfinite(x)))
+    checked = _raising
+    fin = _finite_checks(do, ns)
+    np_all, torch_all, ar_all, ns_all = (
+        fin["numpy"], fin["torch"], fin["autoray"], fin["array-api-compat"])
 
     def thin(svd: Callable[..., Any]) -> Callable[[Any], Any]:
         return lambda x: svd(x, full_matrices=False)
@@ -239,7 +253,6 @@ def _program_rows(do: Any, ns: Any) -> dict[str, Row]:
 
     rng = np.random.default_rng(1)
     pairs = [(rng.standard_normal((8, 3)), rng.standard_normal((8, 3))) for _ in range(25)]
-    Fn = Callable[[Any], Any]
 
     def program(svd: Fn, argsort: Fn, asarray: Fn) -> Fn:
         def run(data: list[tuple[Any, Any]]) -> Any:
@@ -252,25 +265,14 @@ def _program_rows(do: Any, ns: Any) -> dict[str, Row]:
 
         return run
 
-    def checked(all_finite: Fn, svd: Fn) -> Fn:
-        def call(x: Any) -> Any:
-            if not all_finite(x):
-                raise ValueError("x contains non-finite values")
-            return svd(x)
-
-        return call
-
-    def ns_finite(x: Any) -> bool:
-        xp = ns(x)
-        return bool(xp.all(xp.isfinite(x)))
-
-    def ar_finite(x: Any) -> bool:
-        return bool(do("all", do("isfinite", x)))
+    checked = _raising
+    fin = _finite_checks(do, ns)
+    ns_finite, ar_finite = fin["array-api-compat"], fin["autoray"]
 
     xb_svd = functools.partial(xback.svd, full_matrices=False)
     libs: dict[str, tuple[list[tuple[Any, Any]], dict[str, Fn | None]]] = {
         "NumPy": (pairs, {
-            "raw": program(checked(lambda x: bool(np.isfinite(x).all()),
+            "raw": program(checked(fin["numpy"],
                                    functools.partial(np.linalg.svd, full_matrices=False)),
                            functools.partial(np.argsort, kind="stable"), np.asarray),
             "xback": program(xb_svd, xback.argsort, np.asarray),
@@ -288,7 +290,7 @@ def _program_rows(do: Any, ns: Any) -> dict[str, Row]:
         return torch.tensor(e, dtype=torch.float64)
 
     libs["torch"] = (t_pairs, {
-        "raw": program(checked(lambda x: bool(torch.isfinite(x).all()),
+        "raw": program(checked(fin["torch"],
                                functools.partial(torch.linalg.svd, full_matrices=False)),
                        functools.partial(torch.argsort, stable=True), t_asarray),
         "xback": program(xb_svd, xback.argsort, t_asarray),
