@@ -1,10 +1,12 @@
 """Dispatch overhead of the generic Array API backend over the library's own call.
 
 Run ``python benchmarks/bench_array_api.py [--quick]`` (needs array-api-strict; JAX is timed
-too when it is installed). For 16-element float64 and int64 arrays, each case times the
-library's own call that gives the same guarantee as xback (stable, NaN last) against the
-xback call, interleaved round-robin by the shared harness of ``xback bench``
-(:func:`xback.bench.measure`), and prints the medians and the overhead (target: <= 1 us).
+too when it is installed). For 16-element float64 and int64 arrays (and a 4x3 float64
+matrix for ``svd``/``svdvals``), each case times the library's own call that gives the same
+guarantee as xback (stable, NaN last; for the svd, ``ValueError`` on NaN or inf input, the
+input checked first) against the xback call, interleaved round-robin by the shared harness
+of ``xback bench`` (:func:`xback.bench.measure`), and prints the medians and the overhead
+(target for the sorts: <= 1 us).
 
 Two inputs per case:
 
@@ -44,8 +46,20 @@ def _cycling(f: Callable[[Any], Any], arrays: list[Any]) -> Callable[[], Any]:
     return lambda: f(nxt())
 
 
+def _raising(xp: Any, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``fn`` that first raises ``ValueError`` on NaN or inf, spelled with ``xp``: xback's
+    svd contract."""
+
+    def call(v: Any) -> Any:
+        if not bool(xp.all(xp.isfinite(v))):
+            raise ValueError("v contains non-finite values")
+        return fn(v)
+
+    return call
+
+
 def _cases(xp: Any) -> list[tuple[str, Callable[[Any], Any], Callable[[Any], Any], str]]:
-    """(op, library call with xback's guarantee, xback call, dtype) per case."""
+    """(op, library call with xback's guarantee, xback call, input) per case."""
     return [
         ("sort", lambda v: xp.sort(v, stable=True), xback.sort, "float64"),
         ("argsort", lambda v: xp.argsort(v, stable=True), xback.argsort, "float64"),
@@ -58,6 +72,14 @@ def _cases(xp: Any) -> list[tuple[str, Callable[[Any], Any], Callable[[Any], Any
             lambda v: xback.argsort(v, descending=True),
             "float64",
         ),
+        # the svd raises ValueError on NaN/inf input: the library call checks first
+        (
+            "svd",
+            _raising(xp, lambda v: xp.linalg.svd(v, full_matrices=False)),
+            lambda v: xback.svd(v, full_matrices=False),
+            "4x3 f64",
+        ),
+        ("svdvals", _raising(xp, xp.linalg.svdvals), xback.svdvals, "4x3 f64"),
     ]
 
 
@@ -81,7 +103,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     """One row per (library, op, dtype, input): ``raw_us``, ``xback_us`` (medians),
     ``overhead_us`` (their difference) and ``overhead_min_us`` (difference of the minima)."""
     rng = np.random.default_rng(0)
-    host = {"float64": rng.random(16), "int64": rng.integers(0, 8, 16)}
+    host = {
+        "float64": rng.random(16),
+        "int64": rng.integers(0, 8, 16),
+        "4x3 f64": rng.standard_normal((4, 3)),
+    }
     for a in host.values():  # a program that also sorts NumPy arrays (xback's caches hold both)
         xback.sort(a)
     rows: list[dict[str, Any]] = []

@@ -738,17 +738,33 @@ def test_svd_numpy_input_check_inf_and_minus_inf_do_not_cancel() -> None:
         xback.svd(x, full_matrices=False)
 
 
+def _host_library(name: str) -> Any:
+    """``asarray`` of a host library whose svd runs CPU LAPACK."""
+    if name == "jax":
+        pytest.importorskip("jax")
+        import jax.numpy as jnp
+
+        return jnp.asarray
+    if name == "array_api_strict":
+        return pytest.importorskip("array_api_strict").asarray
+    return np.asarray
+
+
+@pytest.mark.parametrize(
+    "lib", ["numpy", "array_api_strict", pytest.param("jax", marks=pytest.mark.jax)]
+)
 @pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
 @pytest.mark.parametrize("shape", [(4, 3), (3, 4), (60, 20), (20, 60)])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_numpy_nonfinite_input_stops_before_lapack_prints(
-    fn: Any, shape: tuple[int, int], layout: str, capfd: pytest.CaptureFixture[str]
+def test_nonfinite_input_stops_before_lapack_prints(
+    lib: str, fn: Any, shape: tuple[int, int], layout: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """NaN/inf input is refused before LAPACK runs: for inf, LAPACK's scaling prints "On entry
     to DLASCL parameter number 4 had an illegal value" on stdout (svdvals included, whose
     kernel would return NaN), which xback's users must not see."""
     import ctypes
 
+    asarray = _host_library(lib)
     libc = ctypes.CDLL(None)
     for bad in (np.inf, -np.inf, np.nan):
         for where in (np.s_[:, :], np.s_[-1, -1], np.s_[:, 0]):  # where LAPACK printed
@@ -756,10 +772,57 @@ def test_numpy_nonfinite_input_stops_before_lapack_prints(
             x = x[:, ::2] if layout == "strided" else np.ascontiguousarray(x[:, ::2])
             x[where] = bad
             with pytest.raises(ValueError, match="non-finite"):
-                fn(x)
+                fn(asarray(x) if lib != "numpy" else x)
     libc.fflush(None)  # LAPACK writes with C's buffered stdio
     out, err = capfd.readouterr()
-    assert "DLASCL" not in out + err and "illegal value" not in out + err
+    assert "LASCL" not in out + err and "illegal value" not in out + err
+
+
+@pytest.mark.parametrize(
+    "lib", ["array_api_strict", pytest.param("jax", marks=pytest.mark.jax)]
+)
+def test_array_api_host_checks_read_numpy_memory(
+    lib: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generic backend's svd checks on a host array are NumPy's on the same memory: a
+    proof of a bounded norm, or nothing; S's NaN/inf found; an array DLPack cannot share
+    leaves the namespace's own checks (no proof; S checked with isfinite/all)."""
+    asarray = _host_library(lib)
+    ok = asarray(np.ones((4, 3)))
+    b = kind_of(ok)
+    assert b is not None
+    assert b.norm_bounded(ok) and b.norm_bounded(asarray(np.ones((30, 30))))
+    assert not b.norm_bounded(asarray(np.full((20, 20), 1e200)))  # the norm overflows
+    S = np.linspace(3.0, 1.0, 3)
+    assert b.singular_values_finite(asarray(S))
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.ones((4, 3))
+        x[3, 2] = bad
+        assert not b.norm_bounded(asarray(x))
+        y = S.copy()
+        y[-1] = bad
+        assert not b.singular_values_finite(asarray(y))
+
+    def refuse(x: Any) -> Any:
+        raise BufferError("not shareable")
+
+    monkeypatch.setattr(np, "from_dlpack", refuse)
+    assert not b.norm_bounded(ok)
+    assert b.singular_values_finite(asarray(S))
+    y = S.copy()
+    y[0] = np.nan
+    assert not b.singular_values_finite(asarray(y))
+    with pytest.raises(ValueError, match="non-finite"):
+        xback.svdvals(asarray(np.full((4, 3), np.nan)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("lib", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
+def test_overflow_from_finite_input_is_named_on_host_libraries(lib: str, fn: Any) -> None:
+    x = _host_library(lib)(np.full((2, 2), 3e38, dtype=np.float32))  # S[0] = 6e38 overflows
+    with pytest.raises(ValueError, match="overflowed although x is finite"):
+        fn(x)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")

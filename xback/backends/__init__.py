@@ -283,10 +283,12 @@ class Backend:
     has_autograd: ClassVar[bool] = False
     #: the variants (``"full"``, ``"thin"``: :meth:`svd`; ``"vals"``: :meth:`svdvals`) whose
     #: input the front layer checks for NaN and inf before the kernel; the singular values
-    #: of the others are checked after it. Default: the factorizations, since LAPACK's
-    #: ``gesdd`` can loop forever on inf (NumPy with OpenBLAS, array-api-strict); singular
-    #: values alone come back NaN (Dask: checking first would compute the input twice)
-    svd_checked_first: ClassVar[frozenset[str]] = frozenset({"full", "thin"})
+    #: of the others are checked after it. Default: all, as the contract says ("raised
+    #: before any work"): LAPACK's ``gesdd`` can loop forever on inf (NumPy with OpenBLAS,
+    #: array-api-strict), and its scaling prints "On entry to DLASCL parameter number 4 had
+    #: an illegal value" on stdout for some inf input, singular values alone included
+    #: (NumPy, array-api-strict, JAX on the CPU)
+    svd_checked_first: ClassVar[frozenset[str]] = frozenset({"full", "thin", "vals"})
 
     def svd(self, x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any, Any, Any]:
         """``(U, S, Vh)`` of a stack ``x`` of shape ``(..., M, N)``, ``x`` already of a float32,

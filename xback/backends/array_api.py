@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from xback.backends import Backend
+from xback.backends.numpy import BACKEND as _NP_BACKEND
 
 __all__ = ["LIBRARIES", "ArrayAPIBackend", "CupyBackend", "JaxBackend", "make_backend"]
 
@@ -223,6 +224,28 @@ class ArrayAPIBackend(Backend):
     def traced(self, x: Any) -> bool:
         return self._tracer is not None and isinstance(x, self._tracer)
 
+    # the svd's finiteness checks on an array in host memory: NumPy's, on the same memory
+    # (DLPack, no copy), where the namespace's isfinite/all/bool cost a dispatch each
+    # (docs/benchmarks.md#finiteness-checks); anything else keeps the namespace's checks
+    def norm_bounded(self, x: Any) -> bool:
+        host = _shared_with_numpy(x)
+        return host is not None and _NP_BACKEND.norm_bounded(host)
+
+    def singular_values_finite(self, S: Any) -> bool:
+        host = _shared_with_numpy(S)
+        if host is None:
+            return self.all_finite(S)
+        return _NP_BACKEND.singular_values_finite(host)
+
+
+def _shared_with_numpy(x: Any) -> np.ndarray[Any, Any] | None:
+    """``x``'s memory as a NumPy array (DLPack), or None: another device, or a dtype DLPack
+    cannot carry."""
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        return None
+
 
 class JaxBackend(ArrayAPIBackend):
     """JAX: its arrays' types live in ``jaxlib``, its tracers (the arrays inside
@@ -260,6 +283,10 @@ class CupyBackend(ArrayAPIBackend):
 
     def owns(self, tp: type) -> bool:
         return issubclass(tp, sys.modules["cupy"].ndarray)
+
+    # singular values alone are checked after, as before (cuSOLVER prints nothing on the host;
+    # a check first would add a device synchronisation to the one after)
+    svd_checked_first = frozenset({"full", "thin"})
 
 
 #: the libraries whose differences need code (by registry name); any other Array API

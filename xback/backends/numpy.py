@@ -164,10 +164,6 @@ class NumpyBackend(HostBackend):
     def svdvals(self, x: Any) -> Any:
         return np.linalg.svd(x, compute_uv=False)
 
-    # svdvals too: for inf input LAPACK's scaling prints "On entry to DLASCL parameter number
-    # 4 had an illegal value" on stdout; a small input's check first replaces the one after
-    svd_checked_first = frozenset({"full", "thin", "vals"})
-
     def all_finite(self, x: Any) -> bool:
         if x.ndim == 1 and x.size <= FINITE_LIST_MAX and x.dtype.char in "efdFD":
             return finite_values(x.tolist())  # docs/benchmarks.md#finiteness-checks
