@@ -747,11 +747,14 @@ def _host_library(name: str) -> Any:
         return jnp.asarray
     if name == "array_api_strict":
         return pytest.importorskip("array_api_strict").asarray
+    if name == "dask":  # one chunk: NumPy's LAPACK on the whole matrix
+        da = pytest.importorskip("dask.array")
+        return lambda a: da.from_array(a, chunks=a.shape)
     return np.asarray
 
 
 @pytest.mark.parametrize(
-    "lib", ["numpy", "array_api_strict", pytest.param("jax", marks=pytest.mark.jax)]
+    "lib", ["numpy", "array_api_strict", "dask", pytest.param("jax", marks=pytest.mark.jax)]
 )
 @pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
 @pytest.mark.parametrize("shape", [(4, 3), (3, 4), (60, 20), (20, 60)])

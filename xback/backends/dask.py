@@ -88,6 +88,11 @@ def _svd_block(x: Any, full_matrices: bool, canonical_signs: bool) -> tuple[Any,
 
 
 def _svdvals_block(x: Any) -> Any:
+    # a block holding NaN or inf gets NaN singular values without LAPACK, whose scaling
+    # prints on stdout for some inf input (docs/benchmarks.md#finiteness-checks); the front
+    # layer's check of S then raises
+    if not _NP_BACKEND.all_finite(x):
+        return np.full((*x.shape[:-2], min(x.shape[-2:])), np.nan, np.finfo(x.dtype).dtype)
     return np.linalg.svd(x, compute_uv=False)
 
 
@@ -133,8 +138,8 @@ class DaskBackend(HostBackend):
     name = "dask"
     respects_readonly = True  # dask never writes into the arrays it wraps
     has_chunks = True
-    # singular values alone are checked after: a check first computes the input once more
-    # (NumPy's LAPACK in the chunks can then print its DLASCL complaint for inf input)
+    # singular values alone are checked after: a check first would compute the input once
+    # more (each block is checked before its LAPACK call instead, see _svdvals_block)
     svd_checked_first = frozenset({"full", "thin"})
 
     # -- kinds, devices, dtypes ------------------------------------------------------------
