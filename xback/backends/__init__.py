@@ -334,7 +334,8 @@ class Backend:
         ``svd``/``svdvals`` skip their finiteness checks before and after LAPACK: no singular
         value exceeds the norm. ``False`` says nothing (the checks run). Default: ``False``;
         NumPy reads a small matrix as Python numbers and a larger contiguous one by one dot
-        product (docs/benchmarks.md#finiteness-checks)."""
+        product, and the generic Array API backend does the same on a host array's memory
+        (docs/benchmarks.md#finiteness-checks)."""
         return False
 
     def lstsq_grad(self, A: Any, x: Any, y: Any, method: str) -> Any:
