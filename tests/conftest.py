@@ -166,6 +166,16 @@ class Target:
         return f"{self.backend}-{self.device}" + ("-chunked" if self.chunked else "")
 
 
+def c_stdio_output(capfd: pytest.CaptureFixture[str]) -> str:
+    """What was written on stdout and stderr so far, C's buffered stdio included (LAPACK
+    prints with it): flushed, then read at the file-descriptor level."""
+    import ctypes
+
+    ctypes.CDLL(None).fflush(None)
+    out, err = capfd.readouterr()
+    return out + err
+
+
 def small_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     """Chunks of the chunked targets: axes cut in two (lengths 2 and up), never across a
     matrix (how the dask backend's linear algebra takes its input): 1-D arrays along their

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import xback
 from xback._dispatch import kind_of
 
-from .conftest import HAS_TORCH, Target, requires_torch, torch
+from .conftest import HAS_TORCH, Target, c_stdio_output, requires_torch, torch
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F8 = np.dtype(ml_dtypes.float8_e4m3fn)
@@ -687,17 +687,6 @@ def test_torch_singular_values_finite(dtype: str, n: int) -> None:
             assert not tb.singular_values_finite(torch.stack([S, y])), (bad, where)
 
 
-@requires_torch
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
-def test_torch_singular_values_overflowing_from_finite_input_are_named(fn: Any) -> None:
-    x = torch.full((2, 2), 3e38, dtype=torch.float32)  # finite; S[0] = 6e38 overflows
-    with pytest.raises(ValueError, match="overflowed although x is finite"):
-        fn(x)
-    with pytest.raises(ValueError, match="overflowed although x is finite"):
-        fn(x.expand(2, 2, 2))  # a stack: S is 2-D
-
-
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "complex64", "complex128",
                                    ml_dtypes.bfloat16])
 @pytest.mark.parametrize("n", [5, 257])  # Python numbers / NumPy's isfinite
@@ -765,10 +754,7 @@ def test_nonfinite_input_stops_before_lapack_prints(
     """NaN/inf input is refused before LAPACK runs: for inf, LAPACK's scaling prints "On entry
     to DLASCL parameter number 4 had an illegal value" on stdout (svdvals included, whose
     kernel would return NaN), which xback's users must not see."""
-    import ctypes
-
     asarray = _host_library(lib)
-    libc = ctypes.CDLL(None)
     for bad in (np.inf, -np.inf, np.nan):
         for where in (np.s_[:, :], np.s_[-1, -1], np.s_[:, 0]):  # where LAPACK printed
             x = np.random.default_rng(0).standard_normal((shape[0], 2 * shape[1]))
@@ -776,9 +762,8 @@ def test_nonfinite_input_stops_before_lapack_prints(
             x[where] = bad
             with pytest.raises(ValueError, match="non-finite"):
                 fn(asarray(x) if lib != "numpy" else x)
-    libc.fflush(None)  # LAPACK writes with C's buffered stdio
-    out, err = capfd.readouterr()
-    assert "LASCL" not in out + err and "illegal value" not in out + err
+    printed = c_stdio_output(capfd)
+    assert "LASCL" not in printed and "illegal value" not in printed
 
 
 @pytest.mark.parametrize(
@@ -820,20 +805,17 @@ def test_array_api_host_checks_read_numpy_memory(
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("lib", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize(
+    "lib", ["numpy", "array_api_strict", pytest.param("torch", marks=requires_torch)]
+)
 @pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
-def test_overflow_from_finite_input_is_named_on_host_libraries(lib: str, fn: Any) -> None:
-    x = _host_library(lib)(np.full((2, 2), 3e38, dtype=np.float32))  # S[0] = 6e38 overflows
-    with pytest.raises(ValueError, match="overflowed although x is finite"):
-        fn(x)
-
-
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("fn", [xback.svd, xback.svdvals])
-def test_singular_values_overflowing_from_finite_input_are_named(fn: Any) -> None:
-    x = np.full((2, 2), 3e38, dtype=np.float32)  # finite; S[0] = 6e38 overflows float32
-    with pytest.raises(ValueError, match="overflowed although x is finite"):
-        fn(x)
+def test_singular_values_overflowing_from_finite_input_are_named(lib: str, fn: Any) -> None:
+    """One matrix and a stack (S 2-D): each backend's check of S finds the overflow."""
+    a = np.full((2, 2), 3e38, dtype=np.float32)  # finite; S[0] = 6e38 overflows float32
+    asarray = torch.from_numpy if lib == "torch" else _host_library(lib)
+    for x in (a, np.stack([a, a])):
+        with pytest.raises(ValueError, match="overflowed although x is finite"):
+            fn(asarray(x))
 
 
 def test_numpy_norm_bounded_is_a_proof_or_nothing() -> None:
